@@ -1,0 +1,1 @@
+"""Fixtures that start the ComfyUI stand-in (owned by the stand-in work)."""
