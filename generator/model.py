@@ -1,0 +1,212 @@
+"""The resolved model the templates print: every decision is made before rendering.
+
+Built by :mod:`generator.resolve` from validated spec files and their workflows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RequestField:
+    """One field of a generated pydantic request model."""
+
+    name: str
+    annotation: str  # e.g. "int", "str | None", 'Literal["1:1", "16:9"]'
+    field_args: str  # rendered arguments of pydantic's Field(...)
+
+
+@dataclass(frozen=True)
+class ParamModel:
+    """One parameter as the runtime applies it (rendered as a runtime ``Param``)."""
+
+    name: str
+    kind: str  # value | seed | image | video | mask
+    targets: tuple[tuple[str, str], ...]  # (node id, input name)
+    format: str | None = None
+    prepend_to: str | None = None
+    separator: str = ", "
+    sets: dict[str, dict[str, Any]] | None = None
+    header: str | None = None
+    many: bool = False
+
+    @property
+    def runtime_args(self) -> str:
+        """Keyword arguments of the runtime ``Param(...)`` that differ from its defaults."""
+        args = [repr(self.name)]
+        if self.kind != "value":
+            args.append(f"kind={self.kind!r}")
+        if self.targets:
+            targets = ", ".join(f"Target({n!r}, {i!r})" for n, i in self.targets)
+            args.append(f"targets=({targets},)")
+        for key in ("format", "prepend_to", "sets", "header"):
+            value = getattr(self, key)
+            if value is not None:
+                args.append(f"{key}={value!r}")
+        if self.prepend_to is not None and self.separator != ", ":
+            args.append(f"separator={self.separator!r}")
+        if self.many:
+            args.append("many=True")
+        return ", ".join(args)
+
+
+@dataclass(frozen=True)
+class EndpointModel:
+    path: str
+    request_class: str
+    summary: str
+    description: str | None
+    workflow_file: str
+    fields: tuple[RequestField, ...]
+    params: tuple[ParamModel, ...]
+    outputs: tuple[str, ...]
+    response: str
+    timeout: int
+    gpu: str
+    headers: dict[str, str]
+    require_one_of: tuple[tuple[str, ...], ...]
+    prefix_nodes: tuple[str, ...]  # nodes whose filename_prefix is made unique per request
+    examples: tuple[dict[str, Any], ...]
+    source: str  # spec file that declared it
+
+    @property
+    def constant(self) -> str:
+        """Module-level constant holding this endpoint's runtime ``Endpoint``."""
+        name = re.sub(r"[^A-Za-z0-9]+", "_", self.path).strip("_").upper()
+        return name if not name[:1].isdigit() else "E_" + name
+
+
+@dataclass(frozen=True)
+class ModelFileModel:
+    folder: str
+    filename: str
+    repo: str | None
+    file: str | None
+    revision: str
+    url: str | None
+    sha256: str | None
+    size_gb: float | None
+
+    @property
+    def runtime_args(self) -> str:
+        args = [f"folder={self.folder!r}", f"filename={self.filename!r}"]
+        if self.url:
+            args.append(f"url={self.url!r}")
+        else:
+            args += [f"repo={self.repo!r}", f"file={self.file!r}"]
+            if self.revision != "main":
+                args.append(f"revision={self.revision!r}")
+        if self.sha256:
+            args.append(f"sha256={self.sha256!r}")
+        return ", ".join(args)
+
+
+@dataclass(frozen=True)
+class CustomNodeModel:
+    key: str
+    git: str | None
+    commit: str | None
+    registry: str | None
+    version: str | None
+    directory: str
+    pip: tuple[str, ...]
+    apt: tuple[str, ...]
+
+    @property
+    def install_commands(self) -> tuple[str, ...]:
+        target = f"/root/comfy/ComfyUI/custom_nodes/{self.directory}"
+        if self.git:
+            return (
+                f"git clone --filter=blob:none {self.git} {target}",
+                f"git -C {target} checkout --quiet {self.commit}",
+                f"cd {target} && (test ! -f requirements.txt || pip install -r requirements.txt)",
+            )
+        return (f"comfy node install {self.registry}@{self.version}",)
+
+
+@dataclass(frozen=True)
+class ClassModel:
+    """One Modal class with its own GPU; its ASGI app serves ``endpoints``."""
+
+    name: str
+    gpu: str
+    timeout: int
+    usd_per_second: float
+    endpoints: tuple[EndpointModel, ...]
+
+    @property
+    def constant(self) -> str:
+        """Name of the module-level tuple of this class's endpoints."""
+        return self._snake + "_ENDPOINTS"
+
+    @property
+    def settings_constant(self) -> str:
+        return self._snake + "_SETTINGS"
+
+    @property
+    def _snake(self) -> str:
+        return self.name.upper()
+
+    @property
+    def url_label(self) -> str:
+        return f"{self.name.lower()}-fastapi-app"
+
+
+@dataclass(frozen=True)
+class AppModel:
+    name: str
+    module: str
+    description: str
+    sources: tuple[str, ...]
+    spec_version: int
+    gpu: str
+    scaledown_window: int
+    min_containers: int
+    max_containers: int | None
+    concurrent_inputs: int
+    volumes: dict[str, str]
+    models_volume: str
+    secrets: tuple[str, ...]
+    comfyui_version: str
+    memory_snapshot: bool
+    auth: str
+    auth_secret: str | None
+    comfy_args: tuple[str, ...]
+    classes: tuple[ClassModel, ...]
+    models: tuple[ModelFileModel, ...]
+    custom_nodes: tuple[CustomNodeModel, ...]
+    apt_packages: tuple[str, ...]
+    pip_packages: tuple[str, ...]
+    workflow_files: tuple[str, ...] = field(default=())
+
+    @property
+    def endpoints(self) -> tuple[EndpointModel, ...]:
+        return tuple(e for c in self.classes for e in c.endpoints)
+
+    @property
+    def _fields(self) -> list[RequestField]:
+        return [f for e in self.endpoints for f in e.fields]
+
+    @property
+    def typing_imports(self) -> list[str]:
+        return ["Literal"] if any("Literal[" in f.annotation for f in self._fields) else []
+
+    @property
+    def pydantic_imports(self) -> list[str]:
+        uses_alias = any("AliasChoices(" in f.field_args for f in self._fields)
+        return (["AliasChoices"] if uses_alias else []) + ["BaseModel", "ConfigDict", "Field"]
+
+    @property
+    def config_imports(self) -> list[str]:
+        names = ["AppSettings", "Endpoint", "Param"] + (["ModelFile"] if self.models else [])
+        if any(f.annotation.startswith("OneOrMany") for f in self._fields):
+            names.append("OneOrMany")
+        if any(p.targets for e in self.endpoints for p in e.params):
+            names.append("Target")
+        return sorted(names)
+
+    def url(self, cls: ClassModel, workspace: str = "<workspace>") -> str:
+        return f"https://{workspace}--{self.name}-{cls.url_label}.modal.run"

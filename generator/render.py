@@ -1,0 +1,122 @@
+"""Rendering: resolved app models -> formatted Python modules (the template layer's driver).
+
+Output is deterministic: same specs and workflows give the same bytes. Formatting is a
+post-step (``ruff format``), so templates need not align whitespace by hand.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from ruff.__main__ import find_ruff_bin
+
+from . import container
+from .model import AppModel
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+GENERATED_SUFFIX = ".py"
+
+
+def _environment() -> jinja2.Environment:
+    if not (TEMPLATES_DIR / "app.py.j2").is_file():
+        raise RuntimeError(
+            f"templates not found at {TEMPLATES_DIR}; install ryla-gen from its checkout "
+            "with `pip install -e .`"
+        )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+    env.filters["pyrepr"] = repr
+    return env
+
+
+def format_python(source: str, filename: str, config_root: Path) -> str:
+    """Format with ruff, using the project's ruff settings (pyproject.toml at config_root)."""
+    result = subprocess.run(
+        [find_ruff_bin(), "format", "--stdin-filename", filename, "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        cwd=config_root,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"ruff could not format the module rendered for {filename}:\n{result.stderr}"
+        )
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: Path  # relative to the output directory
+    content: str
+
+
+def render_apps(apps: list[AppModel], config_root: Path) -> list[RenderedFile]:
+    env = _environment()
+    template = env.get_template("app.py.j2")
+    files = []
+    for app in apps:
+        name = f"{app.module}{GENERATED_SUFFIX}"
+        source = template.render(app=app, container=container)
+        files.append(
+            RenderedFile(Path(name), format_python(source, f"generated/{name}", config_root))
+        )
+    return files
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How generated/ differs from what the specs render."""
+
+    stale: list[Path]  # differ from the rendering (hand-edited or out of date)
+    missing: list[Path]
+    orphans: list[Path]  # present but rendered from no spec
+
+    @property
+    def clean(self) -> bool:
+        return not (self.stale or self.missing or self.orphans)
+
+
+def compare(files: list[RenderedFile], out_dir: Path, owned_suffixes: tuple[str, ...]) -> Drift:
+    stale, missing = [], []
+    for f in files:
+        target = out_dir / f.path
+        if not target.exists():
+            missing.append(target)
+        elif target.read_text(encoding="utf-8") != f.content:
+            stale.append(target)
+    expected = {out_dir / f.path for f in files}
+    orphans = sorted(
+        p
+        for p in out_dir.glob("*")
+        if p.is_file()
+        and p.suffix in owned_suffixes
+        and p not in expected
+        and p.name != "__init__.py"
+    )
+    return Drift(stale, missing, orphans)
+
+
+def write(files: list[RenderedFile], out_dir: Path, drift: Drift) -> list[Path]:
+    """Write changed files and remove orphans; returns the paths touched."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    touched = []
+    for f in files:
+        target = out_dir / f.path
+        if target in drift.stale or target in drift.missing:
+            target.write_text(f.content, encoding="utf-8")
+            touched.append(target)
+    for orphan in drift.orphans:
+        orphan.unlink()
+        touched.append(orphan)
+    return touched

@@ -1,0 +1,278 @@
+"""Specs -> resolved :class:`AppModel` list: the parser layer between spec files and templates.
+
+Collects every error with its place before anything is rendered (errors are data).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .catalog import Catalog
+from .diagnostics import Diagnostics, Location, SpecError
+from .endpoints import EndpointContext, resolve_endpoint
+from .gpus import parse_gpu
+from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
+from .spec.format import App, CustomNode, Model
+from .spec.load import LoadedSpec, find_spec_files, load_spec
+
+WORKSPACE_APP_LIMIT = 10
+DEFAULT_CLASS = "ComfyUI"
+
+
+@dataclass
+class Project:
+    """Where a project's inputs live (the repository layout)."""
+
+    root: Path
+    specs: list[Path]
+    workflows_dir: Path
+
+    @classmethod
+    def at(cls, root: Path, specs: list[Path] | None = None) -> Project:
+        root = root.resolve()
+        return cls(root, specs or [root / "specs"], root / "comfy_workflows")
+
+
+@dataclass
+class _AppSources:
+    definition: LoadedSpec | None = None
+    spec_files: list[LoadedSpec] = field(default_factory=list)
+
+
+def load_project(
+    project: Project, catalog: Catalog | None = None
+) -> tuple[list[AppModel], Diagnostics]:
+    """Resolve every spec; raises :class:`SpecError` listing every error found."""
+    diags = Diagnostics()
+    files = find_spec_files(project.specs)
+    if not files:
+        where = ", ".join(str(p) for p in project.specs)
+        diags.error(Location(where), "no spec files (*.yaml) found")
+        raise SpecError(diags.sorted())
+    loaded = [s for s in (load_spec(p, diags, project.root) for p in files) if s is not None]
+    apps = _group_by_app(loaded, diags)
+    models = [
+        m
+        for m in (_resolve_app(name, src, project, catalog, diags) for name, src in apps.items())
+        if m
+    ]
+    if len(apps) > WORKSPACE_APP_LIMIT:
+        diags.warning(
+            Location(", ".join(str(p) for p in project.specs)),
+            f"{len(apps)} apps: more than the {WORKSPACE_APP_LIMIT} the workspace plan allows",
+        )
+    if diags.errors:
+        raise SpecError(diags.sorted())
+    return sorted(models, key=lambda m: m.name), diags
+
+
+def _group_by_app(loaded: list[LoadedSpec], diags: Diagnostics) -> dict[str, _AppSources]:
+    apps: dict[str, _AppSources] = {}
+    for spec in loaded:
+        app = spec.spec.app
+        name = app.name if isinstance(app, App) else app
+        sources = apps.setdefault(name, _AppSources())
+        if isinstance(app, App):
+            if sources.definition is not None:
+                first = sources.definition.loc("app", "name")
+                diags.error(
+                    spec.loc("app", "name"),
+                    f"app '{name}' is already defined at {first}; "
+                    f"other files add endpoints with 'app: {name}'",
+                )
+                continue
+            sources.definition = spec
+        sources.spec_files.append(spec)
+    for name, sources in apps.items():
+        if sources.definition is None:
+            for spec in sources.spec_files:
+                diags.error(spec.loc("app"), f"app '{name}' is not defined in any spec file")
+    return {n: s for n, s in apps.items() if s.definition is not None}
+
+
+def _resolve_app(
+    name: str, sources: _AppSources, project: Project, catalog: Catalog | None, diags: Diagnostics
+) -> AppModel | None:
+    assert sources.definition is not None
+    app = sources.definition.spec.app
+    assert isinstance(app, App)
+    before = len(diags.errors)
+    app_gpu = _gpu(app.gpu, sources.definition.loc("app", "gpu"), diags)
+    endpoints: list[EndpointModel] = []
+    seen_paths: dict[str, Location] = {}
+    custom_nodes: dict[str, tuple[CustomNode, Location]] = {}
+    models: dict[tuple[str, str], tuple[Model, Location]] = {}
+    for spec in sources.spec_files:
+        for i, ep in enumerate(spec.spec.endpoints):
+            where = spec.loc("endpoints", i, "path")
+            if ep.path in seen_paths:
+                diags.error(
+                    where,
+                    f"duplicate path {ep.path} in app '{name}' (first at {seen_paths[ep.path]})",
+                )
+                continue
+            seen_paths[ep.path] = where
+            gpu = _gpu(ep.gpu, spec.loc("endpoints", i, "gpu"), diags) if ep.gpu else app_gpu
+            ctx = EndpointContext(spec, i, ep, diags, project.workflows_dir, project.root)
+            resolved = resolve_endpoint(
+                ctx, gpu=gpu or "", timeout=ep.timeout or app.timeout, catalog=catalog
+            )
+            if resolved:
+                endpoints.append(resolved)
+            for j, node in enumerate(ep.custom_nodes):
+                _merge_custom_node(
+                    node, spec.loc("endpoints", i, "custom_nodes", j), custom_nodes, diags
+                )
+            for j, model in enumerate(ep.models):
+                _merge_model(model, spec.loc("endpoints", i, "models", j), models, diags)
+    if models and app.models_volume not in app.volumes:
+        diags.error(
+            sources.definition.loc("app", "models_volume"),
+            f"models_volume '{app.models_volume}' is not among the app's volumes "
+            f"({', '.join(app.volumes) or 'none'}); its models need a volume to live in",
+        )
+    if not seen_paths:
+        diags.error(sources.definition.loc("app"), f"app '{name}' has no endpoints")
+    if len(diags.errors) > before or app_gpu is None:
+        return None
+    nodes = tuple(
+        _custom_node_model(n) for n, _ in sorted(custom_nodes.values(), key=lambda x: x[0].key)
+    )
+    return AppModel(
+        name=name,
+        module=name.replace("-", "_"),
+        description=app.description or f"ComfyUI endpoints of {name}.",
+        sources=tuple(sorted(s.display for s in sources.spec_files)),
+        spec_version=sources.definition.spec.version,
+        gpu=app_gpu,
+        scaledown_window=app.scaledown_window,
+        min_containers=app.min_containers,
+        max_containers=app.max_containers,
+        concurrent_inputs=app.concurrent_inputs,
+        volumes=dict(sorted(app.volumes.items())),
+        models_volume=app.models_volume,
+        secrets=tuple(app.secrets),
+        comfyui_version=app.comfyui_version,
+        memory_snapshot=app.memory_snapshot,
+        auth=app.auth,
+        auth_secret=app.auth_secret,
+        comfy_args=tuple(app.comfy_args),
+        classes=_split_classes(app_gpu, endpoints, app.cost_per_second),
+        models=tuple(_model_file(m) for key, (m, _) in sorted(models.items())),
+        custom_nodes=nodes,
+        apt_packages=tuple(sorted({"git", *(p for n in nodes for p in n.apt)})),
+        pip_packages=tuple(dict.fromkeys(p for n in nodes for p in n.pip)),
+        workflow_files=tuple(sorted({e.workflow_file for e in endpoints})),
+    )
+
+
+def _gpu(value: str, where: Location, diags: Diagnostics) -> str | None:
+    try:
+        return parse_gpu(value).spec
+    except ValueError as exc:
+        diags.error(where, str(exc))
+        return None
+
+
+def _split_classes(
+    app_gpu: str, endpoints: list[EndpointModel], cost_override: float | None
+) -> tuple[ClassModel, ...]:
+    """One Modal class per GPU: a class has one GPU, so endpoints needing another get their own.
+
+    The app's GPU keeps the class name ``ComfyUI`` (the URLs clients call today); others are
+    ``ComfyUI<GPU>``, e.g. ``ComfyUIH100`` or ``ComfyUIA10080GBx2``. A class's Modal timeout is
+    the longest of its endpoints'; each endpoint's own timeout is enforced per request.
+    """
+    groups: dict[str, list[EndpointModel]] = {}
+    for ep in endpoints:
+        groups.setdefault(ep.gpu, []).append(ep)
+    classes = []
+    for gpu in sorted(groups, key=lambda g: (g != app_gpu, g)):
+        name = DEFAULT_CLASS if gpu == app_gpu else DEFAULT_CLASS + _class_suffix(gpu)
+        eps = tuple(groups[gpu])
+        usd = cost_override or parse_gpu(gpu).usd_per_second
+        classes.append(ClassModel(name, gpu, max(e.timeout for e in eps), usd, eps))
+    return tuple(classes)
+
+
+def _class_suffix(gpu: str) -> str:
+    name, _, count = gpu.partition(":")
+    suffix = re.sub(r"[^A-Za-z0-9]", "", name.replace("!", "Strict").replace("+", "Plus"))
+    return suffix + (f"x{count}" if count else "")
+
+
+def _merge_custom_node(
+    node: CustomNode,
+    where: Location,
+    seen: dict[str, tuple[CustomNode, Location]],
+    diags: Diagnostics,
+) -> None:
+    if node.key in seen:
+        first, first_where = seen[node.key]
+        if first.pin != node.pin:
+            diags.error(
+                where,
+                f"custom node {node.key} is pinned at {node.pin} here and at {first.pin} "
+                f"({first_where}); one app installs one version",
+            )
+        elif set(first.pip) != set(node.pip) or set(first.apt) != set(node.apt):
+            diags.error(
+                where, f"custom node {node.key} declares other pip/apt packages at {first_where}"
+            )
+        return
+    seen[node.key] = (node, where)
+
+
+def _merge_model(
+    model: Model,
+    where: Location,
+    seen: dict[tuple[str, str], tuple[Model, Location]],
+    diags: Diagnostics,
+) -> None:
+    key = (model.folder, model.filename)
+    if key in seen:
+        first, first_where = seen[key]
+        if (first.repo, first.file, first.revision, first.url, first.sha256) != (
+            model.repo,
+            model.file,
+            model.revision,
+            model.url,
+            model.sha256,
+        ):
+            diags.error(
+                where,
+                f"model {model.folder}/{model.filename} comes from another source at {first_where}",
+            )
+        return
+    seen[key] = (model, where)
+
+
+def _model_file(model: Model) -> ModelFileModel:
+    return ModelFileModel(
+        folder=model.folder,
+        filename=model.filename,
+        repo=model.repo,
+        file=model.file,
+        revision=model.revision,
+        url=model.url,
+        sha256=model.sha256,
+        size_gb=model.size_gb,
+    )
+
+
+def _custom_node_model(node: CustomNode) -> CustomNodeModel:
+    directory = (
+        (node.git or node.registry or "").rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
+    )
+    return CustomNodeModel(
+        key=node.key,
+        git=node.git,
+        commit=node.commit,
+        registry=node.registry,
+        version=node.version,
+        directory=directory,
+        pip=tuple(node.pip),
+        apt=tuple(node.apt),
+    )

@@ -1,0 +1,1 @@
+"""The spec format: YAML files describing apps and endpoints (input layer)."""

@@ -1,0 +1,306 @@
+"""The spec format, version 1, as typed models.
+
+This module is the single description of what a spec file may contain: pydantic parses it, and
+the JSON Schema shipped for editors (``ryla-gen schema``) is generated from the same classes.
+Semantic checks that need the workflow or other files live in :mod:`generator.resolve`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+SPEC_VERSION = 1
+
+ParamType = Literal["string", "int", "float", "bool", "enum", "seed", "image", "video", "mask"]
+AuthMode = Literal["proxy", "bearer", "none"]
+ResponseMode = Literal["raw", "json"]
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", max_length=60)]
+Identifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
+Commit = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _shape(value: Any) -> str:
+    """Discriminates the 'one or many' and 'mapping or name' unions by the value's shape."""
+    if isinstance(value, list):
+        return "many"
+    if isinstance(value, dict):
+        return "mapping"
+    return "scalar"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = list(cls.model_fields)
+            for key in data:
+                if key not in allowed:
+                    close = difflib.get_close_matches(str(key), allowed, n=1)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key '{key}'{hint}; expected one of: {allowed}",
+                        {"key": str(key), "hint": hint, "allowed": ", ".join(allowed)},
+                    )
+        return data
+
+
+class InputRef(_Strict):
+    """A node input, by node id or by the node's ``_meta.title``."""
+
+    node: str | None = Field(None, description="Node id in the API-format workflow.")
+    title: str | None = Field(None, description="The node's _meta.title (must be unique).")
+    input: str = Field(description="Input name on that node, e.g. 'text' or 'seed'.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> InputRef:
+        if (self.node is None) == (self.title is None):
+            raise ValueError("give exactly one of 'node' or 'title'")
+        return self
+
+
+class NodeRef(_Strict):
+    """A node, by id or by title."""
+
+    node: str | None = Field(None, description="Node id in the API-format workflow.")
+    title: str | None = Field(None, description="The node's _meta.title.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NodeRef:
+        if (self.node is None) == (self.title is None):
+            raise ValueError("give exactly one of 'node' or 'title'")
+        return self
+
+
+class Parameter(_Strict):
+    """One request field and the node inputs it sets."""
+
+    type: ParamType
+    description: str | None = None
+    required: bool = False
+    default: Any = Field(
+        None, description="Value when the request omits the field; for seed: an int or 'random'."
+    )
+    min: int | float | None = None
+    max: int | float | None = None
+    multiple_of: int | float | None = None
+    choices: list[str | int | float] | None = Field(None, description="Allowed values (enum).")
+    max_items: int | None = Field(None, description="Accept a list of up to N media items.")
+    aliases: list[Identifier] = Field(
+        default_factory=list, description="Legacy field names accepted in requests."
+    )
+    bind: Annotated[
+        Annotated[InputRef, Tag("mapping")] | Annotated[list[InputRef], Tag("many")],
+        Discriminator(_shape),
+    ] = Field(default_factory=list, description="Node input(s) this parameter sets.")
+    format: str | None = Field(
+        None,
+        description="Derive the bound value, e.g. 'loras/character-{lora_id}.safetensors'.",
+    )
+    prepend_to: Identifier | None = Field(
+        None, description="Prefix this value to another string parameter (trigger words)."
+    )
+    separator: str = Field(", ", description="Joins the value and the target (prepend_to).")
+    sets: dict[str, dict[Identifier, int | float | str]] | None = Field(
+        None, description="Per choice, values for other parameters (aspect_ratio -> width/height)."
+    )
+    header: str | None = Field(None, description="Response header reporting the used value.")
+
+    @property
+    def bindings(self) -> list[InputRef]:
+        return self.bind if isinstance(self.bind, list) else [self.bind]
+
+
+class Output(_Strict):
+    """Which node's files the endpoint returns."""
+
+    node: str | None = None
+    title: str | None = None
+    response: ResponseMode = Field(
+        "raw", description="raw: the file's bytes (today's wire format); json: base64 in JSON."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Output:
+        if (self.node is None) == (self.title is None):
+            raise ValueError("give exactly one of 'node' or 'title'")
+        return self
+
+
+class Model(_Strict):
+    """A model file fetched into the shared models volume and linked into ComfyUI."""
+
+    repo: str | None = Field(None, description="Hugging Face repository, e.g. Comfy-Org/x.")
+    file: str | None = Field(None, description="Path of the file inside the repository.")
+    revision: str = "main"
+    url: str | None = Field(None, description="Direct download URL (instead of repo/file).")
+    folder: str = Field(description="ComfyUI models sub-folder, e.g. checkpoints, loras, vae.")
+    name: str | None = Field(None, description="File name ComfyUI sees (default: basename).")
+    sha256: Sha256 | None = None
+    size_gb: float | None = Field(None, gt=0, description="Size, for the residency plan.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Model:
+        if self.url is None and (self.repo is None or self.file is None):
+            raise ValueError("give either 'repo' and 'file', or 'url'")
+        if self.url is not None and (self.repo is not None or self.file is not None):
+            raise ValueError("give either 'repo' and 'file', or 'url', not both")
+        if self.url is not None and not re.match(r"^https://", self.url):
+            raise ValueError("model url must start with https://")
+        return self
+
+    @property
+    def filename(self) -> str:
+        return self.name or (self.file or self.url or "").rsplit("/", 1)[-1]
+
+
+class CustomNode(_Strict):
+    """A custom-node pack installed into ComfyUI, pinned."""
+
+    git: str | None = Field(None, description="Repository URL (https).")
+    commit: Commit | None = Field(None, description="Pinned 40-hex commit.")
+    registry: str | None = Field(None, description="Comfy registry id (instead of git).")
+    version: str | None = Field(None, description="Registry version.")
+    nodes: list[str] = Field(default_factory=list, description="Node classes it provides.")
+    pip: list[str] = Field(default_factory=list)
+    apt: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _pinned(self) -> CustomNode:
+        if self.git is not None:
+            if self.registry is not None:
+                raise ValueError("give either 'git' or 'registry', not both")
+            if self.commit is None:
+                raise ValueError("a git custom node must be pinned with 'commit' (40 hex digits)")
+            if not self.git.startswith("https://"):
+                raise ValueError("custom node git URL must start with https://")
+        elif self.registry is not None:
+            if self.version is None:
+                raise ValueError("a registry custom node must be pinned with 'version'")
+        else:
+            raise ValueError("give 'git' + 'commit' or 'registry' + 'version'")
+        return self
+
+    @property
+    def key(self) -> str:
+        return (self.git or self.registry or "").rstrip("/").removesuffix(".git").lower()
+
+    @property
+    def pin(self) -> str:
+        return self.commit or self.version or ""
+
+
+class Endpoint(_Strict):
+    """One POST route of an app."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$", description="URL path, e.g. /flux.")
+    workflow: str = Field(description="API-format workflow JSON, relative to comfy_workflows/.")
+    summary: str | None = None
+    description: str | None = None
+    gpu: str | None = Field(None, description="GPU for this endpoint (default: the app's).")
+    timeout: int | None = Field(None, gt=0, description="Seconds (default: the app's).")
+    parameters: dict[Identifier, Parameter] = Field(default_factory=dict)
+    require_one_of: list[list[Identifier]] = Field(
+        default_factory=list, description="Groups of parameters of which exactly one is given."
+    )
+    output: Output
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra response headers; values may use {param}."
+    )
+    models: list[Model] = Field(default_factory=list)
+    custom_nodes: list[CustomNode] = Field(default_factory=list)
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class App(_Strict):
+    """A Modal app: settings shared by its endpoints."""
+
+    name: Name
+    description: str | None = None
+    gpu: str = "L40S"
+    timeout: int = Field(1800, gt=0)
+    scaledown_window: int = Field(300, ge=2, le=3600)
+    min_containers: int = Field(0, ge=0)
+    max_containers: int | None = Field(None, ge=1)
+    concurrent_inputs: int = Field(5, ge=1, le=1000)
+    volumes: dict[str, str] = Field(
+        default_factory=lambda: {"/root/models": "ryla-models", "/cache": "hf-hub-cache"},
+        description="Mount path -> Modal Volume name.",
+    )
+    models_volume: str = Field("/root/models", description="Mount path holding model files.")
+    secrets: list[str] = Field(default_factory=list)
+    comfyui_version: str = Field("0.3.71", pattern=r"^\d+\.\d+\.\d+$")
+    memory_snapshot: bool = False
+    auth: AuthMode = Field(
+        "proxy", description="proxy: Modal proxy auth; bearer: token from a Secret; none."
+    )
+    auth_secret: str | None = Field(
+        None, description="Secret holding RYLA_API_TOKEN (auth: bearer)."
+    )
+    cost_per_second: float | None = Field(
+        None, gt=0, description="Override of the GPU price used for X-Cost-USD."
+    )
+    comfy_args: list[str] = Field(default_factory=list, description="Extra ComfyUI flags.")
+
+    @field_validator("volumes")
+    @classmethod
+    def _absolute_mounts(cls, value: dict[str, str]) -> dict[str, str]:
+        for mount in value:
+            if not mount.startswith("/"):
+                raise ValueError(f"volume mount path '{mount}' must be absolute")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_secret(self) -> App:
+        if self.auth == "bearer" and not self.auth_secret:
+            raise ValueError("auth: bearer needs 'auth_secret' (a Modal Secret name)")
+        if self.max_containers is not None and self.max_containers < self.min_containers:
+            raise ValueError("max_containers is smaller than min_containers")
+        return self
+
+
+class AppRef(_Strict):
+    """Adds this file's endpoints to an app defined in another spec file."""
+
+    name: Name
+
+
+class SpecFile(_Strict):
+    """A spec file: defines an app (with endpoints) or adds endpoints to one."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        title="ryla-gen spec",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    version: Literal[1] = Field(description="Spec format version.")
+    app: Annotated[
+        Annotated[App, Tag("mapping")] | Annotated[Name, Tag("scalar")],
+        Discriminator(_shape),
+    ] = Field(description="The app this file defines (mapping) or adds endpoints to (its name).")
+    endpoints: list[Endpoint] = Field(default_factory=list)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of spec files, generated from the models above."""
+    return SpecFile.model_json_schema()

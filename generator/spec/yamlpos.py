@@ -1,0 +1,84 @@
+"""YAML loading that keeps the position of every key and value.
+
+PyYAML's composer gives nodes with marks; we build plain Python values from them and a map from
+each value's path (tuple of keys/indices) to its line and column, so later stages can report
+``file:line:col`` for any problem. Duplicate keys, which PyYAML silently overwrites, are errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class PositionedDocument:
+    """A loaded YAML document: its data and where each part of it stands."""
+
+    data: Any
+    value_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Line/col of ``path``; for a missing path, the nearest existing parent."""
+        table = self.key_pos if key else self.value_pos
+        if path in table:
+            return table[path]
+        if path in self.value_pos:
+            return self.value_pos[path]
+        while path:
+            path = path[:-1]
+            if path in self.value_pos:
+                return self.value_pos[path]
+        return (1, 1)
+
+
+class YamlError(Exception):
+    def __init__(self, message: str, line: int, col: int):
+        super().__init__(message)
+        self.message, self.line, self.col = message, line, col
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def load_positioned(text: str) -> PositionedDocument:
+    """Parse one YAML document; raises :class:`YamlError` with a position on bad YAML."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise YamlError(f"invalid YAML: {exc.problem or exc}", line, col) from None
+    doc = PositionedDocument(data=None)
+    if root is None:
+        return doc
+    doc.data = _build(root, (), doc)
+    return doc
+
+
+def _build(node: yaml.Node, path: Path_, doc: PositionedDocument) -> Any:
+    doc.value_pos[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader(".").construct_object(key_node, deep=True)
+            if isinstance(key, (int, float, bool)) and not isinstance(key, str):
+                key = str(key) if not isinstance(key, bool) else str(key).lower()
+            if key in out:
+                line, col = _mark(key_node)
+                first = doc.key_pos[path + (key,)]
+                raise YamlError(
+                    f"duplicate key '{key}' (first defined at line {first[0]})", line, col
+                )
+            doc.key_pos[path + (key,)] = _mark(key_node)
+            out[key] = _build(value_node, path + (key,), doc)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader(".").construct_object(node, deep=True)
