@@ -46,12 +46,14 @@ def check_workflow(
     *,
     bound: set[tuple[str, str]],
     custom_classes: set[str] | None,
+    model_files: set[str],
     report: Report,
 ) -> None:
     """Check every node; ``bound`` inputs are set per request, so their literals are not checked.
 
     ``custom_classes``: classes declared custom nodes provide; None means "any unknown class may
-    come from a declared custom node" (the spec did not list them).
+    come from a declared custom node" (the spec did not list them). ``model_files``: file names
+    the spec's models provide; loader choices list files, which a catalog recorded elsewhere lacks.
     """
     for node_id, node in workflow.nodes.items():
         class_type = node["class_type"]
@@ -71,7 +73,9 @@ def check_workflow(
                 continue
             if is_link(value):
                 _check_link(workflow, catalog, node_id, name, spec, value, report)
-            elif (node_id, name) not in bound:
+            elif (node_id, name) not in bound and not (
+                spec.type == "COMBO" and value in model_files
+            ):
                 problem = check_value(spec, value)
                 if problem:
                     report(node_id, f"input '{name}' of {class_type}: {problem}")

@@ -295,7 +295,7 @@ def _check_fit(
             return
         _check_range(ctx, name, param, spec, label)
         return
-    if current is not None and not ptype.media and not ptype.accepts(current):
+    if current is not None and not ptype.media and not ptype.fits(current):
         ctx.error(
             f"parameter '{name}' ({param.type}) does not fit {label}, which holds {current!r}",
             *where,
@@ -431,7 +431,10 @@ def _check_catalog(
         line = json_line_of_node(text, node_id)
         ctx.diags.error(Location(shown, line, 1), f"node {node_id}: {message}")
 
-    check_workflow(workflow, catalog, bound=bound, custom_classes=provided, report=report)
+    files = {m.filename for m in ctx.endpoint.models}
+    check_workflow(
+        workflow, catalog, bound=bound, custom_classes=provided, model_files=files, report=report
+    )
 
 
 def _check_examples(ctx: EndpointContext) -> None:

@@ -27,8 +27,12 @@ class ParamType:
     media: bool = False
 
     def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is a valid value of this type (defaults, literal node inputs)."""
+        """Whether ``value`` is a valid value of this type (defaults, examples)."""
         raise NotImplementedError
+
+    def fits(self, current: Any) -> bool:
+        """Whether a node input now holding ``current`` can take values of this type."""
+        return self.accepts(current) or ("FLOAT" in self.input_types and _is_number(current))
 
 
 class _String(ParamType):
@@ -60,7 +64,7 @@ PARAM_TYPES: dict[str, ParamType] = {
     t.name: t
     for t in (
         _String("string", "str", frozenset({"STRING", "COMBO"})),
-        _Int("int", "int", frozenset({"INT"}), numeric=True),
+        _Int("int", "int", frozenset({"INT", "FLOAT"}), numeric=True),
         _Float("float", "float", frozenset({"FLOAT"}), numeric=True),
         _Bool("bool", "bool", frozenset({"BOOLEAN"})),
         _Enum("enum", "str", frozenset({"COMBO", "STRING", "INT", "FLOAT"})),

@@ -65,20 +65,37 @@ def load_positioned(text: str) -> PositionedDocument:
 def _build(node: yaml.Node, path: Path_, doc: PositionedDocument) -> Any:
     doc.value_pos[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.SafeLoader(".").construct_object(key_node, deep=True)
-            if isinstance(key, (int, float, bool)) and not isinstance(key, str):
-                key = str(key) if not isinstance(key, bool) else str(key).lower()
-            if key in out:
-                line, col = _mark(key_node)
-                first = doc.key_pos[path + (key,)]
-                raise YamlError(
-                    f"duplicate key '{key}' (first defined at line {first[0]})", line, col
-                )
-            doc.key_pos[path + (key,)] = _mark(key_node)
-            out[key] = _build(value_node, path + (key,), doc)
-        return out
+        return _build_mapping(node, path, doc)
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader(".").construct_object(node, deep=True)
+    return _CONSTRUCTOR.construct_object(node, deep=True)
+
+
+def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument) -> dict:
+    """A mapping; ``<<: *anchor`` merge keys supply defaults that explicit keys override."""
+    merged: dict[Any, Any] = {}
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise YamlError("'<<' merges only mappings", *_mark(source))
+                for key, value in _build_mapping(source, path, doc).items():
+                    merged.setdefault(key, value)
+            continue
+        key = _CONSTRUCTOR.construct_object(key_node, deep=True)
+        if isinstance(key, bool):
+            key = str(key).lower()
+        elif isinstance(key, (int, float)):
+            key = str(key)
+        if key in out:
+            line, col = _mark(key_node)
+            first = doc.key_pos[path + (key,)]
+            raise YamlError(f"duplicate key '{key}' (first defined at line {first[0]})", line, col)
+        doc.key_pos[path + (key,)] = _mark(key_node)
+        out[key] = _build(value_node, path + (key,), doc)
+    return {**merged, **out}
+
+
+_CONSTRUCTOR = yaml.SafeLoader("")

@@ -1,0 +1,87 @@
+"""Request -> workflow: apply a validated request to a copy of the endpoint's workflow."""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Endpoint, Param
+
+SEED_MAX = 2**64 - 1
+
+
+@dataclass
+class Applied:
+    """The prompt to submit and what the response reports about it."""
+
+    prompt: dict[str, Any]
+    values: dict[str, Any]  # every parameter's final value (after defaults, seeds, sets)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_values(endpoint: Endpoint, request: dict[str, Any]) -> dict[str, Any]:
+    """Final parameter values: request values, random seeds, choice-derived values."""
+    values = dict(request)
+    for param in endpoint.params:
+        if param.kind == "seed" and values.get(param.name) is None:
+            values[param.name] = random.randint(0, SEED_MAX)
+    for param in endpoint.params:
+        chosen = values.get(param.name)
+        if param.sets and chosen is not None and str(chosen) in param.sets:
+            values.update(param.sets[str(chosen)])
+    for param in endpoint.params:
+        prefix = values.get(param.name)
+        if param.prepend_to and prefix:
+            target = values.get(param.prepend_to) or ""
+            values[param.prepend_to] = f"{prefix}{param.separator}{target}" if target else prefix
+    return values
+
+
+def apply_request(
+    endpoint: Endpoint,
+    workflow: dict[str, Any],
+    request: dict[str, Any],
+    uploads: dict[str, list[str]],
+) -> Applied:
+    """Build the prompt; ``uploads`` maps media parameters to the names ComfyUI stored."""
+    values = resolve_values(endpoint, request)
+    prompt = copy.deepcopy(workflow)
+    for param in endpoint.params:
+        _set_targets(prompt, param, values, uploads)
+    prefix = f"ryla/{uuid.uuid4().hex}"
+    for node_id in endpoint.prefix_nodes:
+        prompt[node_id]["inputs"]["filename_prefix"] = prefix
+    headers = {}
+    for param in endpoint.params:
+        if param.header and values.get(param.name) is not None:
+            headers[param.header] = str(values[param.name])
+    for name, template in endpoint.headers.items():
+        headers[name] = template.format_map(_Blank(values))
+    return Applied(prompt, values, headers)
+
+
+def _set_targets(
+    prompt: dict[str, Any], param: Param, values: dict[str, Any], uploads: dict[str, list[str]]
+) -> None:
+    if param.name in uploads:
+        names = uploads[param.name]
+        for i, target in enumerate(param.targets):
+            prompt[target.node]["inputs"][target.input] = names[min(i, len(names) - 1)]
+        return
+    value = values.get(param.name)
+    if value is None:
+        return  # not given and no default: the workflow's own value stays
+    if param.format is not None:
+        value = param.format.format_map(_Blank(values))
+    for target in param.targets:
+        prompt[target.node]["inputs"][target.input] = value
+
+
+class _Blank(dict):
+    """format_map mapping in which absent values print as empty strings."""
+
+    def __missing__(self, key: str) -> str:
+        return ""

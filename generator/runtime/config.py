@@ -1,0 +1,88 @@
+"""What a generated module declares: its app settings, endpoints, parameters and models.
+
+Generated modules build these objects from literals; the runtime reads them. Plain frozen
+dataclasses, so a reviewer reads the generated module like a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+OneOrMany = Annotated[list[str], BeforeValidator(_one_or_many)]
+"""A media list field that also accepts a single item (legacy clients send one)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A node input in the workflow: node id and input name."""
+
+    node: str
+    input: str
+
+
+@dataclass(frozen=True)
+class Param:
+    """How one request field changes the workflow.
+
+    kind: ``value`` (set as given), ``seed`` (random when omitted), or a media kind
+    (``image``, ``video``, ``mask``: decoded, uploaded, and the stored file name set).
+    """
+
+    name: str
+    kind: str = "value"
+    targets: tuple[Target, ...] = ()
+    format: str | None = None  # e.g. "character-{lora_id}.safetensors"
+    prepend_to: str | None = None  # trigger words: prefixed to another string field
+    separator: str = ", "
+    sets: Mapping[str, Mapping[str, Any]] | None = None  # per choice, other fields' values
+    header: str | None = None  # response header reporting the used value
+    many: bool = False  # a list of media items, one per target
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    request_model: type[BaseModel]
+    workflow: str  # file name under the workflows directory
+    params: tuple[Param, ...]
+    outputs: tuple[str, ...]  # node ids whose files are returned
+    timeout: float  # seconds for one run, enforced per request
+    summary: str = ""
+    response: str = "raw"  # raw bytes, or json with base64
+    headers: Mapping[str, str] = field(default_factory=dict)
+    require_one_of: tuple[tuple[str, ...], ...] = ()
+    prefix_nodes: tuple[str, ...] = ()  # nodes whose filename_prefix is unique per request
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file in the shared models volume, linked into ``ComfyUI/models/<folder>``."""
+
+    folder: str
+    filename: str
+    repo: str | None = None
+    file: str | None = None
+    revision: str = "main"
+    url: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    name: str
+    gpu: str
+    usd_per_second: float
+    auth: str = "proxy"  # proxy (enforced by Modal) | bearer | none
+    auth_token_env: str = "RYLA_API_TOKEN"
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_image_pixels: int = 64 * 1024 * 1024
+    allow_private_urls: bool = False

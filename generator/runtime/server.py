@@ -1,0 +1,410 @@
+"""The HTTP side of a generated app: FastAPI routes that run the endpoint's workflow.
+
+``create_app`` builds the same FastAPI app for the Modal container (``ComfyServer``: ComfyUI
+as a subprocess next to it) and for ``ryla-gen dev`` (``RemoteComfy``: any running ComfyUI).
+"""
+
+import asyncio
+import base64
+import inspect
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from .apply import apply_request
+from .comfy_client import ComfyClient, FileRef
+from .config import AppSettings, Endpoint, ModelFile
+from .errors import ComfyUnavailable, ExecutionFailed, PromptRejected, RunInterrupted, RunTimeout
+from .media import MediaError, load_media
+
+log = logging.getLogger("ryla.runtime")
+COMFY_DIR = Path("/root/comfy/ComfyUI")
+
+
+class RemoteComfy:
+    """A ComfyUI reached over HTTP only (``ryla-gen dev``); files it writes are not ours to delete.
+
+    ``base_dir``: when ComfyUI's input/output/temp folders are on this machine (tests, a local
+    ComfyUI), pass its base directory so each request's files are removed after the response.
+    """
+
+    def __init__(self, url: str, base_dir: str | os.PathLike[str] | None = None):
+        self.client = ComfyClient(url)
+        self.base_dir = Path(base_dir) if base_dir else None
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+    async def recover(self) -> None:
+        """Nothing to restart: the ComfyUI is someone else's process."""
+
+
+class ComfyServer:
+    """ComfyUI running as a subprocess of the container, with the app's models linked in."""
+
+    def __init__(
+        self,
+        models: Sequence[ModelFile],
+        models_dir: str,
+        *,
+        extra_args: Sequence[str] = (),
+        comfy_dir: str | os.PathLike[str] = COMFY_DIR,
+        port: int = 8188,
+        command: Sequence[str] | None = None,
+        start_timeout: float = 600.0,
+    ):
+        from .comfy_process import ComfyProcess, comfy_launch_command
+
+        self.models, self.models_dir = list(models), models_dir
+        self.base_dir = Path(comfy_dir)
+        url = f"http://127.0.0.1:{port}"
+        cmd = command or comfy_launch_command(comfy_dir, port, extra_args)
+        self.process = ComfyProcess(cmd, cwd=comfy_dir, url=url, log_path="/tmp/comfyui.log")
+        self.client = ComfyClient(url)
+        self.start_timeout = start_timeout
+        self._restart_lock: asyncio.Lock | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process.alive
+
+    def start(self) -> None:
+        from .models import link_models
+
+        if self.models:
+            link_models(self.models, self.models_dir, self.base_dir / "models")
+        self.process.start()
+        asyncio.run(self.process.wait_ready(self.start_timeout))
+
+    def ensure_ready(self) -> None:
+        if not self.process.alive:
+            self.process.start()
+        asyncio.run(self.process.wait_ready(self.start_timeout))
+
+    async def recover(self) -> None:
+        """Restart ComfyUI after it died (once, however many requests noticed)."""
+        self._restart_lock = self._restart_lock or asyncio.Lock()
+        async with self._restart_lock:
+            if self.process.alive and await self.client.ready():
+                return
+            log.warning("ComfyUI is down; restarting. Last log lines:\n%s", self.process.log_tail())
+            await self.process.restart(self.start_timeout)
+
+    def stop(self) -> None:
+        asyncio.run(self.process.stop())
+
+
+def error_response(status: int, error: str, type_: str, details: Any = None) -> JSONResponse:
+    """Today's error body: ``{error, details, type}``."""
+    return JSONResponse({"error": error, "details": details, "type": type_}, status_code=status)
+
+
+def create_app(
+    settings: AppSettings,
+    endpoints: Iterable[Endpoint],
+    comfy: "ComfyServer | RemoteComfy",
+    workflows_dir: str | os.PathLike[str],
+) -> FastAPI:
+    endpoints = tuple(endpoints)
+    app = FastAPI(
+        title=settings.name,
+        description=f"ComfyUI endpoints of {settings.name} on {settings.gpu}.",
+        version="1",
+    )
+    workflows = {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        fields = ", ".join(d["field"] for d in details)
+        return error_response(422, f"invalid request: {fields}", "validation_error", details)
+
+    @app.middleware("http")
+    async def _limits_and_auth(request: Request, call_next):  # noqa: ANN202
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return error_response(
+                413,
+                "request body too large",
+                "payload_too_large",
+                f"limit is {settings.max_body_bytes} bytes",
+            )
+        if settings.auth == "bearer" and request.url.path not in ("/health",):
+            token = os.environ.get(settings.auth_token_env, "")
+            if not token or request.headers.get("authorization") != f"Bearer {token}":
+                return error_response(401, "missing or wrong bearer token", "unauthorized")
+        return await call_next(request)
+
+    @app.get("/health", summary="The ComfyUI process is up")
+    async def health() -> JSONResponse:
+        if comfy.alive:
+            return JSONResponse({"status": "ok"})
+        return error_response(503, "ComfyUI process is not running", "unavailable")
+
+    @app.get("/ready", summary="ComfyUI answers requests")
+    async def ready() -> JSONResponse:
+        if await comfy.client.ready():
+            return JSONResponse({"status": "ready"})
+        return error_response(503, "ComfyUI is not answering", "unavailable")
+
+    for endpoint in endpoints:
+        _add_route(app, settings, endpoint, workflows[endpoint.workflow], comfy)
+    return app
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _add_route(
+    app: FastAPI,
+    settings: AppSettings,
+    endpoint: Endpoint,
+    workflow: dict[str, Any],
+    comfy: "ComfyServer | RemoteComfy",
+) -> None:
+    async def handler(request: Request, body: BaseModel) -> Response:
+        work = asyncio.ensure_future(_handle(settings, endpoint, workflow, comfy, request, body))
+        gone = asyncio.ensure_future(_disconnected(request))
+        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if work in done:
+            gone.cancel()
+            return work.result()
+        work.cancel()  # the client left: interrupt ComfyUI instead of burning GPU time
+        try:
+            await work
+        except asyncio.CancelledError:
+            pass
+        return error_response(499, "client closed the request", "cancelled")
+
+    handler.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(
+                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+            ),
+            inspect.Parameter(
+                "body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=endpoint.request_model
+            ),
+        ],
+        return_annotation=Response,
+    )
+    app.post(
+        endpoint.path,
+        summary=endpoint.summary,
+        response_class=Response,
+        responses={200: {"description": "The output file's bytes (or JSON with base64)."}},
+    )(handler)
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _handle(
+    settings: AppSettings,
+    endpoint: Endpoint,
+    workflow: dict[str, Any],
+    comfy: "ComfyServer | RemoteComfy",
+    request: Request,
+    body: BaseModel,
+) -> Response:
+    started = time.perf_counter()
+    values = body.model_dump()
+    for group in endpoint.require_one_of:
+        given = [name for name in group if values.get(name) is not None]
+        if len(given) != 1:
+            return error_response(
+                422,
+                f"give exactly one of: {', '.join(group)}",
+                "validation_error",
+                [{"field": name, "message": "exactly one of these is required"} for name in group],
+            )
+    uploaded: list[str] = []
+    prompt_id = None
+    try:
+        try:
+            uploads = await _upload_media(settings, endpoint, values, comfy, uploaded)
+        except _FieldError as exc:
+            return error_response(
+                422,
+                f"invalid request: {exc.field}",
+                "validation_error",
+                [{"field": exc.field, "message": str(exc)}],
+            )
+        applied = apply_request(endpoint, workflow, values, uploads)
+        result = await comfy.client.run(applied.prompt, timeout=endpoint.timeout)
+        prompt_id = result.prompt_id
+        files = [ref for node in endpoint.outputs for ref in result.outputs.get(node, [])]
+        if not files:
+            return error_response(
+                500,
+                "the workflow produced no output file",
+                "no_output",
+                {"nodes": list(endpoint.outputs)},
+            )
+        fetched = [await comfy.client.fetch(ref) for ref in files]
+        _cleanup_outputs(comfy, files)
+    except PromptRejected as exc:
+        return _rejected(endpoint, exc)
+    except ExecutionFailed as exc:
+        prompt_id = exc.prompt_id
+        return error_response(
+            500,
+            f"node {exc.node_id} ({exc.node_type}) failed",
+            "execution_error",
+            {
+                "node_id": exc.node_id,
+                "node_type": exc.node_type,
+                "exception_type": exc.exception_type,
+                "exception_message": exc.exception_message.strip(),
+            },
+        )
+    except RunTimeout as exc:
+        prompt_id = exc.prompt_id
+        return error_response(
+            504,
+            f"generation exceeded {endpoint.timeout:g}s and was stopped",
+            "timeout",
+            {"state_when_stopped": exc.state},
+        )
+    except RunInterrupted as exc:
+        prompt_id = exc.prompt_id
+        return error_response(500, "generation was interrupted", "interrupted", str(exc))
+    except ComfyUnavailable as exc:
+        asyncio.ensure_future(comfy.recover())
+        return error_response(
+            503, "ComfyUI is unavailable; restarting, retry shortly", "unavailable", str(exc)
+        )
+    finally:
+        await _cleanup(comfy, uploaded, prompt_id)
+    elapsed = time.perf_counter() - started
+    headers = {
+        "X-Execution-Time-Sec": f"{elapsed:.3f}",
+        "X-GPU-Type": settings.gpu,
+        "X-Cost-USD": f"{elapsed * settings.usd_per_second:.6f}",
+        **applied.headers,
+    }
+    wants_json = "application/json" in request.headers.get("accept", "")
+    if endpoint.response == "raw" and len(fetched) == 1 and not wants_json:
+        data, media_type = fetched[0]
+        return Response(data, media_type=media_type, headers=headers)
+    payload = {
+        "files": [
+            {
+                "filename": ref.filename,
+                "media_type": media_type,
+                "data": base64.b64encode(data).decode("ascii"),
+            }
+            for ref, (data, media_type) in zip(files, fetched, strict=True)
+        ],
+        "headers": headers,
+    }
+    return JSONResponse(payload, headers=headers)
+
+
+class _FieldError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+async def _upload_media(
+    settings: AppSettings,
+    endpoint: Endpoint,
+    values: dict[str, Any],
+    comfy: "ComfyServer | RemoteComfy",
+    uploaded: list[str],
+) -> dict[str, list[str]]:
+    uploads: dict[str, list[str]] = {}
+    for param in endpoint.params:
+        if param.kind not in ("image", "video", "mask") or values.get(param.name) is None:
+            continue
+        items = values[param.name] if param.many else [values[param.name]]
+        names = []
+        for item in items:
+            try:
+                media = await load_media(
+                    item,
+                    param.kind,
+                    max_bytes=settings.max_body_bytes,
+                    max_pixels=settings.max_image_pixels,
+                    allow_private=settings.allow_private_urls,
+                )
+            except MediaError as exc:
+                raise _FieldError(param.name, str(exc)) from None
+            stored = await comfy.client.upload(media.data, media.upload_name(param.name))
+            uploaded.append(stored)
+            names.append(stored)
+        uploads[param.name] = names
+    return uploads
+
+
+def _rejected(endpoint: Endpoint, exc: PromptRejected) -> JSONResponse:
+    bound = {(t.node, t.input): p.name for p in endpoint.params for t in p.targets}
+    details = []
+    status = 500  # the workflow itself is broken on this server
+    for entry in exc.entries():
+        field = bound.get((entry.node_id or "", entry.input_name or ""))
+        details.append(
+            {
+                "node_id": entry.node_id,
+                "class_type": entry.class_type,
+                "input": entry.input_name,
+                "field": field,
+                "type": entry.error_type,
+                "message": entry.message,
+                "details": entry.details,
+            }
+        )
+        if field is not None:
+            status = 404 if entry.error_type == "value_not_in_list" else 400
+    first = details[0] if details else {}
+    message = (
+        f"ComfyUI rejected the workflow at node {first.get('node_id')} "
+        f"({first.get('class_type')}): {first.get('message')}"
+    )
+    return error_response(status, message, "prompt_rejected", details)
+
+
+def _cleanup_outputs(comfy: "ComfyServer | RemoteComfy", files: list[FileRef]) -> None:
+    if comfy.base_dir is None:
+        return
+    for ref in files:
+        _unlink(comfy.base_dir / ref.type / ref.subfolder / ref.filename)
+
+
+async def _cleanup(
+    comfy: "ComfyServer | RemoteComfy", uploaded: list[str], prompt_id: str | None
+) -> None:
+    """Remove the request's inputs and history entry: nothing of it stays in the container."""
+    if comfy.base_dir is not None:
+        for name in uploaded:
+            _unlink(comfy.base_dir / "input" / name)
+    if prompt_id is not None:
+        try:
+            await comfy.client.delete_history(prompt_id)
+        except Exception:  # noqa: BLE001 - cleanup must not mask the response
+            log.warning("could not delete history of %s", prompt_id)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
