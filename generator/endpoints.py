@@ -219,12 +219,17 @@ def _check_param(
             )
     if param.sets is not None:
         _check_sets(ctx, name, param, names)
-    if not targets and not param.bindings and param.prepend_to is None and param.sets is None:
-        if param.header is None:
-            ctx.error(
-                f"parameter '{name}' is bound to nothing: add 'bind', 'prepend_to' or 'sets'",
-                *where,
-            )
+    if param.map is not None:
+        _check_map(ctx, name, param)
+    uses = (param.bindings, param.prepend_to, param.sets, param.header)
+    if param.ignored and any(u for u in uses):
+        ctx.error(f"parameter '{name}' is 'ignored' but also used", *where, "ignored")
+    elif not param.ignored and not any(u for u in uses):
+        ctx.error(
+            f"parameter '{name}' is bound to nothing: add 'bind', 'prepend_to' or 'sets', "
+            "or mark it 'ignored: true' (accepted for compatibility, no effect)",
+            *where,
+        )
     for node_id, input_name in targets:
         current = workflow.inputs(node_id).get(input_name)
         _check_fit(ctx, name, param, node_id, input_name, current, workflow, catalog)
@@ -262,6 +267,24 @@ def _check_sets(ctx: EndpointContext, name: str, param: Parameter, names: set[st
         for other in values:
             if other not in names:
                 ctx.error(f"parameter '{name}': sets unknown parameter '{other}'", *where, choice)
+
+
+def _check_map(ctx: EndpointContext, name: str, param: Parameter) -> None:
+    """Every value the request may send needs an entry: booleans both, enums every choice."""
+    where = ("parameters", name, "map")
+    if param.type == "bool":
+        needed = {"true", "false"}
+    elif param.choices:
+        needed = {str(c) for c in param.choices}
+    else:
+        ctx.error(f"parameter '{name}': map needs a bool or enum parameter", *where)
+        return
+    missing = needed - set(param.map or {})
+    extra = set(param.map or {}) - needed
+    if missing:
+        ctx.error(f"parameter '{name}': map has no value for {', '.join(sorted(missing))}", *where)
+    if extra:
+        ctx.error(f"parameter '{name}': map keys {', '.join(sorted(extra))} are never sent", *where)
 
 
 def _check_fit(
@@ -480,12 +503,14 @@ def example_value_problem(param: Parameter, value: Any) -> str | None:
 
 
 def _param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> ParamModel:
-    kind = param.type if param.type in ("seed", "image", "video", "mask") else "value"
+    media_or_seed = param.type in ("seed", "image", "video", "mask") and not param.ignored
+    kind = param.type if media_or_seed else "value"
     return ParamModel(
         name=name,
         kind=kind,
         targets=tuple(targets),
         format=param.format,
+        map=param.map,
         prepend_to=param.prepend_to,
         separator=param.separator,
         sets=param.sets,
@@ -504,6 +529,8 @@ def request_field(name: str, param: Parameter) -> RequestField:
         annotation = ptype.annotation
     args: list[str] = []
     description = param.description or ""
+    if param.ignored:
+        description = f"{description} Accepted for compatibility; has no effect.".strip()
     if ptype.media:
         description = f"{description} ({param.type}: {MEDIA_DESCRIPTION})".strip()
     if param.required:

@@ -27,6 +27,7 @@ class ParamModel:
     kind: str  # value | seed | image | video | mask
     targets: tuple[tuple[str, str], ...]  # (node id, input name)
     format: str | None = None
+    map: dict[str, Any] | None = None
     prepend_to: str | None = None
     separator: str = ", "
     sets: dict[str, dict[str, Any]] | None = None
@@ -42,7 +43,7 @@ class ParamModel:
         if self.targets:
             targets = ", ".join(f"Target({n!r}, {i!r})" for n, i in self.targets)
             args.append(f"targets=({targets},)")
-        for key in ("format", "prepend_to", "sets", "header"):
+        for key in ("format", "map", "prepend_to", "sets", "header"):
             value = getattr(self, key)
             if value is not None:
                 args.append(f"{key}={value!r}")

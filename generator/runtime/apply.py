@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Endpoint, Param
+from .config import Endpoint, Param, choice_key
 
 SEED_MAX = 2**64 - 1
 
@@ -30,8 +30,8 @@ def resolve_values(endpoint: Endpoint, request: dict[str, Any]) -> dict[str, Any
             values[param.name] = random.randint(0, SEED_MAX)
     for param in endpoint.params:
         chosen = values.get(param.name)
-        if param.sets and chosen is not None and str(chosen) in param.sets:
-            values.update(param.sets[str(chosen)])
+        if param.sets and chosen is not None and choice_key(chosen) in param.sets:
+            values.update(param.sets[choice_key(chosen)])
     for param in endpoint.params:
         prefix = values.get(param.name)
         if param.prepend_to and prefix:
@@ -76,6 +76,8 @@ def _set_targets(
         return  # not given and no default: the workflow's own value stays
     if param.format is not None:
         value = param.format.format_map(_Blank(values))
+    elif param.map is not None:
+        value = param.map[choice_key(value)]
     for target in param.targets:
         prompt[target.node]["inputs"][target.input] = value
 

@@ -13,6 +13,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator
 
 
+def choice_key(value: Any) -> str:
+    """How a request value is looked up in ``map`` and ``sets`` (booleans as true/false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -41,6 +46,7 @@ class Param:
     kind: str = "value"
     targets: tuple[Target, ...] = ()
     format: str | None = None  # e.g. "character-{lora_id}.safetensors"
+    map: Mapping[str, Any] | None = None  # bound value per request value ("true"/"false" keys)
     prepend_to: str | None = None  # trigger words: prefixed to another string field
     separator: str = ", "
     sets: Mapping[str, Mapping[str, Any]] | None = None  # per choice, other fields' values

@@ -119,10 +119,17 @@ class Parameter(_Strict):
         None, description="Prefix this value to another string parameter (trigger words)."
     )
     separator: str = Field(", ", description="Joins the value and the target (prepend_to).")
+    map: dict[str, int | float | str | bool] | None = Field(
+        None,
+        description="Bound value per request value (keys as strings; booleans 'true'/'false').",
+    )
     sets: dict[str, dict[Identifier, int | float | str]] | None = Field(
         None, description="Per choice, values for other parameters (aspect_ratio -> width/height)."
     )
     header: str | None = Field(None, description="Response header reporting the used value.")
+    ignored: bool = Field(
+        False, description="Accepted for client compatibility but has no effect (no binding)."
+    )
 
     @property
     def bindings(self) -> list[InputRef]:

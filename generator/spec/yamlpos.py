@@ -77,7 +77,9 @@ def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument)
     out: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
-            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
             for source in sources:
                 if not isinstance(source, yaml.MappingNode):
                     raise YamlError("'<<' merges only mappings", *_mark(source))

@@ -1,0 +1,1 @@
+"""Code that runs inside the generated Modal container next to ComfyUI."""
