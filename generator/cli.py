@@ -186,6 +186,27 @@ def deploy(
     sys.exit(result.returncode)
 
 
+@main.command()
+@click.argument("name")
+@click.option("--comfy-url", default="http://127.0.0.1:8188", show_default=True)
+@click.option("--comfy-dir", help="ComfyUI base dir on this machine: request files get removed.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) -> None:
+    """Serve app NAME's endpoints locally (uvicorn) against a running ComfyUI."""
+    import uvicorn
+
+    from .dev import DevError, dev_app
+
+    app = _find_app(_load((), ()), name)
+    try:
+        asgi = dev_app(Path.cwd() / GENERATED_DIR / f"{app.module}.py", comfy_url, comfy_dir)
+    except DevError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{app.name}: http://{host}:{port}/docs  (ComfyUI at {comfy_url})")
+    uvicorn.run(asgi, host=host, port=port, log_level="info")
+
+
 def _find_app(apps: list[AppModel], name: str) -> AppModel:
     for app in apps:
         stems = {Path(s).stem for s in app.sources}

@@ -1,0 +1,177 @@
+"""Building the shipped specs: determinism, --check, Modal settings, lint, CLI commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from helpers import REPO, class_function, import_generated
+from ruff.__main__ import find_ruff_bin
+
+from generator.cli import main
+from generator.gpus import parse_gpu
+from generator.resolve import Project, load_project
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's specs, workflows and generated modules."""
+    for name in ("specs", "comfy_workflows", "generated"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("*.py"))}
+
+
+def test_build_twice_changes_nothing(project: Path) -> None:
+    shutil.rmtree(project / "generated")
+    first = run("build", "specs/")
+    assert first.exit_code == 0, first.output
+    files = snapshot(project / "generated")
+    assert files, "build wrote no module"
+    second = run("build", "specs/")
+    assert second.exit_code == 0
+    assert "0 file(s) changed" in second.output
+    assert snapshot(project / "generated") == files
+
+
+def test_committed_generated_modules_are_current(project: Path) -> None:
+    result = run("build", "--check", "specs/")
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+def test_check_fails_and_names_a_hand_edited_module(project: Path) -> None:
+    module = project / "generated" / "ryla_flux.py"
+    module.write_text(module.read_text() + "# tweak\n")
+    result = run("build", "--check", "specs/")
+    assert result.exit_code == 1
+    assert "generated/ryla_flux.py: differs" in result.stderr
+
+
+def test_check_fails_after_a_spec_edit(project: Path) -> None:
+    spec = project / "specs" / "ryla-flux.yaml"
+    spec.write_text(spec.read_text().replace("timeout: 1800", "timeout: 1700", 1))
+    result = run("build", "--check", "specs/")
+    assert result.exit_code == 1
+    assert "generated/ryla_flux.py: differs" in result.stderr
+
+
+def test_check_reports_orphans_and_build_removes_them(project: Path) -> None:
+    (project / "generated" / "old_app.py").write_text("app = None\n")
+    result = run("build", "--check", "specs/")
+    assert result.exit_code == 1
+    assert "generated/old_app.py: rendered from no spec" in result.stderr
+    assert run("build", "specs/").exit_code == 0
+    assert not (project / "generated" / "old_app.py").exists()
+
+
+def test_generated_modules_are_ruff_clean() -> None:
+    ruff = find_ruff_bin()
+    for args in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [ruff, *args, "generated/"], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_modules_carry_the_spec_settings_in_modal_objects() -> None:
+    apps, _ = load_project(Project.at(REPO))
+    assert apps
+    for model in apps:
+        module = import_generated(REPO / "generated" / f"{model.module}.py")
+        assert module.app.name == model.name
+        for cls in model.classes:
+            info = class_function(module.app, cls.name).info()
+            gpu = parse_gpu(cls.gpu)
+            assert info.gpus == [(gpu.type.name, gpu.count)]
+            assert info.timeout == cls.timeout
+            assert info.concurrency_info.max_inputs == model.concurrent_inputs
+            assert {p: v.name for p, v in info.volumes.items()} == model.volumes
+            assert info.method_names == ["fastapi_app"]
+            details = info.method_details["fastapi_app"]
+            assert details.unauthenticated == (model.auth != "proxy")
+        paths = sorted(e.path for e in module.ENDPOINTS)
+        assert paths == sorted(e.path for e in model.endpoints)
+        header = (REPO / "generated" / f"{model.module}.py").read_text().splitlines()[2]
+        assert all(source in header for source in model.sources)
+
+
+def test_flux_request_models_keep_todays_fields_and_defaults() -> None:
+    module = import_generated(REPO / "generated" / "ryla_flux.py")
+    by_path = {e.path: e.request_model for e in module.ENDPOINTS}
+    flux = by_path["/flux"](prompt="a cat")
+    assert (flux.width, flux.height, flux.steps, flux.cfg, flux.seed) == (1024, 1024, 4, 1.0, 42)
+    assert by_path["/flux-dev"](prompt="a cat").steps == 20
+    lora = by_path["/flux-dev-lora"](prompt="x", lora_id="abc")
+    assert lora.lora_strength == 1.0
+    schema = by_path["/flux"].model_json_schema()
+    assert schema["required"] == ["prompt"]
+    assert schema["properties"]["width"]["maximum"] == 2048
+
+
+def test_list_json_names_every_endpoint_with_its_url(project: Path) -> None:
+    result = run("list", "--json", "--workspace", "ryla")
+    rows = json.loads(result.output)
+    flux = next(r for r in rows if r["path"] == "/flux")
+    assert flux["url"] == "https://ryla--ryla-flux-comfyui-fastapi-app.modal.run/flux"
+    assert flux["gpu"] == "L40S"
+    assert {r["path"] for r in rows} >= {"/flux", "/flux-dev", "/flux-dev-lora", "/svd"}
+
+
+def test_schema_command_prints_the_shipped_json_schema(project: Path) -> None:
+    import jsonschema
+
+    schema = json.loads(run("schema").output)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for spec in sorted((project / "specs").glob("*.yaml")):
+        jsonschema.validate(yaml.safe_load(spec.read_text()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": 1, "app": {"name": "x-y", "gpus": "L4"}}, schema)
+
+
+def test_deploy_dry_run_prints_the_modal_command(project: Path) -> None:
+    result = run("deploy", "svd", "--dry-run", "--env", "staging", "--tag", "v2")
+    assert result.exit_code == 0
+    assert result.output.strip().endswith(
+        "-m modal deploy --env staging --tag v2 generated/ryla_wan26.py"
+    )
+
+
+def test_deploy_of_an_unknown_name_lists_the_apps(project: Path) -> None:
+    result = run("deploy", "nope", "--dry-run")
+    assert result.exit_code != 0
+    assert "no app, endpoint or spec named 'nope'" in result.stderr
+    assert "ryla-flux" in result.stderr
+
+
+def test_deploy_without_credentials_fails_with_modals_message(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "MODAL_CONFIG_PATH": str(home / ".modal.toml")}
+    result = subprocess.run(
+        [str(Path(shutil.which("ryla-gen") or REPO / ".venv/bin/ryla-gen")), "deploy", "ryla-demo"],
+        cwd=project,
+        env={**env, "MODAL_TOKEN_ID": "", "MODAL_TOKEN_SECRET": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "token" in (result.stdout + result.stderr).lower()
