@@ -64,6 +64,10 @@ async def load_media(
 ) -> Media:
     """Decode one media input of ``kind`` (image, mask, video)."""
     value = value.strip()
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) and not value.startswith(
+        ("http://", "https://")
+    ):
+        raise MediaError("only http(s) URLs are accepted")
     if value.startswith(("http://", "https://")):
         data = await fetch_url(value, max_bytes=max_bytes, allow_private=allow_private)
     else:
