@@ -14,12 +14,33 @@ import click
 from .catalog import Catalog
 from .diagnostics import Diagnostics, SpecError, display_path
 from .model import AppModel
-from .render import compare, render_apps, write
+from .render import Drift, RenderedFile, compare, render_apps, render_docs, write
 from .resolve import Project, load_project
 from .spec.format import json_schema
 
 EXIT_INVALID = 2
 GENERATED_DIR = "generated"
+DOCS_DIR = "docs"
+
+
+def _outputs(
+    apps: list[AppModel], specs: tuple[str, ...]
+) -> list[tuple[list[RenderedFile], Path, Drift]]:
+    """Everything build owns: generated modules and the endpoint reference, with their drift.
+
+    Modules no spec renders are orphans only when whole spec folders were built: building
+    single files must not delete the other apps' modules. The reference lists only what was
+    built, so it is written and checked only for whole folders too.
+    """
+    root = Path.cwd()
+    whole = all(Path(s).is_dir() for s in specs) if specs else True
+    modules = render_apps(apps, root)
+    suffixes = (".py",) if whole else ()
+    outputs = [(modules, root / GENERATED_DIR, compare(modules, root / GENERATED_DIR, suffixes))]
+    if whole:
+        docs = render_docs(apps)
+        outputs.append((docs, root / DOCS_DIR, compare(docs, root / DOCS_DIR, ())))
+    return outputs
 
 
 def _project(specs: tuple[str, ...]) -> Project:
@@ -75,30 +96,39 @@ def main() -> None:
 def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> None:
     """Render one Modal app module per app into generated/."""
     apps = _load(specs, object_info)
-    out_dir = Path.cwd() / GENERATED_DIR
-    files = render_apps(apps, Path.cwd())
-    drift = compare(files, out_dir, (".py",))
+    outputs = _outputs(apps, specs)
     if check:
-        if drift.clean:
-            click.echo(f"{GENERATED_DIR}/ is up to date ({len(files)} module(s)).")
+        drifts = [drift for _, _, drift in outputs]
+        if all(d.clean for d in drifts):
+            click.echo(f"{GENERATED_DIR}/ and {DOCS_DIR}/ are up to date.")
             return
-        for path in drift.stale:
-            click.echo(f"{display_path(path)}: differs from what the specs render", err=True)
-        for path in drift.missing:
-            click.echo(f"{display_path(path)}: missing; run `ryla-gen build`", err=True)
-        for path in drift.orphans:
-            click.echo(f"{display_path(path)}: rendered from no spec (orphan)", err=True)
-        click.echo(
-            "generated/ is stale: run `ryla-gen build specs/` and commit the result.", err=True
-        )
+        for drift in drifts:
+            for path in drift.stale:
+                click.echo(f"{display_path(path)}: differs from what the specs render", err=True)
+            for path in drift.missing:
+                click.echo(f"{display_path(path)}: missing; run `ryla-gen build`", err=True)
+            for path in drift.orphans:
+                click.echo(f"{display_path(path)}: rendered from no spec (orphan)", err=True)
+        click.echo("stale: run `ryla-gen build specs/` and commit the result.", err=True)
         sys.exit(1)
-    touched = write(files, out_dir, drift)
+    touched = [path for files, out_dir, drift in outputs for path in write(files, out_dir, drift)]
     for path in touched:
         click.echo(
             f"wrote {display_path(path)}" if path.exists() else f"removed {display_path(path)}"
         )
     n_endpoints = sum(len(a.endpoints) for a in apps)
     click.echo(f"{len(apps)} app(s), {n_endpoints} endpoint(s); {len(touched)} file(s) changed.")
+
+
+@main.command()
+@specs_argument
+def docs(specs: tuple[str, ...]) -> None:
+    """Write docs/ENDPOINTS.md, the endpoint reference."""
+    apps = _load(specs, ())
+    files = render_docs(apps)
+    out_dir = Path.cwd() / DOCS_DIR
+    for path in write(files, out_dir, compare(files, out_dir, ())):
+        click.echo(f"wrote {display_path(path)}")
 
 
 @main.command()
@@ -170,10 +200,9 @@ def deploy(
     """Build, then `modal deploy` the app named NAME (an app, endpoint path or spec file)."""
     apps = _load(specs, ())
     app = _find_app(apps, name)
-    files = render_apps(apps, Path.cwd())
-    out_dir = Path.cwd() / GENERATED_DIR
     if not dry_run:
-        write(files, out_dir, compare(files, out_dir, (".py",)))
+        for files, out_dir, drift in _outputs(apps, specs):
+            write(files, out_dir, drift)
     command = [sys.executable, "-m", "modal", "deploy"]
     for flag, value in (("--env", env), ("--name", deployment_name), ("--tag", tag)):
         if value:

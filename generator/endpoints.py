@@ -15,7 +15,7 @@ from typing import Any
 from .catalog import Catalog
 from .checks import check_value, check_workflow, json_line_of_node
 from .diagnostics import Diagnostics, Location, display_path
-from .model import EndpointModel, ParamModel, RequestField
+from .model import EndpointModel, ParamDoc, ParamModel, RequestField
 from .paramtypes import PARAM_TYPES, SEED_MAX
 from .spec.format import Endpoint, InputRef, Parameter
 from .spec.load import LoadedSpec
@@ -93,6 +93,9 @@ def resolve_endpoint(
         prefix_nodes=prefix_nodes,
         examples=tuple(ep.examples),
         source=ctx.spec.display,
+        docs=tuple(param_doc(n, p) for n, p in ep.parameters.items()),
+        model_names=tuple(f"{m.folder}/{m.filename}" for m in ep.models),
+        custom_node_names=tuple(f"{c.key}@{c.pin}" for c in ep.custom_nodes),
     )
 
 
@@ -309,6 +312,9 @@ def _check_fit(
                 f"parameter '{name}' has a format (a string) but {label} is {spec.type}", *where
             )
         return
+    if param.map is not None:
+        _check_map_values(ctx, name, param, spec, current, label)
+        return
     if spec is not None:
         if spec.type not in ptype.input_types:
             ctx.error(
@@ -328,6 +334,26 @@ def _check_fit(
             f"parameter '{name}' ({param.type}) needs a file-name input; {label} holds {current!r}",
             *where,
         )
+
+
+def _check_map_values(
+    ctx: EndpointContext, name: str, param: Parameter, spec: Any, current: Any, label: str
+) -> None:
+    """A map's values are what the input receives: check them, not the request type."""
+    where = ("parameters", name, "map")
+    for value in (param.map or {}).values():
+        if spec is not None:
+            problem = check_value(spec, value)
+        elif (
+            current is None
+            or isinstance(current, bool) == isinstance(value, bool)
+            and (isinstance(current, (int, float)) == isinstance(value, (int, float)))
+        ):
+            problem = None
+        else:
+            problem = f"{value!r} does not fit the value it replaces ({current!r})"
+        if problem:
+            ctx.error(f"parameter '{name}': map value for {label}: {problem}", *where)
 
 
 def _check_range(ctx: EndpointContext, name: str, param: Parameter, spec: Any, label: str) -> None:
@@ -500,6 +526,33 @@ def example_value_problem(param: Parameter, value: Any) -> str | None:
 
 
 # --- request model fields -------------------------------------------------------------------
+
+
+def param_doc(name: str, param: Parameter) -> ParamDoc:
+    kind = param.type + (f"[≤{param.max_items}]" if param.max_items else "")
+    if param.required:
+        default = "required"
+    elif param.type == "seed" and param.default in (None, "random"):
+        default = "random"
+    elif param.default is None:
+        default = "(workflow)" if param.bindings else "—"
+    else:
+        default = repr(param.default) if isinstance(param.default, str) else str(param.default)
+    constraints = []
+    if param.min is not None or param.max is not None:
+        low = "" if param.min is None else param.min
+        high = "" if param.max is None else param.max
+        constraints.append(f"{low}–{high}")
+    if param.multiple_of:
+        constraints.append(f"×{param.multiple_of}")
+    if param.choices:
+        constraints.append(" \\| ".join(str(c) for c in param.choices))
+    if param.aliases:
+        constraints.append("alias " + ", ".join(param.aliases))
+    description = (param.description or "").replace("|", "\\|").replace("\n", " ")
+    if param.ignored:
+        description = f"{description} (accepted, no effect)".strip()
+    return ParamDoc(name, kind, default, "; ".join(constraints), description)
 
 
 def _param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> ParamModel:

@@ -20,6 +20,17 @@ class RequestField:
 
 
 @dataclass(frozen=True)
+class ParamDoc:
+    """One request field as the endpoint reference (docs/ENDPOINTS.md) shows it."""
+
+    name: str
+    type: str
+    default: str
+    constraints: str
+    description: str
+
+
+@dataclass(frozen=True)
 class ParamModel:
     """One parameter as the runtime applies it (rendered as a runtime ``Param``)."""
 
@@ -72,6 +83,14 @@ class EndpointModel:
     prefix_nodes: tuple[str, ...]  # nodes whose filename_prefix is made unique per request
     examples: tuple[dict[str, Any], ...]
     source: str  # spec file that declared it
+    docs: tuple[ParamDoc, ...] = ()
+    model_names: tuple[str, ...] = ()  # folder/filename of the models it declares
+    custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
+
+    @property
+    def anchor(self) -> str:
+        """The Markdown heading anchor of this endpoint in docs/ENDPOINTS.md."""
+        return re.sub(r"[^a-z0-9 _-]", "", self.path.lower()).replace(" ", "-")
 
     @property
     def constant(self) -> str:
@@ -186,6 +205,10 @@ class AppModel:
     @property
     def endpoints(self) -> tuple[EndpointModel, ...]:
         return tuple(e for c in self.classes for e in c.endpoints)
+
+    @property
+    def endpoint_count(self) -> int:
+        return len(self.endpoints)
 
     @property
     def _fields(self) -> list[RequestField]:

@@ -74,6 +74,12 @@ def render_apps(apps: list[AppModel], config_root: Path) -> list[RenderedFile]:
     return files
 
 
+def render_docs(apps: list[AppModel]) -> list[RenderedFile]:
+    """docs/ENDPOINTS.md: the endpoint reference (path, app, GPU, parameters, models, nodes)."""
+    content = _environment().get_template("endpoints.md.j2").render(apps=apps)
+    return [RenderedFile(Path("ENDPOINTS.md"), content)]
+
+
 @dataclass(frozen=True)
 class Drift:
     """How generated/ differs from what the specs render."""

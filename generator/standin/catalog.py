@@ -198,7 +198,9 @@ _BUILTIN: list[dict[str, Any]] = [
         required={"image": [[], {"image_upload": True}]},
         outputs=("IMAGE", "MASK"),
     ),
-    _node("ImageInvert", "Invert Image", "image", required={"image": ["IMAGE"]}, outputs=("IMAGE",)),
+    _node(
+        "ImageInvert", "Invert Image", "image", required={"image": ["IMAGE"]}, outputs=("IMAGE",)
+    ),
     _node(
         "ImageScaleBy",
         "Upscale Image By",
@@ -248,7 +250,14 @@ _BUILTIN: list[dict[str, Any]] = [
                 "COMBO",
                 {
                     "multiselect": False,
-                    "options": ["normal", "multiply", "screen", "overlay", "soft_light", "difference"],
+                    "options": [
+                        "normal",
+                        "multiply",
+                        "screen",
+                        "overlay",
+                        "soft_light",
+                        "difference",
+                    ],
                 },
             ],
         },
