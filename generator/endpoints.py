@@ -17,6 +17,7 @@ from .checks import check_value, check_workflow, json_line_of_node
 from .diagnostics import Diagnostics, Location, display_path
 from .model import EndpointModel, ParamDoc, ParamModel, RequestField
 from .paramtypes import PARAM_TYPES, SEED_MAX
+from .pyliteral import py_string
 from .spec.format import Endpoint, InputRef, Parameter
 from .spec.load import LoadedSpec
 from .workflow import Workflow, WorkflowError, is_link, load_workflow
@@ -614,5 +615,5 @@ def request_field(name: str, param: Parameter) -> RequestField:
         args.append("min_length=1")
         args.append(f"max_length={param.max_items}")
     if description:
-        args.append(f"description={description!r}")
+        args.append(f"description={py_string(description)}")
     return RequestField(name, annotation, ", ".join(args))

@@ -6,6 +6,7 @@ Built by :mod:`generator.resolve` from validated spec files and their workflows.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,14 @@ class RequestField:
     name: str
     annotation: str  # e.g. "int", "str | None", 'Literal["1:1", "16:9"]'
     field_args: str  # rendered arguments of pydantic's Field(...)
+
+
+def docstring(text: str, indent: str = "    ") -> str:
+    """Docstring text wrapped to fit generated lines (first line after the opening quotes)."""
+    lines = textwrap.wrap(text, width=88, break_long_words=False, break_on_hyphens=False)
+    if len(lines) <= 1:
+        return text
+    return f"\n{indent}".join(lines) + f"\n{indent}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,11 @@ class EndpointModel:
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
 
     @property
+    def docstring(self) -> str:
+        extra = f" {self.description}" if self.description else ""
+        return docstring(f"Request body of POST {self.path}.{extra}")
+
+    @property
     def anchor(self) -> str:
         """The Markdown heading anchor of this endpoint in docs/ENDPOINTS.md."""
         return re.sub(r"[^a-z0-9 _-]", "", self.path.lower()).replace(" ", "-")
@@ -136,6 +150,10 @@ class CustomNodeModel:
     apt: tuple[str, ...]
 
     @property
+    def pin(self) -> str:
+        return self.commit or self.version or ""
+
+    @property
     def install_commands(self) -> tuple[str, ...]:
         target = f"/root/comfy/ComfyUI/custom_nodes/{self.directory}"
         if self.git:
@@ -169,6 +187,11 @@ class ClassModel:
     @property
     def _snake(self) -> str:
         return self.name.upper()
+
+    @property
+    def docstring(self) -> str:
+        paths = ", ".join(e.path for e in self.endpoints)
+        return docstring(f"Serves {paths} on {self.gpu}.")
 
     @property
     def url_label(self) -> str:

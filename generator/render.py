@@ -15,6 +15,7 @@ from ruff.__main__ import find_ruff_bin
 
 from . import container
 from .model import AppModel
+from .pyliteral import py_string
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 GENERATED_SUFFIX = ".py"
@@ -35,6 +36,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["pyrepr"] = repr
+    env.filters["pystr"] = py_string
     return env
 
 

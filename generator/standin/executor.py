@@ -13,6 +13,7 @@ ends promptly.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
@@ -28,11 +29,13 @@ from .prompt_queue import PromptQueue, QueueItem
 from .scheduler import ExecutionPlan
 from .validation import full_type_name
 
+log = logging.getLogger(__name__)
+
 Send = Callable[[str, dict[str, Any], str | None], None]
 """``send(event_type, data, client_id)``; a ``None`` client id broadcasts to every socket."""
 
 
-class InterruptedError_(Exception):
+class PromptInterrupted(Exception):
     """The prompt was interrupted before a node started."""
 
 
@@ -98,7 +101,11 @@ class ProgressTracker:
 
 
 class PromptExecutor:
-    """Executes one prompt at a time against the catalog, the node implementations and the cache."""
+    """Executes one prompt at a time against the catalog, the node implementations and the cache.
+
+    ``interrupt`` is set by ``POST /interrupt`` and cleared when a prompt starts;
+    ``node_delay()`` gives the current artificial delay of ``ImageBlur``.
+    """
 
     def __init__(
         self,
@@ -108,34 +115,24 @@ class PromptExecutor:
         interrupt: threading.Event,
         node_delay: Callable[[], float],
     ) -> None:
-        self._catalog = catalog
-        self._dirs = dirs
-        self._send = send
+        self.catalog = catalog
+        self.dirs = dirs
+        self.send = send
         self.interrupt = interrupt
-        self._node_delay = node_delay
+        self.node_delay = node_delay
         self.cache = OutputCache()
+        self.drop_cache = False
 
     def execute(self, item: QueueItem) -> ExecutionOutcome:
-        """Run the prompt's output nodes and everything they need; never raises."""
+        """Run the prompt's output nodes and everything they need; node failures are reported."""
         self.interrupt.clear()
-        run = _PromptRun(self, item)
-        return run.execute()
-
-    # Helpers for _PromptRun -------------------------------------------------
-
-    def send(self, event: str, data: dict[str, Any], client_id: str | None) -> None:
-        self._send(event, data, client_id)
+        if self.drop_cache:
+            self.drop_cache = False
+            self.cache.clear()
+        return _PromptRun(self, item).execute()
 
     def node_context(self, node_id: str, progress: Callable[[int, int], None]) -> NodeContext:
-        return NodeContext(node_id, self._dirs, self._node_delay(), self.interrupt, progress)
-
-    @property
-    def catalog(self) -> Catalog:
-        return self._catalog
-
-    @property
-    def dirs(self) -> StandinDirs:
-        return self._dirs
+        return NodeContext(node_id, self.dirs, self.node_delay(), self.interrupt, progress)
 
 
 class _PromptRun:
@@ -151,6 +148,7 @@ class _PromptRun:
         self._executed: list[str] = []
         self._ui: dict[str, Any] = {}
         self._meta: dict[str, Any] = {}
+        self._current_inputs: dict[str, Any] = {}
         self._progress = ProgressTracker(item.prompt_id, self._to_client)
 
     def execute(self) -> ExecutionOutcome:
@@ -179,7 +177,7 @@ class _PromptRun:
             else:
                 try:
                     self._run_node(node_id, keys)
-                except InterruptedError_:
+                except PromptInterrupted:
                     self._report_interrupted(node_id)
                     return False
                 except Exception as exc:
@@ -194,7 +192,8 @@ class _PromptRun:
         executing = {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
         self._to_client("executing", executing)
         if self._executor.interrupt.is_set():
-            raise InterruptedError_
+            raise PromptInterrupted
+        self._current_inputs = {}
         self._current_inputs = inputs = self._gather_inputs(node_id, keys)
         context = self._executor.node_context(
             node_id, lambda value, total: self._progress.update(node_id, value, total)
@@ -235,7 +234,7 @@ class _PromptRun:
         self._add_message("execution_interrupted", data, broadcast=True)
 
     def _report_error(self, node_id: str, exc: Exception) -> None:
-        inputs = getattr(self, "_current_inputs", None) or {}
+        inputs = self._current_inputs
         hidden = self._catalog.hidden_inputs(self._prompt[node_id]["class_type"])
         data = {
             "prompt_id": self._item.prompt_id,
@@ -337,7 +336,12 @@ class PromptWorker:
             item = self._queue.take(timeout=0.1)
             if item is None:
                 continue
-            outcome = self._executor.execute(item)
+            try:
+                outcome = self._executor.execute(item)
+            except Exception as exc:  # a bug of the stand-in: keep serving, record it
+                log.exception("stand-in failed executing prompt %s", item.prompt_id)
+                error = {"prompt_id": item.prompt_id, "exception_message": repr(exc)}
+                outcome = ExecutionOutcome(False, [["execution_error", error]], {}, {})
             self._queue.finish(item, outcome.history_entry(item))
             if item.client_id is not None:
                 done = {"node": None, "prompt_id": item.prompt_id}

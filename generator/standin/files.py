@@ -87,7 +87,7 @@ def split_annotation(name: str) -> tuple[str, str | None]:
 
 
 def annotated_path(dirs: StandinDirs, name: str, default_type: str = "input") -> Path | None:
-    """The file an annotated name (``sub/a.png``, ``a.png [temp]``) points to, if inside its folder."""
+    """The file an annotated name (``sub/a.png``, ``a.png [temp]``) names, if inside its folder."""
     plain, folder_type = split_annotation(name)
     root = dirs.by_type(folder_type or default_type)
     if root is None or not plain:
@@ -120,7 +120,7 @@ def file_digest(path: Path) -> str:
 
 @dataclass(frozen=True)
 class SaveTarget:
-    """Where a save node writes: the folder, the base file name, the first counter, the subfolder."""
+    """Where a save node writes: folder, base file name, first counter, subfolder."""
 
     folder: Path
     filename: str
