@@ -253,6 +253,10 @@ def _check_default(ctx: EndpointContext, name: str, param: Parameter) -> None:
     if not ptype.accepts(default):
         ctx.error(f"parameter '{name}': default {default!r} is not a valid {param.type}", *where)
         return
+    if not ptype.numeric:
+        if param.choices and default not in param.choices:
+            ctx.error(f"parameter '{name}': default {default!r} is not among the choices", *where)
+        return
     if param.min is not None and default < param.min:
         ctx.error(f"parameter '{name}': default {default!r} is below min {param.min}", *where)
     if param.max is not None and default > param.max:
@@ -434,12 +438,15 @@ def _check_headers(ctx: EndpointContext, names: set[str]) -> None:
 
 
 def _format_fields(template: str) -> set[str]:
+    """Names a format string uses; positional or malformed fields are reported as such."""
     try:
-        return {
-            f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(template) if f
-        }
-    except ValueError:
-        return {"<malformed format string>"}
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return {f"<malformed format string: {exc}>"}
+    names = {f.split(".")[0].split("[")[0] for f in fields}
+    return {
+        n if n and not n.isdigit() else "<positional {} field: name a parameter>" for n in names
+    }
 
 
 def _resolve_output(
@@ -519,6 +526,8 @@ def example_value_problem(param: Parameter, value: Any) -> str | None:
         return f"expects {param.type}, got {value!r}"
     if param.choices and value not in param.choices:
         return f"{value!r} is not among the choices"
+    if not ptype.numeric:
+        return None
     if param.min is not None and value < param.min:
         return f"{value!r} is below min {param.min}"
     if param.max is not None and value > param.max:

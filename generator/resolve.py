@@ -52,7 +52,7 @@ def load_project(
         diags.error(Location(where), "no spec files (*.yaml) found")
         raise SpecError(diags.sorted())
     loaded = [s for s in (load_spec(p, diags, project.root) for p in files) if s is not None]
-    apps = _group_by_app(loaded, diags)
+    apps = _group_by_app(loaded, diags, all_loaded=len(loaded) == len(files))
     models = [
         m
         for m in (_resolve_app(name, src, project, catalog, diags) for name, src in apps.items())
@@ -68,7 +68,11 @@ def load_project(
     return sorted(models, key=lambda m: m.name), diags
 
 
-def _group_by_app(loaded: list[LoadedSpec], diags: Diagnostics) -> dict[str, _AppSources]:
+def _group_by_app(
+    loaded: list[LoadedSpec], diags: Diagnostics, *, all_loaded: bool
+) -> dict[str, _AppSources]:
+    """Spec files by app. An app missing while some file failed to load is not reported again:
+    the failing file probably defines it, and its own errors say what to fix."""
     apps: dict[str, _AppSources] = {}
     for spec in loaded:
         app = spec.spec.app
@@ -86,7 +90,7 @@ def _group_by_app(loaded: list[LoadedSpec], diags: Diagnostics) -> dict[str, _Ap
             sources.definition = spec
         sources.spec_files.append(spec)
     for name, sources in apps.items():
-        if sources.definition is None:
+        if sources.definition is None and all_loaded:
             for spec in sources.spec_files:
                 diags.error(spec.loc("app"), f"app '{name}' is not defined in any spec file")
     return {n: s for n, s in apps.items() if s.definition is not None}
@@ -99,7 +103,15 @@ def _resolve_app(
     app = sources.definition.spec.app
     assert isinstance(app, App)
     before = len(diags.errors)
-    app_gpu = _gpu(app.gpu, sources.definition.loc("app", "gpu"), diags)
+    where = sources.definition.loc
+    if app.auth == "bearer" and not app.auth_secret:
+        diags.error(where("app", "auth"), "auth: bearer needs 'auth_secret' (a Modal Secret name)")
+    if app.max_containers is not None and app.max_containers < app.min_containers:
+        diags.error(
+            where("app", "max_containers"),
+            f"max_containers {app.max_containers} is below min_containers {app.min_containers}",
+        )
+    app_gpu = _gpu(app.gpu, where("app", "gpu"), diags)
     endpoints: list[EndpointModel] = []
     seen_paths: dict[str, Location] = {}
     custom_nodes: dict[str, tuple[CustomNode, Location]] = {}

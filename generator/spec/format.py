@@ -17,6 +17,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,6 +35,12 @@ Commit = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
+def unknown_key_message(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key '{key}'{hint}; expected one of: {', '.join(allowed)}"
+
+
 def _shape(value: Any) -> str:
     """Discriminates the 'one or many' and 'mapping or name' unions by the value's shape."""
     if isinstance(value, list):
@@ -48,19 +55,23 @@ class _Strict(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            allowed = list(cls.model_fields)
-            for key in data:
-                if key not in allowed:
-                    close = difflib.get_close_matches(str(key), allowed, n=1)
-                    hint = f" (did you mean '{close[0]}'?)" if close else ""
-                    raise PydanticCustomError(
-                        "unknown_key",
-                        "unknown key '{key}'{hint}; expected one of: {allowed}",
-                        {"key": str(key), "hint": hint, "allowed": ", ".join(allowed)},
-                    )
-        return data
+    def _known_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        """Unknown keys, with a did-you-mean. With a ``unknown_keys`` list in the validation
+        context they are collected there (so every other error is still found) and dropped."""
+        if not isinstance(data, dict):
+            return data
+        allowed = list(cls.model_fields)
+        unknown = [key for key in data if key not in allowed]
+        if not unknown:
+            return data
+        sink = (info.context or {}).get("unknown_keys")
+        messages = [unknown_key_message(str(key), allowed) for key in unknown]
+        if sink is None:
+            raise PydanticCustomError("unknown_key", "{message}", {"message": messages[0]})
+        sink.extend(
+            (id(data), key, message) for key, message in zip(unknown, messages, strict=True)
+        )
+        return {k: v for k, v in data.items() if k not in unknown}
 
 
 class InputRef(_Strict):
@@ -274,14 +285,6 @@ class App(_Strict):
             if not mount.startswith("/"):
                 raise ValueError(f"volume mount path '{mount}' must be absolute")
         return value
-
-    @model_validator(mode="after")
-    def _auth_secret(self) -> App:
-        if self.auth == "bearer" and not self.auth_secret:
-            raise ValueError("auth: bearer needs 'auth_secret' (a Modal Secret name)")
-        if self.max_containers is not None and self.max_containers < self.min_containers:
-            raise ValueError("max_containers is smaller than min_containers")
-        return self
 
 
 class AppRef(_Strict):

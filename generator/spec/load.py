@@ -17,6 +17,10 @@ from .format import SpecFile
 from .yamlpos import PositionedDocument, YamlError, load_positioned
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+_SHAPE_MESSAGES = {
+    "bind": "expected a mapping {node or title, input} or a list of them",
+    "app": "expected the app's settings (a mapping) or the name of an app defined elsewhere",
+}
 
 
 @dataclass
@@ -64,31 +68,51 @@ def load_spec(path: Path, diags: Diagnostics, root: Path | None = None) -> Loade
             Location(display, 1, 1), "a spec file must be a mapping with 'version' and 'app'"
         )
         return None
-    if doc.data.get("version") not in (None, 1):
+    version = doc.data.get("version")
+    if version is not None and (isinstance(version, bool) or version != 1):
         line, col = doc.position(("version",))
         diags.error(
             Location(display, line, col),
-            f"unsupported spec version {doc.data['version']!r}; this ryla-gen reads version 1",
+            f"unsupported spec version {version!r}; this ryla-gen reads version 1",
         )
         return None
+    unknown: list[tuple[int, str, str]] = []
     try:
-        spec = SpecFile.model_validate(doc.data)
+        spec = SpecFile.model_validate(doc.data, context={"unknown_keys": unknown})
     except ValidationError as exc:
+        spec = None
         for error in exc.errors():
             _report(error, doc, display, diags)
+    if unknown:
+        paths = _mapping_paths(doc.data)
+        for mapping_id, key, message in unknown:
+            line, col = doc.position(paths[mapping_id] + (key,), key=True)
+            diags.error(Location(display, line, col), message)
         return None
-    return LoadedSpec(path, display, spec, doc)
+    return LoadedSpec(path, display, spec, doc) if spec is not None else None
+
+
+def _mapping_paths(data: Any, path: tuple[str | int, ...] = ()) -> dict[int, tuple[str | int, ...]]:
+    """id() of every mapping in the data -> its path (to place errors found by identity)."""
+    found: dict[int, tuple[str | int, ...]] = {}
+    if isinstance(data, dict):
+        found[id(data)] = path
+        for key, value in data.items():
+            found.update(_mapping_paths(value, path + (key,)))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found.update(_mapping_paths(value, path + (i,)))
+    return found
 
 
 def _report(
     error: dict[str, Any], doc: PositionedDocument, display: str, diags: Diagnostics
 ) -> None:
     path = _data_path(doc.data, error["loc"])
-    key = False
+    key = "[key]" in error["loc"]
     message = error["msg"]
-    if error["type"] == "unknown_key":
-        path = path + (error["ctx"]["key"],)
-        key = True
+    if error["type"] == "union_tag_invalid":
+        message = _SHAPE_MESSAGES.get(str(path[-1]) if path else "", "unexpected value")
     elif error["type"] == "missing":
         message = f"missing required key '{error['loc'][-1]}'"
     elif error["type"] == "value_error":
@@ -96,7 +120,7 @@ def _report(
     elif error["type"] == "literal_error" and path == ("version",):
         message = "missing or unsupported 'version' (this ryla-gen reads version: 1)"
     where = ".".join(str(p) for p in path)
-    if where and error["type"] not in ("unknown_key",):
+    if where:
         message = f"{where}: {message}"
     line, col = doc.position(path, key=key)
     diags.error(Location(display, line, col), message)

@@ -74,6 +74,7 @@ def _build(node: yaml.Node, path: Path_, doc: PositionedDocument) -> Any:
 def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument) -> dict:
     """A mapping; ``<<: *anchor`` merge keys supply defaults that explicit keys override."""
     merged: dict[Any, Any] = {}
+    merged_doc = PositionedDocument(data=None)  # positions of merged keys, used if not overridden
     out: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -83,7 +84,7 @@ def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument)
             for source in sources:
                 if not isinstance(source, yaml.MappingNode):
                     raise YamlError("'<<' merges only mappings", *_mark(source))
-                for key, value in _build_mapping(source, path, doc).items():
+                for key, value in _build_mapping(source, path, merged_doc).items():
                     merged.setdefault(key, value)
             continue
         key = _CONSTRUCTOR.construct_object(key_node, deep=True)
@@ -97,6 +98,13 @@ def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument)
             raise YamlError(f"duplicate key '{key}' (first defined at line {first[0]})", line, col)
         doc.key_pos[path + (key,)] = _mark(key_node)
         out[key] = _build(value_node, path + (key,), doc)
+    for table, merged_table in (
+        (doc.value_pos, merged_doc.value_pos),
+        (doc.key_pos, merged_doc.key_pos),
+    ):
+        for sub, pos in merged_table.items():
+            if len(sub) > len(path) and sub[len(path)] not in out:
+                table.setdefault(sub, pos)
     return {**merged, **out}
 
 
