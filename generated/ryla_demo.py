@@ -11,8 +11,6 @@ Endpoints (POST), by Modal class:
         /animate  <- comfy_workflows/demo-animate.json
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Literal
 

@@ -10,8 +10,6 @@ Endpoints (POST), by Modal class:
         /flux-dev-lora  <- comfy_workflows/flux-dev-lora.json
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import modal

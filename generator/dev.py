@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +23,7 @@ def load_generated(module_path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"ryla_generated_{module_path.stem}", module_path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the request models' annotations there
     spec.loader.exec_module(module)
     return module
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +18,7 @@ def import_generated(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"gen_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the request models' annotations there
     spec.loader.exec_module(module)
     return module
 

@@ -62,6 +62,7 @@ class ComfyServer:
         port: int = 8188,
         command: Sequence[str] | None = None,
         start_timeout: float = 600.0,
+        log_path: str | os.PathLike[str] = "/tmp/comfyui.log",
     ):
         from .comfy_process import ComfyProcess, comfy_launch_command
 
@@ -69,7 +70,7 @@ class ComfyServer:
         self.base_dir = Path(comfy_dir)
         url = f"http://127.0.0.1:{port}"
         cmd = command or comfy_launch_command(comfy_dir, port, extra_args)
-        self.process = ComfyProcess(cmd, cwd=comfy_dir, url=url, log_path="/tmp/comfyui.log")
+        self.process = ComfyProcess(cmd, cwd=comfy_dir, url=url, log_path=log_path)
         self.client = ComfyClient(url)
         self.start_timeout = start_timeout
         self._restart_lock: asyncio.Lock | None = None
@@ -179,7 +180,12 @@ def _add_route(
     async def handler(request: Request, body: BaseModel) -> Response:
         work = asyncio.ensure_future(_handle(settings, endpoint, workflow, comfy, request, body))
         gone = asyncio.ensure_future(_disconnected(request))
-        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server cancelled us: stop the run as well
+            work.cancel()
+            gone.cancel()
+            raise
         if work in done:
             gone.cancel()
             return work.result()

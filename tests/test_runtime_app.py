@@ -1,0 +1,362 @@
+"""The generated app's FastAPI, end to end against the ComfyUI stand-in.
+
+Requests go through the same ``create_app`` the Modal class serves, built from the committed
+generated module of the model-free spec (``generated/ryla_demo.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import REPO, import_generated
+from PIL import Image
+
+from generator.runtime.config import Endpoint, Param, Target
+from generator.runtime.server import RemoteComfy, create_app
+
+DEMO = import_generated(REPO / "generated" / "ryla_demo.py")
+BY_PATH = {e.path: e for e in DEMO.ENDPOINTS}
+
+
+def png(width: int, height: int, color: tuple[int, int, int]) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def pixels(data: bytes) -> list[tuple[int, int, int]]:
+    with Image.open(io.BytesIO(data)) as image:
+        return list(image.convert("RGB").get_flattened_data())
+
+
+def client_for(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://app", timeout=60
+    )
+
+
+@pytest.fixture()
+def comfy(standin) -> RemoteComfy:
+    return RemoteComfy(standin.url, base_dir=standin.base_dir)
+
+
+@pytest.fixture()
+async def api(comfy: RemoteComfy):
+    app = create_app(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        yield client
+    await comfy.client.aclose()
+
+
+def leftover_files(base_dir: Path) -> list[Path]:
+    return [
+        p for sub in ("input", "output", "temp") for p in (base_dir / sub).rglob("*") if p.is_file()
+    ]
+
+
+async def test_invert_returns_the_right_pixels_and_headers(api: httpx.AsyncClient, standin) -> None:
+    response = await api.post("/invert", json={"width": 8, "height": 4, "color": 0xFF8000})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert pixels(response.content) == [(0, 127, 255)] * 32
+    assert float(response.headers["X-Execution-Time-Sec"]) > 0
+    assert response.headers["X-GPU-Type"] == "T4"
+    cost = float(response.headers["X-Cost-USD"])
+    assert cost == pytest.approx(
+        float(response.headers["X-Execution-Time-Sec"]) * 0.000164, abs=1e-6
+    )
+
+
+async def test_sixteen_concurrent_requests_each_get_their_own_output(
+    api: httpx.AsyncClient,
+) -> None:
+    colors = [(i * 15, 255 - i * 15, i * 7) for i in range(16)]
+    responses = await asyncio.gather(
+        *(
+            api.post("/invert", json={"width": 2, "height": 2, "color": (r << 16) | (g << 8) | b})
+            for r, g, b in colors
+        )
+    )
+    for (r, g, b), response in zip(colors, responses, strict=True):
+        assert response.status_code == 200, response.text
+        assert pixels(response.content) == [(255 - r, 255 - g, 255 - b)] * 4
+
+
+async def test_identical_request_twice_returns_bytes_both_times(api: httpx.AsyncClient) -> None:
+    body = {"width": 3, "height": 3, "color": 0x123456}
+    first = await api.post("/invert", json=body)
+    second = await api.post("/invert", json=body)
+    assert first.status_code == second.status_code == 200
+    assert pixels(first.content) == pixels(second.content) == [(0xED, 0xCB, 0xA9)] * 9
+
+
+async def test_uploaded_image_is_scaled(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/scale", json={"source_image": png(3, 2, (10, 20, 30)), "scale_by": 2}
+    )
+    assert response.status_code == 200, response.text
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.size == (6, 4)
+    assert set(pixels(response.content)) == {(10, 20, 30)}
+
+
+async def test_animated_webp_has_its_media_type_and_headers(api: httpx.AsyncClient) -> None:
+    response = await api.post("/animate", json={"frames": 3, "fps": 5})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/webp"
+    assert response.headers["X-Frames"] == "3"
+    assert response.headers["X-FPS"] == "5.0"
+    with Image.open(io.BytesIO(response.content)) as image:  # identical frames merge in WEBP
+        assert (image.format, image.size) == ("WEBP", (64, 64))
+
+
+async def test_json_response_when_the_client_asks(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/invert", json={"width": 2, "height": 2}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    (file,) = body["files"]
+    assert file["media_type"] == "image/png"
+    assert pixels(base64.b64decode(file["data"])) == [(255, 255, 255)] * 4
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/invert", {"width": 0}, "width"),
+        ("/invert", {"widht": 5}, "widht"),
+        ("/invert", {"color": "red"}, "color"),
+        ("/scale", {}, "image"),
+        ("/scale", {"image": png(2, 2, (0, 0, 0)), "method": "cubic"}, "method"),
+    ],
+)
+async def test_invalid_request_is_422_naming_the_field(
+    api: httpx.AsyncClient, path, body, field
+) -> None:
+    response = await api.post(path, json=body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["type"] == "validation_error"
+    assert field in [d["field"] for d in payload["details"]]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("http://127.0.0.1:9/cat.png", "private, loopback or link-local"),
+        ("http://169.254.169.254/latest/meta-data", "private, loopback or link-local"),
+        ("data:image/png;base64,AAAA", "not a supported image"),
+    ],
+)
+async def test_unsafe_or_broken_media_is_refused(
+    api: httpx.AsyncClient, image: str, message: str
+) -> None:
+    response = await api.post("/scale", json={"image": image})
+    assert response.status_code == 422
+    assert message in response.json()["details"][0]["message"]
+
+
+async def test_oversized_body_is_refused(comfy: RemoteComfy) -> None:
+    settings = dataclasses.replace(DEMO.SETTINGS, max_body_bytes=1000)
+    app = create_app(settings, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        response = await client.post("/scale", json={"image": png(64, 64, (1, 2, 3)) + "A" * 2000})
+    assert response.status_code == 413
+
+
+async def test_oversized_image_is_refused(comfy: RemoteComfy) -> None:
+    settings = dataclasses.replace(DEMO.SETTINGS, max_image_pixels=100)
+    app = create_app(settings, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        response = await client.post("/scale", json={"image": png(20, 20, (1, 2, 3))})
+    assert response.status_code == 422
+    assert "pixel limit" in response.json()["details"][0]["message"]
+
+
+def custom_app(
+    comfy: RemoteComfy, tmp_path: Path, workflow: dict, params=(), timeout=30.0, outputs=("3",)
+):
+    (tmp_path / "wf.json").write_text(json.dumps(workflow))
+
+    class Body(DEMO.InvertRequest.__base__):  # a plain pydantic model
+        width: int = 8
+
+    endpoint = Endpoint(
+        path="/x",
+        request_model=Body,
+        workflow="wf.json",
+        params=params,
+        outputs=outputs,
+        timeout=timeout,
+    )
+    return create_app(DEMO.SETTINGS, [endpoint], comfy, tmp_path)
+
+
+async def test_prompt_rejected_by_comfyui_names_node_and_input(
+    comfy: RemoteComfy, tmp_path: Path
+) -> None:
+    workflow = json.loads((REPO / "comfy_workflows" / "demo-invert.json").read_text())
+    app = custom_app(
+        comfy, tmp_path, workflow, params=(Param("width", targets=(Target("1", "width"),)),)
+    )
+    async with client_for(app) as client:
+        response = await client.post(
+            "/x", json={"width": 0}
+        )  # the model allows it; ComfyUI does not
+    assert response.status_code == 400
+    body = response.json()
+    assert body["type"] == "prompt_rejected"
+    detail = body["details"][0]
+    assert (detail["node_id"], detail["class_type"], detail["input"], detail["field"]) == (
+        "1",
+        "EmptyImage",
+        "width",
+        "width",
+    )
+
+
+async def test_runtime_failure_is_500_with_node_type(
+    comfy: RemoteComfy, standin, tmp_path: Path
+) -> None:
+    (Path(standin.base_dir) / "input" / "corrupt.png").write_bytes(b"not an image")
+    workflow = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "corrupt.png"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+    app = custom_app(comfy, tmp_path, workflow)
+    async with client_for(app) as client:
+        response = await client.post("/x", json={})
+    assert response.status_code == 500
+    details = response.json()["details"]
+    assert details["node_id"] == "1" and details["node_type"] == "LoadImage"
+    assert "UnidentifiedImageError" in details["exception_type"]
+
+
+async def test_timeout_is_504_and_leaves_the_queue_empty(slow_standin, tmp_path: Path) -> None:
+    comfy = RemoteComfy(slow_standin.url, base_dir=slow_standin.base_dir)
+    blur = dataclasses.replace(BY_PATH["/blur"], timeout=0.3)
+    app = create_app(DEMO.SETTINGS, [blur], comfy, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        response = await client.post("/blur", json={"sigma": 1.0})
+    assert response.status_code == 504
+    assert response.json()["type"] == "timeout"
+    queue = httpx.get(f"{slow_standin.url}/queue").json()
+    assert queue["queue_running"] == [] and queue["queue_pending"] == []
+    await comfy.client.aclose()
+
+
+async def test_no_files_or_history_left_behind(api: httpx.AsyncClient, standin) -> None:
+    assert (await api.post("/scale", json={"image": png(2, 2, (5, 5, 5))})).status_code == 200
+    assert (await api.post("/invert", json={})).status_code == 200
+    assert (
+        await api.post("/scale", json={"image": "data:image/png;base64,AAAA"})
+    ).status_code == 422
+    assert leftover_files(Path(standin.base_dir)) == []
+    assert httpx.get(f"{standin.url}/history").json() == {}
+
+
+async def test_health_and_ready(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/health")).status_code == 200
+    assert (await api.get("/ready")).json() == {"status": "ready"}
+
+
+async def test_openapi_documents_each_request_model(api: httpx.AsyncClient) -> None:
+    schema = (await api.get("/openapi.json")).json()
+    assert set(schema["paths"]) >= {"/invert", "/scale", "/blur", "/animate"}
+    invert = schema["components"]["schemas"]["InvertRequest"]
+    assert invert["properties"]["width"]["maximum"] == 4096
+    assert invert["properties"]["width"]["description"] == "Canvas width in pixels."
+
+
+# --- ComfyUI as a child process: crash and recovery; clients that leave -------------------------
+
+
+@pytest.fixture()
+def comfy_server(tmp_path: Path):
+    """The container's ComfyServer, running the stand-in as its 'ComfyUI' command."""
+    import os
+    import signal
+
+    from generator.runtime.server import ComfyServer
+    from generator.standin import StandinProcess, free_port
+
+    port = free_port()
+    (tmp_path / "comfy").mkdir()
+    command = StandinProcess(tmp_path / "comfy", port=port, node_delay=0.5).command()
+    server = ComfyServer(
+        [],
+        str(tmp_path / "models"),
+        comfy_dir=tmp_path / "comfy",
+        port=port,
+        command=command,
+        start_timeout=30,
+        log_path=tmp_path / "comfy.log",
+    )
+    server.start()
+    yield server
+    if server.process.alive:
+        os.killpg(server.process._proc.pid, signal.SIGKILL)
+
+
+async def test_comfyui_killed_mid_request_gives_503_and_the_next_request_succeeds(
+    comfy_server,
+) -> None:
+    import os
+    import signal
+
+    app = create_app(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy_server, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        slow = asyncio.create_task(client.post("/blur", json={"sigma": 1.0}))
+        await asyncio.sleep(0.4)
+        os.killpg(comfy_server.process._proc.pid, signal.SIGKILL)
+        response = await slow
+        assert response.status_code == 503
+        assert response.json()["type"] == "unavailable"
+        for _ in range(200):  # the app restarts ComfyUI in the background
+            if (await client.get("/ready")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        after = await client.post("/invert", json={"width": 2, "height": 2, "color": 0})
+    assert after.status_code == 200
+    assert pixels(after.content) == [(255, 255, 255)] * 4
+    await comfy_server.client.aclose()
+
+
+async def test_client_that_leaves_cancels_the_run(slow_standin) -> None:
+    import threading
+
+    import uvicorn
+
+    comfy = RemoteComfy(slow_standin.url, base_dir=slow_standin.base_dir)
+    app = create_app(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS)
+    from generator.standin import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(timeout=0.4) as client:
+            with pytest.raises(httpx.ReadTimeout):  # the client gives up and disconnects
+                await client.post(f"http://127.0.0.1:{port}/blur", json={"sigma": 1.0})
+        for _ in range(100):
+            queue = slow_standin.queue()
+            if not queue["queue_running"] and not queue["queue_pending"]:
+                break
+            await asyncio.sleep(0.05)
+        assert queue == {"queue_running": [], "queue_pending": []}
+        history = slow_standin.history()
+        assert all(h.get("status", {}).get("status_str") != "success" for h in history.values())
+    finally:
+        server.should_exit = True
+        thread.join(5)
