@@ -124,8 +124,10 @@ class ComfyClient:
 
         Raises :class:`PromptRejected`, :class:`ExecutionFailed`, :class:`RunInterrupted`,
         :class:`RunTimeout` (after interrupting or dequeuing the prompt) or
-        :class:`ComfyUnavailable`. If the awaiting task is cancelled, the prompt is interrupted
-        or dequeued the same way before ``CancelledError`` propagates.
+        :class:`ComfyUnavailable` (also when ComfyUI cannot be reached to abort a timed-out
+        prompt). If the awaiting task is cancelled, the prompt is interrupted or dequeued the
+        same way before ``CancelledError`` propagates; the abort runs in a shielded task, so a
+        repeated cancellation does not stop it.
         """
         started = time.perf_counter()
         client_id = uuid.uuid4().hex
@@ -176,15 +178,16 @@ class ComfyClient:
                 close_timeout=2,
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise ComfyUnavailable(f"cannot open {self._ws_url}…: {exc!r}") from exc
+            raise ComfyUnavailable(f"cannot open {self._ws_url}{client_id}: {exc!r}") from exc
 
     async def _submit(
         self, ws: ClientConnection, prompt: dict[str, Any], client_id: str, prompt_id: str
     ) -> None:
         """``POST /prompt``; raise :class:`PromptRejected` unless every output node was queued.
 
-        ComfyUI queues a prompt whose *some* outputs failed validation and reports the others in
-        ``node_errors`` of a 200 answer; such a partial run is dequeued and rejected as well.
+        When only some output nodes fail validation, ComfyUI still queues the others and lists
+        the failures in ``node_errors`` of a 200 answer; such a partial run is removed from the
+        queue (or interrupted) and rejected as well.
         """
         body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
         resp = await self._request("POST", "/prompt", json=body)
@@ -274,7 +277,7 @@ class ComfyClient:
         except TimeoutError:
             log.warning("prompt %s still running %gs after interrupt", prompt_id, self._abort_grace)
         except ComfyUnavailable:
-            log.warning("ComfyUI went away while prompt %s was being interrupted", prompt_id)
+            log.warning("WebSocket closed while prompt %s was being interrupted", prompt_id)
 
     # ----------------------------------------------------------- endpoints
 

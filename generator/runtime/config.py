@@ -78,6 +78,7 @@ class ModelFile:
     repo: str | None = None
     file: str | None = None
     revision: str = "main"
+    repo_type: str = "model"
     url: str | None = None
     sha256: str | None = None
 

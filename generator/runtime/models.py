@@ -66,7 +66,9 @@ def link_models(
 def _download_hf(model: ModelFile, partial: Path) -> None:
     from huggingface_hub import hf_hub_download  # only in the image build step
 
-    cached = hf_hub_download(repo_id=model.repo, filename=model.file, revision=model.revision)
+    cached = hf_hub_download(
+        repo_id=model.repo, filename=model.file, revision=model.revision, repo_type=model.repo_type
+    )
     _copy(Path(cached), partial)
 
 

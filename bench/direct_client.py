@@ -1,0 +1,51 @@
+"""Baseline for the overhead benchmark: a minimal hand-written ComfyUI API client.
+
+What anybody would write against ComfyUI directly: one WebSocket, ``POST /prompt``, wait for the
+prompt's ``executing {node: null}``, ``GET /view`` of the first output file. No error handling
+beyond failing loudly. Pass a shared ``httpx.AsyncClient`` (keep-alive) for a fair comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+
+async def direct_run(
+    base_url: str, prompt: dict[str, Any], *, http: httpx.AsyncClient | None = None
+) -> bytes:
+    """Run ``prompt`` on ComfyUI at ``base_url``; return the bytes of its first output file."""
+    if http is None:
+        async with httpx.AsyncClient(base_url=base_url, trust_env=False) as own:
+            return await direct_run(base_url, prompt, http=own)
+    client_id = uuid.uuid4().hex
+    ws_url = "ws" + base_url.rstrip("/").removeprefix("http") + f"/ws?clientId={client_id}"
+    async with connect(ws_url, compression=None, max_size=None, proxy=None) as ws:
+        resp = await http.post(
+            f"{base_url}/prompt", json={"prompt": prompt, "client_id": client_id}
+        )
+        resp.raise_for_status()
+        prompt_id = resp.json()["prompt_id"]
+        first_file: dict[str, Any] | None = None
+        async for raw in ws:
+            if isinstance(raw, bytes):
+                continue
+            msg = json.loads(raw)
+            data = msg["data"]
+            if data.get("prompt_id") != prompt_id:
+                continue
+            if msg["type"] == "execution_error":
+                raise RuntimeError(data.get("exception_message"))
+            if msg["type"] == "executed" and first_file is None:
+                first_file = next(iter(data["output"].values()))[0]
+            if msg["type"] == "executing" and data["node"] is None:
+                break
+    if first_file is None:
+        raise RuntimeError("prompt produced no output file")
+    view = await http.get(f"{base_url}/view", params=first_file)
+    view.raise_for_status()
+    return view.content
