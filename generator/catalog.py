@@ -81,12 +81,12 @@ def _parse_class(name: str, info: dict[str, Any]) -> NodeClass:
     inputs: dict[str, InputSpec] = {}
     for section in ("required", "optional"):
         for input_name, spec in (info.get("input", {}).get(section) or {}).items():
-            inputs[input_name] = _parse_input(input_name, spec, section == "required")
+            inputs[input_name] = parse_input(input_name, spec, section == "required")
     outputs = tuple(str(o) for o in info.get("output", []))
     return NodeClass(name, inputs, outputs, bool(info.get("output_node")))
 
 
-def _parse_input(name: str, spec: Any, required: bool) -> InputSpec:
+def parse_input(name: str, spec: Any, required: bool) -> InputSpec:
     head = spec[0] if isinstance(spec, (list, tuple)) and spec else spec
     options = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 else {}
     options = options if isinstance(options, dict) else {}

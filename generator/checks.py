@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .catalog import Catalog, InputSpec, link_types_compatible
+from .catalog import Catalog, InputSpec, link_types_compatible, parse_input
 from .workflow import Workflow, is_link
 
 Report = Callable[[str, str], None]  # (node id, message)
@@ -65,11 +65,12 @@ def check_workflow(
             report(node_id, f"unknown node class '{class_type}'{hint}")
             continue
         inputs = workflow.inputs(node_id)
+        known = {**node_class.inputs, **_format_inputs(node_class.inputs, inputs)}
         for name, value in inputs.items():
-            spec = node_class.inputs.get(name)
+            spec = known.get(name)
             if spec is None:
-                known = ", ".join(node_class.inputs) or "none"
-                report(node_id, f"{class_type} has no input '{name}'; its inputs: {known}")
+                listed = ", ".join(known) or "none"
+                report(node_id, f"{class_type} has no input '{name}'; its inputs: {listed}")
                 continue
             if is_link(value):
                 _check_link(workflow, catalog, node_id, name, spec, value, report)
@@ -82,6 +83,20 @@ def check_workflow(
         for name, spec in node_class.inputs.items():
             if spec.required and name not in inputs and (node_id, name) not in bound:
                 report(node_id, f"{class_type} is missing required input '{name}'")
+
+
+def _format_inputs(specs: dict[str, InputSpec], values: dict[str, Any]) -> dict[str, InputSpec]:
+    """Inputs a combo choice adds (VideoHelperSuite lists per-format inputs in ``formats``)."""
+    extra: dict[str, InputSpec] = {}
+    for name, spec in specs.items():
+        per_choice = spec.options.get("formats")
+        chosen = values.get(name)
+        if spec.type != "COMBO" or not isinstance(per_choice, dict) or chosen not in per_choice:
+            continue
+        for entry in per_choice[chosen]:
+            if isinstance(entry, list) and entry and isinstance(entry[0], str):
+                extra[entry[0]] = parse_input(entry[0], entry[1:], required=False)
+    return extra
 
 
 def _check_link(

@@ -58,6 +58,7 @@ def load_project(
         for m in (_resolve_app(name, src, project, catalog, diags) for name, src in apps.items())
         if m
     ]
+    _check_shared_models(models, diags, project)
     if len(apps) > WORKSPACE_APP_LIMIT:
         diags.warning(
             Location(", ".join(str(p) for p in project.specs)),
@@ -172,12 +173,37 @@ def _resolve_app(
         auth_secret=app.auth_secret,
         comfy_args=tuple(app.comfy_args),
         classes=_split_classes(app_gpu, endpoints, app.cost_per_second),
-        models=tuple(_model_file(m) for key, (m, _) in sorted(models.items())),
+        models=tuple(_model_file(m, w) for _, (m, w) in sorted(models.items())),
         custom_nodes=nodes,
         apt_packages=tuple(sorted({"git", *(p for n in nodes for p in n.apt)})),
         pip_packages=tuple(dict.fromkeys(p for n in nodes for p in n.pip)),
         workflow_files=tuple(sorted({e.workflow_file for e in endpoints})),
     )
+
+
+def _check_shared_models(apps: list[AppModel], diags: Diagnostics, project: Project) -> None:
+    """Apps share model volumes: one file name in one folder of one volume is one file.
+
+    Downloads skip files already present, so two sources for one name would silently give some
+    app the other's weights.
+    """
+    seen: dict[tuple[str, str, str], tuple[AppModel, ModelFileModel]] = {}
+    for app in apps:
+        volume = app.volumes.get(app.models_volume, "")
+        for model in app.models:
+            key = (volume, model.folder, model.filename)
+            if key not in seen:
+                seen[key] = (app, model)
+                continue
+            first_app, first = seen[key]
+            if first.source != model.source:
+                file, line, col = (model.where.split(":") + ["0", "0"])[:3]
+                diags.error(
+                    Location(file, int(line), int(col)),
+                    f"model {model.folder}/{model.filename} comes from {model.source}, but app "
+                    f"'{first_app.name}' ({first.where}) stores {first.source} under the same "
+                    f"name in volume '{volume}'; give one of them another 'name'",
+                )
 
 
 def _gpu(value: str, where: Location, diags: Diagnostics) -> str | None:
@@ -246,13 +272,8 @@ def _merge_model(
     key = (model.folder, model.filename)
     if key in seen:
         first, first_where = seen[key]
-        if (first.repo, first.file, first.revision, first.url, first.sha256) != (
-            model.repo,
-            model.file,
-            model.revision,
-            model.url,
-            model.sha256,
-        ):
+        fields = ("repo", "file", "revision", "repo_type", "url", "sha256")
+        if any(getattr(first, f) != getattr(model, f) for f in fields):
             diags.error(
                 where,
                 f"model {model.folder}/{model.filename} comes from another source at {first_where}",
@@ -261,7 +282,7 @@ def _merge_model(
     seen[key] = (model, where)
 
 
-def _model_file(model: Model) -> ModelFileModel:
+def _model_file(model: Model, where: Location) -> ModelFileModel:
     return ModelFileModel(
         folder=model.folder,
         filename=model.filename,
@@ -271,6 +292,8 @@ def _model_file(model: Model) -> ModelFileModel:
         url=model.url,
         sha256=model.sha256,
         size_gb=model.size_gb,
+        repo_type=model.repo_type,
+        where=str(where),
     )
 
 

@@ -169,6 +169,7 @@ class Model(_Strict):
     repo: str | None = Field(None, description="Hugging Face repository, e.g. Comfy-Org/x.")
     file: str | None = Field(None, description="Path of the file inside the repository.")
     revision: str = "main"
+    repo_type: Literal["model", "dataset"] = Field("model", description="Hugging Face repo kind.")
     url: str | None = Field(None, description="Direct download URL (instead of repo/file).")
     folder: str = Field(description="ComfyUI models sub-folder, e.g. checkpoints, loras, vae.")
     name: str | None = Field(None, description="File name ComfyUI sees (default: basename).")
