@@ -1,0 +1,169 @@
+"""The shipped catalog: every RYLA endpoint as a spec, its examples, and today's client bodies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from helpers import REPO, import_generated
+
+from generator.catalog import Catalog
+from generator.checks import check_workflow
+from generator.cli import main
+from generator.resolve import Project, load_project
+from generator.runtime.apply import apply_request
+from generator.runtime.config import choice_key
+from generator.workflow import load_workflow
+
+APPS, _ = load_project(Project.at(REPO))
+MODULES = {app.name: import_generated(REPO / "generated" / f"{app.module}.py") for app in APPS}
+RUNTIME = {e.path: e for module in MODULES.values() for e in module.ENDPOINTS}
+PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR4nGP4z8DAwMDAwMAAAA3gAf9Gx6d2AAAAAElFTkSuQmCC"
+MP4 = "data:video/mp4;base64,AAAAIGZ0eXBpc29tAAACAGlzb21pc28yYXZjMW1wNDE="
+
+# Every route of shared/reference/existing-endpoints.md, and the planned additions.
+TODAY = {
+    "/flux", "/flux-dev", "/flux-dev-lora",
+    "/sdxl-instantid", "/flux-pulid", "/flux-ipadapter-faceid", "/sdxl-turbo", "/sdxl-lightning",
+    "/qwen-image-2512", "/qwen-image-2512-fast", "/qwen-image-2512-lora", "/qwen-image-edit-2511",
+    "/qwen-image-inpaint-2511", "/video-faceswap", "/image-faceswap",
+    "/z-image-simple", "/z-image-danrisi", "/z-image-lora",
+    "/wan2.6", "/wan2.6-r2v", "/wan2.6-lora", "/wan2.6-i2v", "/seedvr2",
+}  # fmt: skip
+PLANNED = {
+    "/svd",
+    "/upscale",
+    "/hunyuan15-t2v",
+    "/hunyuan15-i2v",
+    "/flux-klein-edit",
+    "/liveportrait",
+}
+
+
+def test_every_endpoint_has_a_spec_and_is_listed() -> None:
+    rows = json.loads(CliRunner().invoke(main, ["list", "--json"], catch_exceptions=False).output)
+    listed = {row["path"] for row in rows}
+    assert TODAY | PLANNED <= listed
+    assert len({row["app"] for row in rows}) <= 10
+
+
+EXAMPLES = [
+    pytest.param(app.name, ep, i, example, id=f"{ep.path}#{i + 1}")
+    for app in APPS
+    for ep in app.endpoints
+    for i, example in enumerate(ep.examples)
+]
+
+
+def test_every_endpoint_has_an_example() -> None:
+    assert all(ep.examples for app in APPS for ep in app.endpoints)
+
+
+@pytest.mark.parametrize(("app_name", "spec", "index", "example"), EXAMPLES)
+def test_example_renders_to_a_workflow_holding_the_expected_values(
+    app_name, spec, index, example
+) -> None:
+    runtime = RUNTIME[spec.path]
+    request = runtime.request_model.model_validate(example).model_dump()
+    uploads = {
+        p.name: [f"upload_{p.name}_{i}" for i in range(len(request[p.name]) if p.many else 1)]
+        for p in runtime.params
+        if p.kind in ("image", "video", "mask") and request.get(p.name) is not None
+    }
+    workflow = json.loads((REPO / "comfy_workflows" / runtime.workflow).read_text())
+    applied = apply_request(runtime, workflow, request, uploads)
+    for param in runtime.params:
+        if not param.targets or param.name not in example and request.get(param.name) is None:
+            continue
+        value = applied.values[param.name]
+        for i, target in enumerate(param.targets):
+            actual = applied.prompt[target.node]["inputs"][target.input]
+            if param.name in uploads:
+                expected = uploads[param.name][min(i, len(uploads[param.name]) - 1)]
+            elif value is None:
+                continue  # optional and omitted: the workflow keeps its own value
+            elif param.format:
+                expected = param.format.format_map(applied.values)
+            elif param.map:
+                expected = param.map[choice_key(value)]
+            else:
+                expected = value
+            assert actual == expected, f"{param.name} -> node {target.node}.{target.input}"
+    if example.get("trigger_word"):
+        prompt = next(p for p in runtime.params if p.name == "trigger_word").prepend_to
+        assert applied.values[prompt].startswith(example["trigger_word"])
+
+
+def test_core_only_workflows_validate_against_the_recorded_catalog(object_info_path) -> None:
+    catalog = Catalog.load([str(object_info_path)])
+    checked = 0
+    for app in APPS:
+        for ep in app.endpoints:
+            workflow = load_workflow(REPO / "comfy_workflows" / ep.workflow_file)
+            if not all(workflow.class_type(n) in catalog for n in workflow.nodes):
+                continue  # custom nodes or nodes newer than the recording
+            problems: list[str] = []
+            bound = {t for p in ep.params for t in p.targets}
+            files = {name.split("/", 1)[1] for name in ep.model_names}
+            check_workflow(
+                workflow,
+                catalog,
+                bound=bound,
+                custom_classes=set(),
+                model_files=files,
+                report=lambda node, message, found=problems: found.append(f"{node}: {message}"),
+            )
+            assert problems == [], f"{ep.workflow_file}: {problems}"
+            checked += 1
+    assert checked >= 15
+
+
+# Bodies shaped like the TypeScript client's (shared/reference/existing-endpoints.md), drifted
+# names included; each must validate, and the drifted name must land on the server's field.
+FLUX = {
+    "prompt": "a cat",
+    "negative_prompt": "blur",
+    "width": 1024,
+    "height": 1024,
+    "steps": 4,
+    "cfg": 1.0,
+    "seed": 1,
+}
+LORA = {**FLUX, "lora_id": "c1", "lora_strength": 0.8, "trigger_word": "ryla"}
+FACE = {**FLUX, "reference_image": PNG, "face_provider": "CPU"}
+CLIENT_BODIES = [
+    ("/flux", FLUX, {}),
+    ("/flux-dev", FLUX, {}),
+    ("/flux-dev-lora", LORA, {}),
+    ("/flux-ipadapter-faceid", {**FACE, "ipadapter_strength": 0.7}, {}),
+    ("/sdxl-instantid", {**FACE, "instantid_strength": 0.7, "controlnet_strength": 0.5}, {}),
+    ("/sdxl-turbo", {**FACE, "instantid_strength": 0.7, "controlnet_strength": 0.5}, {}),
+    ("/sdxl-lightning", {**FACE, "instantid_strength": 0.7, "controlnet_strength": 0.5}, {}),
+    ("/flux-pulid", {**FACE, "pulid_strength": 0.7, "pulid_start": 0.1, "pulid_end": 0.9},
+     {"pulid_weight": 0.7, "start_at": 0.1, "end_at": 0.9}),
+    ("/qwen-image-2512", FLUX, {}),
+    ("/qwen-image-2512-fast", FLUX, {}),
+    ("/qwen-image-2512-lora", {**FLUX, "lora_id": "c1", "lora_strength": 1.0, "trigger_word": "t"}, {}),
+    ("/qwen-image-edit-2511", {"source_image": PNG, "instruction": "make it blue", "steps": 20, "cfg": 4.0, "seed": 1, "denoise": 0.8}, {}),
+    ("/qwen-image-inpaint-2511", {"source_image": PNG, "mask_image": PNG, "prompt": "a hat", "steps": 20, "cfg": 4.0, "seed": 1}, {}),
+    ("/wan2.6", {"prompt": "waves", "negative_prompt": "", "width": 832, "height": 480, "num_frames": 33, "fps": 16, "steps": 30, "cfg": 6.0, "seed": 1},
+     {"length": 33}),
+    ("/wan2.6-lora", {"prompt": "waves", "num_frames": 17, "lora_id": "c1", "lora_strength": 1.0, "trigger_word": "t"},
+     {"length": 17}),
+    ("/wan2.6-r2v", {"prompt": "waves", "reference_video": MP4}, {"reference_videos": [MP4]}),
+    ("/video-faceswap", {"source_video": MP4, "reference_image": PNG, "fps": 30, "restore_face": True, "face_restore_visibility": 1.0, "codeformer_weight": 0.5}, {}),
+    ("/seedvr2", {"image": PNG, "resolution": 1080, "seed": 1, "max_resolution": 4000, "max_resolution_2": 4000}, {}),
+    ("/z-image-simple", FLUX, {}),
+    ("/z-image-danrisi", FLUX, {}),
+    ("/z-image-lora", {**FLUX, "lora_id": "c1", "lora_strength": 1.0, "trigger_word": "t", "nsfw": False}, {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "lands"), CLIENT_BODIES, ids=[c[0] for c in CLIENT_BODIES]
+)
+def test_todays_client_bodies_are_accepted(path: str, body: dict, lands: dict) -> None:
+    request = RUNTIME[path].request_model.model_validate(body).model_dump()
+    for field, value in lands.items():
+        assert request[field] == value
