@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from .apply import apply_request
 from .comfy_client import ComfyClient, FileRef
@@ -178,22 +180,29 @@ def _add_route(
     comfy: "ComfyServer | RemoteComfy",
 ) -> None:
     async def handler(request: Request, body: BaseModel) -> Response:
-        work = asyncio.ensure_future(_handle(settings, endpoint, workflow, comfy, request, body))
+        trail = _Trail()
+        work = asyncio.ensure_future(
+            _handle(settings, endpoint, workflow, comfy, request, body, trail)
+        )
         gone = asyncio.ensure_future(_disconnected(request))
         try:
             done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # the server cancelled us: stop the run as well
             work.cancel()
             gone.cancel()
+            asyncio.ensure_future(_cleanup(comfy, trail))
             raise
         if work in done:
             gone.cancel()
-            return work.result()
+            response = work.result()
+            response.background = BackgroundTask(_cleanup, comfy, trail)  # after it is sent
+            return response
         work.cancel()  # the client left: interrupt ComfyUI instead of burning GPU time
         try:
             await work
         except asyncio.CancelledError:
             pass
+        await _cleanup(comfy, trail)
         return error_response(499, "client closed the request", "cancelled")
 
     handler.__signature__ = inspect.Signature(
@@ -229,6 +238,7 @@ async def _handle(
     comfy: "ComfyServer | RemoteComfy",
     request: Request,
     body: BaseModel,
+    trail: "_Trail",
 ) -> Response:
     started = time.perf_counter()
     values = body.model_dump()
@@ -241,11 +251,9 @@ async def _handle(
                 "validation_error",
                 [{"field": name, "message": "exactly one of these is required"} for name in group],
             )
-    uploaded: list[str] = []
-    prompt_id = None
     try:
         try:
-            uploads = await _upload_media(settings, endpoint, values, comfy, uploaded)
+            uploads = await _upload_media(settings, endpoint, values, comfy, trail.uploaded)
         except _FieldError as exc:
             return error_response(
                 422,
@@ -255,8 +263,9 @@ async def _handle(
             )
         applied = apply_request(endpoint, workflow, values, uploads)
         result = await comfy.client.run(applied.prompt, timeout=endpoint.timeout)
-        prompt_id = result.prompt_id
+        trail.prompt_id = result.prompt_id
         files = [ref for node in endpoint.outputs for ref in result.outputs.get(node, [])]
+        trail.outputs = files
         if not files:
             return error_response(
                 500,
@@ -265,11 +274,10 @@ async def _handle(
                 {"nodes": list(endpoint.outputs)},
             )
         fetched = [await comfy.client.fetch(ref) for ref in files]
-        _cleanup_outputs(comfy, files)
     except PromptRejected as exc:
         return _rejected(endpoint, exc)
     except ExecutionFailed as exc:
-        prompt_id = exc.prompt_id
+        trail.prompt_id = exc.prompt_id
         return error_response(
             500,
             f"node {exc.node_id} ({exc.node_type}) failed",
@@ -282,7 +290,7 @@ async def _handle(
             },
         )
     except RunTimeout as exc:
-        prompt_id = exc.prompt_id
+        trail.prompt_id = exc.prompt_id
         return error_response(
             504,
             f"generation exceeded {endpoint.timeout:g}s and was stopped",
@@ -290,15 +298,13 @@ async def _handle(
             {"state_when_stopped": exc.state},
         )
     except RunInterrupted as exc:
-        prompt_id = exc.prompt_id
+        trail.prompt_id = exc.prompt_id
         return error_response(500, "generation was interrupted", "interrupted", str(exc))
     except ComfyUnavailable as exc:
         asyncio.ensure_future(comfy.recover())
         return error_response(
             503, "ComfyUI is unavailable; restarting, retry shortly", "unavailable", str(exc)
         )
-    finally:
-        await _cleanup(comfy, uploaded, prompt_id)
     elapsed = time.perf_counter() - started
     headers = {
         "X-Execution-Time-Sec": f"{elapsed:.3f}",
@@ -388,25 +394,27 @@ def _rejected(endpoint: Endpoint, exc: PromptRejected) -> JSONResponse:
     return error_response(status, message, "prompt_rejected", details)
 
 
-def _cleanup_outputs(comfy: "ComfyServer | RemoteComfy", files: list[FileRef]) -> None:
-    if comfy.base_dir is None:
-        return
-    for ref in files:
-        _unlink(comfy.base_dir / ref.type / ref.subfolder / ref.filename)
+@dataclass
+class _Trail:
+    """What a request left in ComfyUI: removed after the response is sent."""
+
+    uploaded: list[str] = field(default_factory=list)
+    prompt_id: str | None = None
+    outputs: list[FileRef] = field(default_factory=list)
 
 
-async def _cleanup(
-    comfy: "ComfyServer | RemoteComfy", uploaded: list[str], prompt_id: str | None
-) -> None:
-    """Remove the request's inputs and history entry: nothing of it stays in the container."""
+async def _cleanup(comfy: "ComfyServer | RemoteComfy", trail: _Trail) -> None:
+    """Remove the request's inputs, outputs and history entry: nothing of it stays behind."""
     if comfy.base_dir is not None:
-        for name in uploaded:
+        for name in trail.uploaded:
             _unlink(comfy.base_dir / "input" / name)
-    if prompt_id is not None:
+        for ref in trail.outputs:
+            _unlink(comfy.base_dir / ref.type / ref.subfolder / ref.filename)
+    if trail.prompt_id is not None:
         try:
-            await comfy.client.delete_history(prompt_id)
+            await comfy.client.delete_history(trail.prompt_id)
         except Exception:  # noqa: BLE001 - cleanup must not mask the response
-            log.warning("could not delete history of %s", prompt_id)
+            log.warning("could not delete history of %s", trail.prompt_id)
 
 
 def _unlink(path: Path) -> None:
