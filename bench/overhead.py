@@ -33,11 +33,25 @@ WORKFLOW = json.loads((REPO / "comfy_workflows" / "demo-invert.json").read_text(
 
 
 def percentile(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
+    return (
+        statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
+        if len(samples) > 1
+        else samples[0]
+    )
 
 
 def start_dev(comfy_url: str, port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "generator.cli", "dev", "ryla-demo", "--comfy-url", comfy_url, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "generator.cli",
+        "dev",
+        "ryla-demo",
+        "--comfy-url",
+        comfy_url,
+        "--port",
+        str(port),
+    ]
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -92,9 +106,15 @@ def main() -> None:
         finally:
             dev.terminate()
             dev.wait(10)
-    print(f"tiny workflow (64x64 EmptyImage -> ImageInvert -> SaveImage), {args.runs} runs each, alternating")
+    print(
+        f"tiny workflow (64x64 EmptyImage -> ImageInvert -> SaveImage), {args.runs} runs each,"
+        " alternating"
+    )
     print(f"{'':28}{'p50 ms':>10}{'p90 ms':>10}")
-    for name, samples in (("direct ComfyUI API client", direct_ms), ("ryla-gen endpoint (dev)", endpoint_ms)):
+    for name, samples in (
+        ("direct ComfyUI API client", direct_ms),
+        ("ryla-gen endpoint (dev)", endpoint_ms),
+    ):
         print(f"{name:28}{percentile(samples, 50):>10.2f}{percentile(samples, 90):>10.2f}")
     p50 = percentile(endpoint_ms, 50) - percentile(direct_ms, 50)
     p90 = percentile(endpoint_ms, 90) - percentile(direct_ms, 90)
