@@ -22,7 +22,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8188)
-    parser.add_argument("--object-info", type=Path, help="catalog to load (GET /object_info JSON)")
+    parser.add_argument(
+        "--object-info",
+        type=Path,
+        action="append",
+        help="catalog to load (GET /object_info JSON); repeat to merge core and custom nodes",
+    )
     parser.add_argument("--base-dir", type=Path, help="folder holding input/, output/, temp/")
     parser.add_argument(
         "--node-delay", type=float, default=0.0, help="seconds each ImageBlur takes"

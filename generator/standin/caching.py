@@ -69,13 +69,13 @@ def cache_keys(
 
     def key_of(node_id: str) -> CacheKey:
         if node_id not in keys:
-            node = prompt[node_id]
-            class_type = node["class_type"]
-            parts: list[Any] = [class_type, change_marker(class_type, node["inputs"])]
+            class_type = prompt[node_id]["class_type"]
+            inputs = prompt[node_id].get("inputs") or {}  # unchecked if no output needs it
+            parts: list[Any] = [class_type, change_marker(class_type, inputs)]
             if keyed_by_id(class_type):
                 parts.append(node_id)
-            for name in sorted(node["inputs"]):
-                value = node["inputs"][name]
+            for name in sorted(inputs):
+                value = inputs[name]
                 if is_link(value) and value[0] in prompt:
                     parts.append((name, "link", key_of(value[0]), value[1]))
                 else:

@@ -2,8 +2,9 @@
 
 The built-in catalog describes exactly the nodes :mod:`generator.standin.nodes` implements, with
 the definitions ComfyUI 0.3.64 reports for them. A full catalog (such as a recorded
-``object_info.json``) can be loaded instead, so prompts are validated against every real node;
-its classes the stand-in does not implement fail when they run.
+``object_info.json``, possibly merged with a custom-node one) can be loaded instead, so prompts
+are validated against every real node; its classes the stand-in does not implement fail when
+they run.
 
 Like ComfyUI, the choices of an ``image_upload`` combo (``LoadImage.image``) are the image files
 currently in the input folder, read at each request.
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .files import list_input_images
+
+CatalogFiles = Path | Sequence[Path] | None
+"""``object_info.json`` file(s) to load; several are merged, later ones win (None: built-in)."""
 
 INPUT_CATEGORIES = ("required", "optional")
 """Input sections a prompt may set (``hidden`` inputs are filled by the server)."""
@@ -54,11 +58,15 @@ class Catalog:
         self._input_dir = input_dir
 
     @classmethod
-    def load(cls, input_dir: Path, object_info: Path | None = None) -> Catalog:
-        """The built-in catalog, or the one in an ``object_info.json`` file."""
-        if object_info is None:
+    def load(cls, input_dir: Path, object_info: CatalogFiles = None) -> Catalog:
+        """The built-in catalog, or the merged ``object_info.json`` files (core + custom nodes)."""
+        files = [object_info] if isinstance(object_info, str | Path) else list(object_info or [])
+        if not files:
             return cls(builtin_definitions(), input_dir)
-        return cls(json.loads(object_info.read_text()), input_dir)
+        definitions: dict[str, dict[str, Any]] = {}
+        for path in files:
+            definitions |= json.loads(Path(path).read_text())
+        return cls(definitions, input_dir)
 
     def __contains__(self, class_type: object) -> bool:
         return isinstance(class_type, str) and class_type in self._definitions

@@ -72,10 +72,6 @@ class EventHub:
     def disconnect(self, sid: str, socket: WebSocket) -> None:
         self._post(_Disconnect(sid, socket))
 
-    @property
-    def client_ids(self) -> list[str]:
-        return list(self._sockets)
-
     def _post(self, item: _Connect | _Disconnect | _Event) -> None:
         """Hand an item to the delivery task, from any thread; dropped once stopped."""
         loop, inbox = self._loop, self._inbox

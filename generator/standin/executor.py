@@ -1,10 +1,11 @@
 """Runs queued prompts one at a time and reports each step the way ComfyUI does.
 
-Per prompt the client that submitted it receives ``execution_start``, ``execution_cached``
+Per prompt, the client that submitted it receives ``execution_start``, ``execution_cached``
 (nodes whose results are reused), then per node ``progress_state``/``executing``/(``progress``)/
 ``executed``, and finally ``execution_success``, ``execution_error`` or
-``execution_interrupted`` (the last one is broadcast). The worker then stores the history entry,
-which broadcasts a ``status``, and sends ``executing {node: null}``.
+``execution_interrupted`` (the latter goes to every socket when the prompt has no client id).
+The worker then stores the history entry, which broadcasts a ``status``, and sends
+``executing {node: null}``.
 
 An interrupt takes effect when the next node starts (after its ``executing`` message), as in
 ComfyUI; a delayed ``ImageBlur`` stops waiting as soon as the interrupt arrives, so the prompt
@@ -187,14 +188,15 @@ class _PromptRun:
         return True
 
     def _run_node(self, node_id: str, keys: dict[str, CacheKey]) -> None:
+        """Announce, check for an interrupt, execute, cache and report one node."""
         prompt_id = self._item.prompt_id
+        self._current_inputs = {}  # reported with an error raised before inputs are gathered
         self._progress.start(node_id)
         executing = {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
         self._to_client("executing", executing)
         if self._executor.interrupt.is_set():
             raise PromptInterrupted
-        self._current_inputs = {}
-        self._current_inputs = inputs = self._gather_inputs(node_id, keys)
+        inputs = self._current_inputs = self._gather_inputs(node_id, keys)
         context = self._executor.node_context(
             node_id, lambda value, total: self._progress.update(node_id, value, total)
         )
@@ -234,6 +236,7 @@ class _PromptRun:
         self._add_message("execution_interrupted", data, broadcast=True)
 
     def _report_error(self, node_id: str, exc: Exception) -> None:
+        """``execution_error`` with ComfyUI's fields (the message ends with a newline)."""
         inputs = self._current_inputs
         hidden = self._catalog.hidden_inputs(self._prompt[node_id]["class_type"])
         data = {
@@ -328,12 +331,13 @@ class PromptWorker:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the current prompt (interrupting it)."""
         self._stop.set()
+        self._queue.close()
         self._executor.interrupt.set()
         self._thread.join(timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            item = self._queue.take(timeout=0.1)
+            item = self._queue.take(timeout=1.0)
             if item is None:
                 continue
             try:

@@ -61,10 +61,6 @@ INPUT_CHECKS: dict[str, dict[str, InputCheck]] = {}
 An input with a custom check skips the generic range and choice checks, as in ComfyUI."""
 
 
-def implemented(class_type: str) -> bool:
-    return class_type in _NODES
-
-
 def implemented_classes() -> list[str]:
     return sorted(_NODES)
 

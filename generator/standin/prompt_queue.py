@@ -46,6 +46,7 @@ class PromptQueue:
         self._pending: list[QueueItem] = []
         self._running: dict[str, QueueItem] = {}
         self._history: dict[str, dict[str, Any]] = {}
+        self._closed = False
 
     # ------------------------------------------------------------------ queue
 
@@ -57,14 +58,22 @@ class PromptQueue:
             self._lock.notify_all()
 
     def take(self, timeout: float) -> QueueItem | None:
-        """Move the first pending prompt to running; None when none came within ``timeout``."""
+        """Move the first pending prompt to running; None on timeout or once closed."""
         with self._lock:
-            if not self._lock.wait_for(lambda: self._pending, timeout):
+            if not self._lock.wait_for(lambda: self._pending or self._closed, timeout):
+                return None
+            if self._closed:
                 return None
             item = self._pending.pop(0)
             self._running[item.prompt_id] = item
             self._changed()
             return item
+
+    def close(self) -> None:
+        """Stop handing out prompts: ``take`` returns None from now on."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
 
     def finish(self, item: QueueItem, entry: dict[str, Any]) -> None:
         """Store the history entry of a finished prompt and drop it from running."""
@@ -105,11 +114,6 @@ class PromptQueue:
     def is_running(self, prompt_id: str) -> bool:
         with self._lock:
             return prompt_id in self._running
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is pending or running; False on timeout."""
-        with self._lock:
-            return self._lock.wait_for(lambda: not self._pending and not self._running, timeout)
 
     def _changed(self) -> None:
         self._on_change(len(self._pending) + len(self._running))

@@ -95,17 +95,22 @@ def _standin(request: Request | WebSocket) -> Standin:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return PlainTextResponse(SERVER_ERROR_TEXT, status_code=500)
+    """Any unexpected failure: the 500 page ComfyUI (aiohttp) answers with."""
+    return _malformed()
 
 
-async def _json_body(request: Request, default: Any = None) -> Any:
-    """The parsed JSON body; ``default`` when it is empty or not JSON (None: raise)."""
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    """The body as a JSON object; None when it is empty, not JSON or not an object."""
     try:
-        return json.loads(await request.body())
+        body = json.loads(await request.body())
     except ValueError:
-        if default is None:
-            raise
-        return default
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _malformed() -> Response:
+    """ComfyUI's answer to a body it cannot use (aiohttp's 500 page)."""
+    return PlainTextResponse(SERVER_ERROR_TEXT, status_code=500)
 
 
 # ------------------------------------------------------------------- prompts & queue
@@ -118,7 +123,7 @@ async def post_prompt(request: Request) -> Response:
         submission = _standin(request).submit(body)
     except (ValueError, TypeError, AttributeError, KeyError):
         log.debug("POST /prompt: malformed body", exc_info=True)
-        return PlainTextResponse(SERVER_ERROR_TEXT, status_code=500)
+        return _malformed()
     return JSONResponse(submission.body, status_code=submission.status)
 
 
@@ -132,7 +137,9 @@ async def get_queue(request: Request) -> Response:
 
 async def post_queue(request: Request) -> Response:
     """``{"clear": true}`` empties the pending queue; ``{"delete": [ids]}`` removes prompts."""
-    body = await _json_body(request)
+    body = await _json_object(request)
+    if body is None:
+        return _malformed()
     queue = _standin(request).queue
     if body.get("clear"):
         queue.clear()
@@ -143,14 +150,14 @@ async def post_queue(request: Request) -> Response:
 
 async def post_interrupt(request: Request) -> Response:
     """Interrupt the running prompt; ``{"prompt_id": id}`` only interrupts that prompt."""
-    body = await _json_body(request, default={})
-    _standin(request).interrupt(body.get("prompt_id") if isinstance(body, dict) else None)
+    body = await _json_object(request) or {}
+    _standin(request).interrupt(body.get("prompt_id"))
     return Response(status_code=200)
 
 
 async def post_free(request: Request) -> Response:
-    body = await _json_body(request, default={})
-    if isinstance(body, dict) and body.get("free_memory"):
+    body = await _json_object(request) or {}
+    if body.get("free_memory"):
         _standin(request).free_memory()
     return Response(status_code=200)
 
@@ -173,7 +180,9 @@ async def get_history_item(request: Request) -> Response:
 
 async def post_history(request: Request) -> Response:
     """``{"clear": true}`` empties the history; ``{"delete": [ids]}`` drops entries."""
-    body = await _json_body(request)
+    body = await _json_object(request)
+    if body is None:
+        return _malformed()
     queue = _standin(request).queue
     if body.get("clear"):
         queue.clear_history()
@@ -208,7 +217,7 @@ async def view(request: Request) -> Response:
     if not path.is_file():
         return Response(status_code=404)
     headers = {"Content-Disposition": f'filename="{filename}"'}
-    channel = query.get("channel", "rgba")
+    channel = query.get("channel", "")
     if "preview" in query:
         return _preview(path, query["preview"], channel, headers)
     if channel in ("rgb", "a"):

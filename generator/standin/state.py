@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, CatalogFiles
 from .events import EventHub
 from .executor import PromptExecutor, PromptWorker
 from .files import StandinDirs
@@ -22,10 +22,10 @@ SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 
 @dataclass(frozen=True)
 class StandinConfig:
-    """How to run a stand-in: its base directory, an optional full catalog, the blur delay."""
+    """How to run a stand-in: its base directory, optional catalog file(s), the blur delay."""
 
     base_dir: Path
-    object_info: Path | None = None
+    object_info: CatalogFiles = None
     node_delay: float = 0.0
 
 
@@ -121,7 +121,7 @@ class Standin:
         with self._number_lock:
             number = self._number
             self._number += 1
-        return -number if body.get("front") else number
+        return -number if "front" in body and body["front"] else number
 
     def _announce_queue(self, remaining: int) -> None:
         self.hub.send("status", {"status": {"exec_info": {"queue_remaining": remaining}}})
