@@ -93,6 +93,7 @@ INVERT = Endpoint(
     outputs=("3",),
     timeout=300,
     prefix_nodes=("3",),
+    warmup={"color": 16711680, "width": 64, "height": 64},
 )
 SCALE = Endpoint(
     path="/scale",
@@ -107,6 +108,14 @@ SCALE = Endpoint(
     outputs=("3",),
     timeout=300,
     prefix_nodes=("3",),
+    warmup={
+        "image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "scale_by": 2.0,
+    },
 )
 BLUR = Endpoint(
     path="/blur",
@@ -127,6 +136,7 @@ BLUR = Endpoint(
     outputs=("5",),
     timeout=60,
     prefix_nodes=("5",),
+    warmup={"sigma": 2.0},
 )
 ANIMATE = Endpoint(
     path="/animate",
@@ -141,6 +151,7 @@ ANIMATE = Endpoint(
     timeout=300,
     headers={"X-Frames": "{frames}"},
     prefix_nodes=("2",),
+    warmup={"frames": 4, "fps": 6.0},
 )
 COMFYUI_ENDPOINTS = (
     INVERT,
@@ -148,6 +159,7 @@ COMFYUI_ENDPOINTS = (
     BLUR,
     ANIMATE,
 )
+COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "64")  # residency plan: fits, 0.0 of 14.4 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="T4",
@@ -195,16 +207,23 @@ app = modal.App(APP_NAME, image=image)
     max_containers=2,
     volumes=volumes,
     secrets=secrets,
+    enable_memory_snapshot=True,
 )
 @modal.concurrent(max_inputs=16)
 class ComfyUI:
     """Serves /invert, /scale, /blur, /animate on T4."""
 
-    @modal.enter()
+    @modal.enter(snap=True)
     def start(self) -> None:
-        """Start ComfyUI and wait until it answers."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=[])
+        """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
+        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS, snapshot=True)
         self.server.start()
+
+    @modal.enter(snap=False)
+    def restore(self) -> None:
+        """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
+        self.server.after_restore()
+        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 
     @modal.exit()
     def stop(self) -> None:
@@ -212,4 +231,6 @@ class ComfyUI:
 
     @modal.asgi_app(requires_proxy_auth=True)
     def fastapi_app(self):
-        return create_app(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS)
+        return create_app(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+        )

@@ -103,6 +103,13 @@ FLUX = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-schnell"},
     prefix_nodes=("7",),
+    warmup={
+        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
+        "seed": 7,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 FLUX_DEV = Endpoint(
     path="/flux-dev",
@@ -122,6 +129,7 @@ FLUX_DEV = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev"},
     prefix_nodes=("10",),
+    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
 )
 FLUX_DEV_LORA = Endpoint(
     path="/flux-dev-lora",
@@ -157,12 +165,21 @@ FLUX_DEV_LORA = Endpoint(
     headers={"X-Model": "flux1-dev"},
     require_one_of=(("lora_id", "lora_name"),),
     prefix_nodes=("10",),
+    warmup={
+        "prompt": "a portrait in a red coat",
+        "lora_id": "abc123",
+        "trigger_word": "ryla_abc123",
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 COMFYUI_ENDPOINTS = (
     FLUX,
     FLUX_DEV,
     FLUX_DEV_LORA,
 )
+COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 51.4 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -250,16 +267,23 @@ app = modal.App(APP_NAME, image=image)
     scaledown_window=300,
     volumes=volumes,
     secrets=secrets,
+    enable_memory_snapshot=True,
 )
 @modal.concurrent(max_inputs=5)
 class ComfyUI:
     """Serves /flux, /flux-dev, /flux-dev-lora on L40S."""
 
-    @modal.enter()
+    @modal.enter(snap=True)
     def start(self) -> None:
-        """Start ComfyUI and wait until it answers."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=[])
+        """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
+        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS, snapshot=True)
         self.server.start()
+
+    @modal.enter(snap=False)
+    def restore(self) -> None:
+        """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
+        self.server.after_restore()
+        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 
     @modal.exit()
     def stop(self) -> None:
@@ -267,4 +291,6 @@ class ComfyUI:
 
     @modal.asgi_app()
     def fastapi_app(self):
-        return create_app(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS)
+        return create_app(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+        )

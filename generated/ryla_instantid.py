@@ -390,6 +390,20 @@ SDXL_INSTANTID = Endpoint(
     outputs=("12",),
     timeout=1800,
     prefix_nodes=("12",),
+    warmup={
+        "reference_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
+        "face_provider": "GPU",
+        "instantid_strength": 0.8,
+        "cfg": 5.0,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 FLUX_PULID = Endpoint(
     path="/flux-pulid",
@@ -417,6 +431,21 @@ FLUX_PULID = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev"},
     prefix_nodes=("18",),
+    warmup={
+        "reference_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "prompt": "a portrait photo of a woman on a rainy street at night",
+        "pulid_strength": 0.9,
+        "pulid_start": 0.0,
+        "pulid_end": 1.0,
+        "seed": 7,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 FLUX_IPADAPTER_FACEID = Endpoint(
     path="/flux-ipadapter-faceid",
@@ -441,6 +470,18 @@ FLUX_IPADAPTER_FACEID = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev"},
     prefix_nodes=("13",),
+    warmup={
+        "reference_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "prompt": "a portrait photo of a man in a library, soft light",
+        "ipadapter_strength": 0.7,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 SDXL_TURBO = Endpoint(
     path="/sdxl-turbo",
@@ -464,6 +505,13 @@ SDXL_TURBO = Endpoint(
     timeout=1800,
     headers={"X-Model": "sdxl-turbo"},
     prefix_nodes=("7",),
+    warmup={
+        "prompt": "a cinematic photo of a lighthouse at dusk",
+        "seed": 7,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 SDXL_LIGHTNING = Endpoint(
     path="/sdxl-lightning",
@@ -487,6 +535,7 @@ SDXL_LIGHTNING = Endpoint(
     timeout=1800,
     headers={"X-Model": "sdxl-lightning"},
     prefix_nodes=("7",),
+    warmup={"prompt": "a watercolor fox in the snow", "width": 512, "height": 512, "steps": 1},
 )
 COMFYUI_ENDPOINTS = (
     SDXL_INSTANTID,
@@ -495,6 +544,7 @@ COMFYUI_ENDPOINTS = (
     SDXL_TURBO,
     SDXL_LIGHTNING,
 )
+COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 69.1 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -678,7 +728,8 @@ image = (
             "checkout --quiet 1ef34ef573581bd9727c1e0ac05aa956b356a510"
         ),
         (
-            "cd /root/comfy/ComfyUI/custom_nodes/ComfyUI_InstantID && (test ! "
+            "cd /root/comfy/ComfyUI/custom_nodes/ComfyUI_InstantID && (test !"
+            " "
             "-f requirements.txt || pip install -r requirements.txt)"
         ),
     )
@@ -708,7 +759,8 @@ image = (
             "--quiet 00328556efc9472410d903639dc9e68a8471f7ac"
         ),
         (
-            "cd /root/comfy/ComfyUI/custom_nodes/x-flux-comfyui && (test ! -f "
+            "cd /root/comfy/ComfyUI/custom_nodes/x-flux-comfyui && (test ! -f"
+            " "
             "requirements.txt || pip install -r requirements.txt)"
         ),
     )
@@ -746,9 +798,10 @@ class ComfyUI:
 
     @modal.enter()
     def start(self) -> None:
-        """Start ComfyUI and wait until it answers."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=[])
+        """Start ComfyUI, wait until it answers, then run the warm-up requests."""
+        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS)
         self.server.start()
+        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 
     @modal.exit()
     def stop(self) -> None:
@@ -756,4 +809,6 @@ class ComfyUI:
 
     @modal.asgi_app()
     def fastapi_app(self):
-        return create_app(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS)
+        return create_app(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+        )

@@ -113,13 +113,15 @@ class LiveportraitRequest(BaseModel):
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image", "portrait"),
         description=(
-            "The portrait to animate (one clear face). (image: data URL, bare "
+            "The portrait to animate (one clear face). (image: data URL, bare"
+            " "
             "base64, or http(s) URL)"
         ),
     )
     driving_video: str = Field(
         description=(
-            "Video of a face whose motion and expressions drive the portrait. "
+            "Video of a face whose motion and expressions drive the portrait."
+            " "
             "(video: data URL, bare base64, or http(s) URL)"
         )
     )
@@ -367,6 +369,18 @@ IMAGE_FACESWAP = Endpoint(
     outputs=("4",),
     timeout=1800,
     prefix_nodes=("4",),
+    warmup={
+        "source_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "reference_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+    },
 )
 LIVEPORTRAIT = Endpoint(
     path="/liveportrait",
@@ -423,6 +437,14 @@ QWEN_IMAGE_2512 = Endpoint(
     timeout=1800,
     headers={"X-Model": "qwen-image-2512"},
     prefix_nodes=("11",),
+    warmup={
+        "prompt": 'a neon sign that reads "RYLA" above a rainy street at night',
+        "aspect_ratio": "16:9",
+        "seed": 7,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 QWEN_IMAGE_2512_FAST = Endpoint(
     path="/qwen-image-2512-fast",
@@ -454,6 +476,7 @@ QWEN_IMAGE_2512_FAST = Endpoint(
     timeout=1800,
     headers={"X-Model": "qwen-image-2512"},
     prefix_nodes=("11",),
+    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
 )
 QWEN_IMAGE_2512_LORA = Endpoint(
     path="/qwen-image-2512-lora",
@@ -500,6 +523,14 @@ QWEN_IMAGE_2512_LORA = Endpoint(
     headers={"X-Model": "qwen-image-2512"},
     require_one_of=(("lora_id", "lora_name"),),
     prefix_nodes=("11",),
+    warmup={
+        "prompt": "a portrait in a red coat",
+        "lora_id": "abc123",
+        "trigger_word": "ryla_abc123",
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 QWEN_IMAGE_EDIT_2511 = Endpoint(
     path="/qwen-image-edit-2511",
@@ -518,6 +549,16 @@ QWEN_IMAGE_EDIT_2511 = Endpoint(
     timeout=1800,
     headers={"X-Model": "qwen-image-edit-2511"},
     prefix_nodes=("13",),
+    warmup={
+        "source_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "instruction": "make it a sunny day",
+        "seed": 7,
+        "steps": 1,
+    },
 )
 QWEN_IMAGE_INPAINT_2511 = Endpoint(
     path="/qwen-image-inpaint-2511",
@@ -536,6 +577,20 @@ QWEN_IMAGE_INPAINT_2511 = Endpoint(
     timeout=1800,
     headers={"X-Model": "qwen-image-edit-2511"},
     prefix_nodes=("18",),
+    warmup={
+        "source_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "mask_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "prompt": "a red knitted hat",
+        "steps": 1,
+    },
 )
 COMFYUI_ENDPOINTS = (
     VIDEO_FACESWAP,
@@ -547,6 +602,7 @@ COMFYUI_ENDPOINTS = (
     QWEN_IMAGE_EDIT_2511,
     QWEN_IMAGE_INPAINT_2511,
 )
+COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 74.1 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -699,7 +755,8 @@ image = (
             "/root/comfy/ComfyUI/custom_nodes/ComfyUI-ReActor"
         ),
         (
-            "git -C /root/comfy/ComfyUI/custom_nodes/ComfyUI-ReActor checkout "
+            "git -C /root/comfy/ComfyUI/custom_nodes/ComfyUI-ReActor checkout"
+            " "
             "--quiet 6ad6b35a4df250d14cb2abf0808c9ffedf59f747"
         ),
         (
@@ -729,7 +786,8 @@ image = (
             "/root/comfy/ComfyUI/custom_nodes/ComfyUI-VideoHelperSuite"
         ),
         (
-            "git -C /root/comfy/ComfyUI/custom_nodes/ComfyUI-VideoHelperSuite "
+            "git -C /root/comfy/ComfyUI/custom_nodes/ComfyUI-VideoHelperSuite"
+            " "
             "checkout --quiet 4ee72c065db22c9d96c2427954dc69e7b908444b"
         ),
         (
@@ -785,9 +843,10 @@ class ComfyUI:
 
     @modal.enter()
     def start(self) -> None:
-        """Start ComfyUI and wait until it answers."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=[])
+        """Start ComfyUI, wait until it answers, then run the warm-up requests."""
+        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS)
         self.server.start()
+        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 
     @modal.exit()
     def stop(self) -> None:
@@ -795,4 +854,6 @@ class ComfyUI:
 
     @modal.asgi_app()
     def fastapi_app(self):
-        return create_app(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS)
+        return create_app(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+        )

@@ -129,6 +129,15 @@ SEEDVR2 = Endpoint(
     timeout=1800,
     headers={"X-Model": "seedvr2_ema_7b_fp16"},
     prefix_nodes=("5",),
+    warmup={
+        "image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "resolution": 1080,
+        "max_resolution": 4000,
+    },
 )
 UPSCALE = Endpoint(
     path="/upscale",
@@ -152,11 +161,21 @@ UPSCALE = Endpoint(
     timeout=1800,
     headers={"X-Model": "4x-ultrasharp+realvisxl-v4-tile"},
     prefix_nodes=("14",),
+    warmup={
+        "image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "scale": 2,
+        "steps": 1,
+    },
 )
 COMFYUI_ENDPOINTS = (
     SEEDVR2,
     UPSCALE,
 )
+COMFYUI_COMFY_ARGS = ()  # residency plan: unknown, 26.0 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -270,9 +289,10 @@ class ComfyUI:
 
     @modal.enter()
     def start(self) -> None:
-        """Start ComfyUI and wait until it answers."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=[])
+        """Start ComfyUI, wait until it answers, then run the warm-up requests."""
+        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS)
         self.server.start()
+        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 
     @modal.exit()
     def stop(self) -> None:
@@ -280,4 +300,6 @@ class ComfyUI:
 
     @modal.asgi_app()
     def fastapi_app(self):
-        return create_app(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS)
+        return create_app(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+        )

@@ -314,6 +314,14 @@ HUNYUAN15_T2V = Endpoint(
     timeout=1800,
     headers={"X-Model": "hunyuanvideo1.5-720p-t2v"},
     prefix_nodes=("11",),
+    warmup={
+        "prompt": "a paper boat drifting down a rainy street gutter, close-up",
+        "seed": 7,
+        "width": 256,
+        "height": 256,
+        "length": 1,
+        "steps": 1,
+    },
 )
 HUNYUAN15_I2V = Endpoint(
     path="/hunyuan15-i2v",
@@ -337,6 +345,18 @@ HUNYUAN15_I2V = Endpoint(
     timeout=1800,
     headers={"X-Model": "hunyuanvideo1.5-720p-i2v"},
     prefix_nodes=("14",),
+    warmup={
+        "image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "prompt": "the camera slowly pushes in as she looks up",
+        "width": 256,
+        "height": 256,
+        "length": 1,
+        "steps": 1,
+    },
 )
 SVD = Endpoint(
     path="/svd",
@@ -365,6 +385,18 @@ SVD = Endpoint(
     outputs=("8",),
     timeout=1800,
     prefix_nodes=("8",),
+    warmup={
+        "image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "fps": 7,
+        "width": 256,
+        "height": 256,
+        "frames": 1,
+        "steps": 1,
+    },
 )
 WAN2_6 = Endpoint(
     path="/wan2.6",
@@ -386,6 +418,15 @@ WAN2_6 = Endpoint(
     timeout=1800,
     headers={"X-Model": "wan2.1-t2v-1.3b"},
     prefix_nodes=("10",),
+    warmup={
+        "prompt": "a red fox running through fresh snow, cinematic",
+        "fps": 16,
+        "seed": 7,
+        "width": 256,
+        "height": 256,
+        "length": 1,
+        "steps": 1,
+    },
 )
 WAN2_6_R2V = Endpoint(
     path="/wan2.6-r2v",
@@ -441,6 +482,15 @@ WAN2_6_LORA = Endpoint(
     headers={"X-Model": "wan2.1-t2v-1.3b"},
     require_one_of=(("lora_id", "lora_name"),),
     prefix_nodes=("11",),
+    warmup={
+        "prompt": "walking through a neon-lit market",
+        "lora_id": "abc123",
+        "trigger_word": "ryla_abc123",
+        "width": 256,
+        "height": 256,
+        "length": 1,
+        "steps": 1,
+    },
 )
 WAN2_6_I2V = Endpoint(
     path="/wan2.6-i2v",
@@ -463,6 +513,18 @@ WAN2_6_I2V = Endpoint(
     timeout=1800,
     headers={"X-Model": "wan2.1-i2v-480p-14b"},
     prefix_nodes=("13",),
+    warmup={
+        "image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "prompt": "she turns her head and smiles",
+        "width": 256,
+        "height": 256,
+        "length": 1,
+        "steps": 1,
+    },
 )
 COMFYUI_ENDPOINTS = (
     HUNYUAN15_T2V,
@@ -473,6 +535,7 @@ COMFYUI_ENDPOINTS = (
     WAN2_6_LORA,
     WAN2_6_I2V,
 )
+COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 84.1 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -599,7 +662,8 @@ image = (
             "/root/comfy/ComfyUI/custom_nodes/ComfyUI-VideoHelperSuite"
         ),
         (
-            "git -C /root/comfy/ComfyUI/custom_nodes/ComfyUI-VideoHelperSuite "
+            "git -C /root/comfy/ComfyUI/custom_nodes/ComfyUI-VideoHelperSuite"
+            " "
             "checkout --quiet 4ee72c065db22c9d96c2427954dc69e7b908444b"
         ),
         (
@@ -628,6 +692,7 @@ app = modal.App(APP_NAME, image=image)
     scaledown_window=300,
     volumes=volumes,
     secrets=secrets,
+    enable_memory_snapshot=True,
 )
 @modal.concurrent(max_inputs=5)
 class ComfyUI:
@@ -635,11 +700,17 @@ class ComfyUI:
     /wan2.6-i2v on L40S.
     """
 
-    @modal.enter()
+    @modal.enter(snap=True)
     def start(self) -> None:
-        """Start ComfyUI and wait until it answers."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=[])
+        """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
+        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS, snapshot=True)
         self.server.start()
+
+    @modal.enter(snap=False)
+    def restore(self) -> None:
+        """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
+        self.server.after_restore()
+        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 
     @modal.exit()
     def stop(self) -> None:
@@ -647,4 +718,6 @@ class ComfyUI:
 
     @modal.asgi_app()
     def fastapi_app(self):
-        return create_app(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS)
+        return create_app(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+        )

@@ -175,6 +175,16 @@ FLUX_KLEIN_EDIT = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux-2-klein-4b"},
     prefix_nodes=("19",),
+    warmup={
+        "source_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "instruction": "change the background to a sunny beach",
+        "seed": 7,
+        "steps": 1,
+    },
 )
 Z_IMAGE_SIMPLE = Endpoint(
     path="/z-image-simple",
@@ -194,6 +204,13 @@ Z_IMAGE_SIMPLE = Endpoint(
     timeout=1800,
     headers={"X-Model": "z-image-turbo"},
     prefix_nodes=("10",),
+    warmup={
+        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
+        "seed": 7,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 Z_IMAGE_DANRISI = Endpoint(
     path="/z-image-danrisi",
@@ -213,6 +230,7 @@ Z_IMAGE_DANRISI = Endpoint(
     timeout=1800,
     headers={"X-Model": "z-image-turbo"},
     prefix_nodes=("10",),
+    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
 )
 Z_IMAGE_LORA = Endpoint(
     path="/z-image-lora",
@@ -243,6 +261,15 @@ Z_IMAGE_LORA = Endpoint(
     headers={"X-Model": "z-image-turbo"},
     require_one_of=(("lora_id", "lora_name"),),
     prefix_nodes=("10",),
+    warmup={
+        "prompt": "a portrait in a red coat",
+        "lora_id": "abc123",
+        "trigger_word": "ryla_abc123",
+        "nsfw": False,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
 )
 COMFYUI_ENDPOINTS = (
     FLUX_KLEIN_EDIT,
@@ -250,6 +277,7 @@ COMFYUI_ENDPOINTS = (
     Z_IMAGE_DANRISI,
     Z_IMAGE_LORA,
 )
+COMFYUI_COMFY_ARGS = ()  # residency plan: unknown, 19.8 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -338,16 +366,23 @@ app = modal.App(APP_NAME, image=image)
     scaledown_window=300,
     volumes=volumes,
     secrets=secrets,
+    enable_memory_snapshot=True,
 )
 @modal.concurrent(max_inputs=5)
 class ComfyUI:
     """Serves /flux-klein-edit, /z-image-simple, /z-image-danrisi, /z-image-lora on L40S."""
 
-    @modal.enter()
+    @modal.enter(snap=True)
     def start(self) -> None:
-        """Start ComfyUI and wait until it answers."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=[])
+        """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
+        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS, snapshot=True)
         self.server.start()
+
+    @modal.enter(snap=False)
+    def restore(self) -> None:
+        """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
+        self.server.after_restore()
+        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 
     @modal.exit()
     def stop(self) -> None:
@@ -355,4 +390,6 @@ class ComfyUI:
 
     @modal.asgi_app()
     def fastapi_app(self):
-        return create_app(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS)
+        return create_app(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+        )

@@ -121,9 +121,29 @@ def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> 
 
 
 @main.command()
+@click.argument("app_name", required=False)
+@specs_argument
+def plan(app_name: str | None, specs: tuple[str, ...]) -> None:
+    """Print the residency plan: per app class, GPU memory, models, fit, launch flags."""
+    from .plan import plan_app
+
+    apps = _load(specs, ())
+    for app in [_find_app(apps, app_name)] if app_name else apps:
+        for p in plan_app(app):
+            click.echo(f"{p.app} / {p.cls} on {p.gpu}: {p.verdict}")
+            click.echo(f"  memory  {p.vram_gb:.1f} GB per device, {p.usable_gb:.1f} GB usable")
+            for name, size in p.models:
+                click.echo(f"  model   {name}: {'unknown' if size is None else f'{size:.2f} GB'}")
+            click.echo(f"  total   {p.total_gb:.1f} GB")
+            click.echo(f"  flags   {' '.join(p.flags) or '(ComfyUI defaults)'}")
+            for note in p.notes:
+                click.echo(f"  note    {note}")
+
+
+@main.command()
 @specs_argument
 def docs(specs: tuple[str, ...]) -> None:
-    """Write docs/ENDPOINTS.md, the endpoint reference."""
+    """Write docs/ENDPOINTS.md (endpoint reference) and docs/PLAN.md (residency plan)."""
     apps = _load(specs, ())
     files = render_docs(apps)
     out_dir = Path.cwd() / DOCS_DIR
@@ -234,6 +254,31 @@ def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) 
         raise click.ClickException(str(exc)) from None
     click.echo(f"{app.name}: http://{host}:{port}/docs  (ComfyUI at {comfy_url})")
     uvicorn.run(asgi, host=host, port=port, log_level="info")
+
+
+@main.command()
+@click.option("--workspace", help="Deployed apps: Modal workspace forming the URLs.")
+@click.option("--base-url", help="One served app, e.g. `ryla-gen dev`: http://127.0.0.1:8000.")
+@click.option("--app", "apps", multiple=True, help="Measure this app's endpoints; repeatable.")
+@click.option("--endpoint", "endpoints", multiple=True, help="Endpoint path; repeatable.")
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(min=0))
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--cold", is_flag=True, help="Stop the app's containers before the first request.")
+@click.option("--out", default="reports", show_default=True, type=click.Path(path_type=Path))
+@click.option("--max-cold", type=float, help="Gate: first/cold request at most this (s).")
+@click.option("--max-p50", type=float, help="Gate: warm p50 at most this many seconds.")
+@click.option("--min-success", type=float, help="Gate: success rate at least this (0.95).")
+@click.option("--header", "headers", multiple=True, help="'Name: value' sent with every request.")
+@click.option("--env", "-e", help="Modal environment (for --cold).")
+def bench(**options: object) -> None:
+    """Send endpoints' examples and report latency, success, outputs and cost (reports/)."""
+    from .bench import BenchArgs, BenchUsageError, run_command
+
+    try:
+        status = run_command(_load((), ()), BenchArgs(**options))  # type: ignore[arg-type]
+    except BenchUsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    sys.exit(status)
 
 
 def _find_app(apps: list[AppModel], name: str) -> AppModel:

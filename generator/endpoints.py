@@ -75,6 +75,8 @@ def resolve_endpoint(
     if catalog is not None:
         _check_catalog(ctx, workflow, workflow_path, bound, catalog)
     _check_examples(ctx)
+    if isinstance(ep.warmup, dict):
+        _check_request(ctx, ep.warmup, ("warmup",), "warm-up")
     if len(ctx.diags.errors) > before:
         return None
     return EndpointModel(
@@ -94,6 +96,7 @@ def resolve_endpoint(
         prefix_nodes=prefix_nodes,
         examples=tuple(ep.examples),
         source=ctx.spec.display,
+        warmup=warmup_request(ep),
         docs=tuple(param_doc(n, p) for n, p in ep.parameters.items()),
         model_names=tuple(f"{m.folder}/{m.filename}" for m in ep.models),
         custom_node_names=tuple(f"{c.key}@{c.pin}" for c in ep.custom_nodes),
@@ -498,24 +501,59 @@ def _check_examples(ctx: EndpointContext) -> None:
     ep = ctx.endpoint
     if not ep.examples:
         ctx.diags.warning(ctx.loc("path"), f"{ep.path}: no 'examples:' request given")
-    names = {alias: n for n, p in ep.parameters.items() for alias in (n, *p.aliases)}
     for i, example in enumerate(ep.examples):
-        given = set()
-        for key, value in example.items():
-            name = names.get(key)
-            if name is None:
-                ctx.error(f"example {i + 1}: unknown field '{key}'", "examples", i, key, key=True)
-                continue
-            given.add(name)
-            problem = example_value_problem(ep.parameters[name], value)
-            if problem:
-                ctx.error(f"example {i + 1}: field '{key}': {problem}", "examples", i, key)
-        for name, param in ep.parameters.items():
-            if param.required and name not in given:
-                ctx.error(f"example {i + 1}: missing required field '{name}'", "examples", i)
-        for group in ep.require_one_of:
-            if len(given & set(group)) != 1:
-                ctx.error(f"example {i + 1}: give exactly one of {', '.join(group)}", "examples", i)
+        _check_request(ctx, example, ("examples", i), f"example {i + 1}")
+
+
+def _check_request(
+    ctx: EndpointContext, request: dict[str, Any], where: tuple[str | int, ...], label: str
+) -> None:
+    """A request written in the spec (example, warm-up) must be one the endpoint accepts."""
+    ep = ctx.endpoint
+    names = {alias: n for n, p in ep.parameters.items() for alias in (n, *p.aliases)}
+    given = set()
+    for key, value in request.items():
+        name = names.get(key)
+        if name is None:
+            ctx.error(f"{label}: unknown field '{key}'", *where, key, key=True)
+            continue
+        given.add(name)
+        problem = example_value_problem(ep.parameters[name], value)
+        if problem:
+            ctx.error(f"{label}: field '{key}': {problem}", *where, key)
+    for name, param in ep.parameters.items():
+        if param.required and name not in given:
+            ctx.error(f"{label}: missing required field '{name}'", *where)
+    for group in ep.require_one_of:
+        if len(given & set(group)) != 1:
+            ctx.error(f"{label}: give exactly one of {', '.join(group)}", *where)
+
+
+SMALL_INPUTS = {"width": 64, "height": 64, "steps": 1, "length": 1, "video_frames": 1}
+"""Bound node inputs a default warm-up sets small (to at least these, within the field's range)."""
+
+
+def warmup_request(ep: Endpoint) -> dict[str, Any] | None:
+    """The warm-up request: given, none, or the first example with sizes and steps made small."""
+    if ep.warmup is False or (ep.warmup is True and not ep.examples):
+        return None
+    if isinstance(ep.warmup, dict):
+        return dict(ep.warmup)
+    request = dict(ep.examples[0])
+    for name, param in ep.parameters.items():
+        inputs = {ref.input for ref in param.bindings}
+        floors = [SMALL_INPUTS[i] for i in inputs if i in SMALL_INPUTS]
+        if param.type != "int" or not floors or param.format or param.map:
+            continue
+        value = max([*floors, param.min or 0])
+        step = param.multiple_of or 1
+        value = -(-value // step) * step
+        if param.max is not None and value > param.max:
+            continue
+        for key in (name, *param.aliases):
+            request.pop(key, None)
+        request[name] = int(value)
+    return request
 
 
 def example_value_problem(param: Parameter, value: Any) -> str | None:

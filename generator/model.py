@@ -92,6 +92,7 @@ class EndpointModel:
     prefix_nodes: tuple[str, ...]  # nodes whose filename_prefix is made unique per request
     examples: tuple[dict[str, Any], ...]
     source: str  # spec file that declared it
+    warmup: dict[str, Any] | None = None  # request run at container start
     docs: tuple[ParamDoc, ...] = ()
     model_names: tuple[str, ...] = ()  # folder/filename of the models it declares
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
@@ -185,11 +186,17 @@ class ClassModel:
     timeout: int
     usd_per_second: float
     endpoints: tuple[EndpointModel, ...]
+    comfy_args: tuple[str, ...] = ()  # ComfyUI launch flags (residency plan + the app's own)
+    plan_note: str = ""  # why those flags, one line, shown in the generated module
 
     @property
     def constant(self) -> str:
         """Name of the module-level tuple of this class's endpoints."""
         return self._snake + "_ENDPOINTS"
+
+    @property
+    def args_constant(self) -> str:
+        return self._snake + "_COMFY_ARGS"
 
     @property
     def settings_constant(self) -> str:

@@ -15,7 +15,8 @@ from ruff.__main__ import find_ruff_bin
 
 from . import container
 from .model import AppModel
-from .pyliteral import py_string
+from .plan import HEADROOM, plan_app
+from .pyliteral import py_literal, py_string
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 GENERATED_SUFFIX = ".py"
@@ -37,6 +38,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["pyrepr"] = repr
     env.filters["pystr"] = py_string
+    env.filters["pylit"] = py_literal
     return env
 
 
@@ -77,9 +79,16 @@ def render_apps(apps: list[AppModel], config_root: Path) -> list[RenderedFile]:
 
 
 def render_docs(apps: list[AppModel]) -> list[RenderedFile]:
-    """docs/ENDPOINTS.md: the endpoint reference (path, app, GPU, parameters, models, nodes)."""
-    content = _environment().get_template("endpoints.md.j2").render(apps=apps)
-    return [RenderedFile(Path("ENDPOINTS.md"), content)]
+    """docs/: the endpoint reference (ENDPOINTS.md) and the residency plan (PLAN.md)."""
+    env = _environment()
+    plans = [plan for app in apps for plan in plan_app(app)]
+    return [
+        RenderedFile(Path("ENDPOINTS.md"), env.get_template("endpoints.md.j2").render(apps=apps)),
+        RenderedFile(
+            Path("PLAN.md"),
+            env.get_template("plan.md.j2").render(plans=plans, headroom_pct=round(HEADROOM * 100)),
+        ),
+    ]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Collects every error with its place before anything is rendered (errors are data
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from .diagnostics import Diagnostics, Location, SpecError
 from .endpoints import EndpointContext, resolve_endpoint
 from .gpus import parse_gpu
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
+from .plan import launch_args, plan_class
 from .spec.format import App, CustomNode, Model
 from .spec.load import LoadedSpec, find_spec_files, load_spec
 
@@ -153,6 +155,7 @@ def _resolve_app(
     nodes = tuple(
         _custom_node_model(n) for n, _ in sorted(custom_nodes.values(), key=lambda x: x[0].key)
     )
+    model_files = tuple(_model_file(m, w) for _, (m, w) in sorted(models.items()))
     return AppModel(
         name=name,
         module=name.replace("-", "_"),
@@ -172,8 +175,15 @@ def _resolve_app(
         auth=app.auth,
         auth_secret=app.auth_secret,
         comfy_args=tuple(app.comfy_args),
-        classes=_split_classes(app_gpu, endpoints, app.cost_per_second),
-        models=tuple(_model_file(m, w) for _, (m, w) in sorted(models.items())),
+        classes=_planned(
+            name,
+            model_files,
+            _split_classes(app_gpu, endpoints, app.cost_per_second),
+            tuple(app.comfy_args),
+            diags,
+            sources.definition.loc("app", "gpu"),
+        ),
+        models=model_files,
         custom_nodes=nodes,
         apt_packages=tuple(sorted({"git", *(p for n in nodes for p in n.apt)})),
         pip_packages=tuple(dict.fromkeys(p for n in nodes for p in n.pip)),
@@ -233,6 +243,27 @@ def _split_classes(
         usd = cost_override or parse_gpu(gpu).usd_per_second
         classes.append(ClassModel(name, gpu, max(e.timeout for e in eps), usd, eps))
     return tuple(classes)
+
+
+def _planned(
+    app_name: str,
+    models: tuple[ModelFileModel, ...],
+    classes: tuple[ClassModel, ...],
+    overrides: tuple[str, ...],
+    diags: Diagnostics,
+    where: Location,
+) -> tuple[ClassModel, ...]:
+    """Each class with its ComfyUI launch flags from the residency plan; warns when it thrashes."""
+    planned = []
+    for cls in classes:
+        plan = plan_class(app_name, models, cls)
+        if plan.verdict == "does-not-fit":
+            diags.warning(where, f"{app_name} class {cls.name}: {plan.notes[-1]}")
+        note = f"residency plan: {plan.verdict}, {plan.total_gb:.1f} of {plan.usable_gb:.1f} GB"
+        planned.append(
+            dataclasses.replace(cls, comfy_args=launch_args(plan, overrides), plan_note=note)
+        )
+    return tuple(planned)
 
 
 def _class_suffix(gpu: str) -> str:

@@ -124,7 +124,7 @@ def test_flux_request_models_keep_todays_fields_and_defaults() -> None:
 
 def test_list_json_names_every_endpoint_with_its_url(project: Path) -> None:
     result = run("list", "--json", "--workspace", "ryla")
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     flux = next(r for r in rows if r["path"] == "/flux")
     assert flux["url"] == "https://ryla--ryla-flux-comfyui-fastapi-app.modal.run/flux"
     assert flux["gpu"] == "L40S"
@@ -134,7 +134,7 @@ def test_list_json_names_every_endpoint_with_its_url(project: Path) -> None:
 def test_schema_command_prints_the_shipped_json_schema(project: Path) -> None:
     import jsonschema
 
-    schema = json.loads(run("schema").output)
+    schema = json.loads(run("schema").stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
     for spec in sorted((project / "specs").glob("*.yaml")):
         jsonschema.validate(yaml.safe_load(spec.read_text()), schema)
@@ -162,7 +162,11 @@ def test_deploy_without_credentials_fails_with_modals_message(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "MODAL_CONFIG_PATH": str(home / ".modal.toml")}
+    env = {
+        "HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "MODAL_CONFIG_PATH": str(home / ".modal.toml"),
+    }
     result = subprocess.run(
         [str(Path(shutil.which("ryla-gen") or REPO / ".venv/bin/ryla-gen")), "deploy", "ryla-demo"],
         cwd=project,

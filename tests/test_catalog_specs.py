@@ -19,7 +19,7 @@ from generator.workflow import load_workflow
 APPS, _ = load_project(Project.at(REPO))
 MODULES = {app.name: import_generated(REPO / "generated" / f"{app.module}.py") for app in APPS}
 RUNTIME = {e.path: e for module in MODULES.values() for e in module.ENDPOINTS}
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR4nGP4z8DAwMDAwMAAAA3gAf9Gx6d2AAAAAElFTkSuQmCC"
+PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg=="
 MP4 = "data:video/mp4;base64,AAAAIGZ0eXBpc29tAAACAGlzb21pc28yYXZjMW1wNDE="
 
 # Every route of shared/reference/existing-endpoints.md, and the planned additions.
@@ -42,7 +42,7 @@ PLANNED = {
 
 
 def test_every_endpoint_has_a_spec_and_is_listed() -> None:
-    rows = json.loads(CliRunner().invoke(main, ["list", "--json"], catch_exceptions=False).output)
+    rows = json.loads(CliRunner().invoke(main, ["list", "--json"], catch_exceptions=False).stdout)
     listed = {row["path"] for row in rows}
     assert TODAY | PLANNED <= listed
     assert len({row["app"] for row in rows}) <= 10

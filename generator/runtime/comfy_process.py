@@ -52,11 +52,13 @@ class ComfyProcess:
         cwd: str | os.PathLike[str] | None = None,
         url: str,
         log_path: str | os.PathLike[str],
+        env: dict[str, str] | None = None,
     ) -> None:
         self.command = list(command)
         self.cwd = cwd
         self.url = url.rstrip("/")
         self.log_path = Path(log_path)
+        self.env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,7 +80,7 @@ class ComfyProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 start_new_session=True,
             )
 

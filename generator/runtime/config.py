@@ -67,6 +67,7 @@ class Endpoint:
     headers: Mapping[str, str] = field(default_factory=dict)
     require_one_of: tuple[tuple[str, ...], ...] = ()
     prefix_nodes: tuple[str, ...] = ()  # nodes whose filename_prefix is unique per request
+    warmup: Mapping[str, Any] | None = None  # request run once at container start
 
 
 @dataclass(frozen=True)

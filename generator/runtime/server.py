@@ -6,6 +6,7 @@ as a subprocess next to it) and for ``ryla-gen dev`` (``RemoteComfy``: any runni
 
 import asyncio
 import base64
+import contextlib
 import inspect
 import json
 import logging
@@ -27,6 +28,7 @@ from .comfy_client import ComfyClient, FileRef
 from .config import AppSettings, Endpoint, ModelFile
 from .errors import ComfyUnavailable, ExecutionFailed, PromptRejected, RunInterrupted, RunTimeout
 from .media import MediaError, load_media
+from .warmup import Warmup
 
 log = logging.getLogger("ryla.runtime")
 COMFY_DIR = Path("/root/comfy/ComfyUI")
@@ -52,7 +54,11 @@ class RemoteComfy:
 
 
 class ComfyServer:
-    """ComfyUI running as a subprocess of the container, with the app's models linked in."""
+    """ComfyUI running as a subprocess of the container, with the app's models linked in.
+
+    ``snapshot``: start it for a CPU memory snapshot (no GPU attached yet; ryla-gen's helper
+    node makes ComfyUI fall back to the CPU device), then :meth:`after_restore` hands it the GPU.
+    """
 
     def __init__(
         self,
@@ -65,15 +71,20 @@ class ComfyServer:
         command: Sequence[str] | None = None,
         start_timeout: float = 600.0,
         log_path: str | os.PathLike[str] = "/tmp/comfyui.log",
+        snapshot: bool = False,
     ):
         from .comfy_process import ComfyProcess, comfy_launch_command
 
         self.models, self.models_dir = list(models), models_dir
         self.base_dir = Path(comfy_dir)
-        url = f"http://127.0.0.1:{port}"
-        cmd = command or comfy_launch_command(comfy_dir, port, extra_args)
-        self.process = ComfyProcess(cmd, cwd=comfy_dir, url=url, log_path=log_path)
-        self.client = ComfyClient(url)
+        self.url = f"http://127.0.0.1:{port}"
+        self.command = list(command or comfy_launch_command(comfy_dir, port, extra_args))
+        self.snapshot = snapshot
+        env = {"RYLA_SNAPSHOT": "1"} if snapshot else {}
+        self.process = ComfyProcess(
+            self.command, cwd=comfy_dir, url=self.url, log_path=log_path, env=env
+        )
+        self.client = ComfyClient(self.url)
         self.start_timeout = start_timeout
         self._restart_lock: asyncio.Lock | None = None
 
@@ -82,17 +93,46 @@ class ComfyServer:
         return self.process.alive
 
     def start(self) -> None:
+        """Link models (and the snapshot helper), launch ComfyUI, wait until it answers."""
         from .models import link_models
 
         if self.models:
             link_models(self.models, self.models_dir, self.base_dir / "models")
+        if self.snapshot:
+            helper = self.base_dir / "custom_nodes" / "ryla_snapshot_helper"
+            helper.parent.mkdir(parents=True, exist_ok=True)
+            if not helper.exists():
+                helper.symlink_to(Path(__file__).parent / "snapshot_node")
         self.process.start()
         asyncio.run(self.process.wait_ready(self.start_timeout))
 
-    def ensure_ready(self) -> None:
-        if not self.process.alive:
-            self.process.start()
-        asyncio.run(self.process.wait_ready(self.start_timeout))
+    def after_restore(self) -> None:
+        """After a memory-snapshot restore: move ComfyUI to the GPU now attached."""
+        import httpx
+
+        response = httpx.post(f"{self.url}/ryla/snapshot/gpu", timeout=60, trust_env=False)
+        response.raise_for_status()
+        log.info("ComfyUI after restore: %s", response.json())
+
+    def warm_up(
+        self,
+        settings: AppSettings,
+        endpoints: Sequence[Endpoint],
+        workflows_dir: str | os.PathLike[str],
+    ) -> "Warmup":
+        """Run every endpoint's warm-up request now (blocking); returns the outcome."""
+        warmup = Warmup()
+        workflows = {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
+
+        async def run() -> None:
+            comfy = RemoteComfy(self.url, base_dir=self.base_dir)  # a client of this event loop
+            try:
+                await warmup.run(settings, endpoints, workflows, comfy)
+            finally:
+                await comfy.client.aclose()
+
+        asyncio.run(run())
+        return warmup
 
     async def recover(self) -> None:
         """Restart ComfyUI after it died (once, however many requests noticed)."""
@@ -117,14 +157,28 @@ def create_app(
     endpoints: Iterable[Endpoint],
     comfy: "ComfyServer | RemoteComfy",
     workflows_dir: str | os.PathLike[str],
+    warmup: "Warmup | None" = None,
 ) -> FastAPI:
+    """The app's FastAPI. ``warmup``: done already (Modal runs it in ``@modal.enter``), or
+    pending, and then run in the background at start-up while ``/ready`` answers 503."""
     endpoints = tuple(endpoints)
+    workflows = {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):  # noqa: ANN202
+        task = None
+        if warmup is not None and warmup.state == "pending":
+            task = asyncio.ensure_future(warmup.run(settings, endpoints, workflows, comfy))
+        yield
+        if task is not None:
+            task.cancel()
+
     app = FastAPI(
         title=settings.name,
         description=f"ComfyUI endpoints of {settings.name} on {settings.gpu}.",
         version="1",
+        lifespan=lifespan,
     )
-    workflows = {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -157,8 +211,11 @@ def create_app(
             return JSONResponse({"status": "ok"})
         return error_response(503, "ComfyUI process is not running", "unavailable")
 
-    @app.get("/ready", summary="ComfyUI answers requests")
+    @app.get("/ready", summary="ComfyUI answers and the warm-up requests are done")
     async def ready() -> JSONResponse:
+        if warmup is not None and warmup.state != "ok":
+            reason = "warming up" if warmup.state in ("pending", "running") else "warm-up failed"
+            return error_response(503, reason, "unavailable", warmup.report())
         if await comfy.client.ready():
             return JSONResponse({"status": "ready"})
         return error_response(503, "ComfyUI is not answering", "unavailable")
@@ -180,9 +237,11 @@ def _add_route(
     comfy: "ComfyServer | RemoteComfy",
 ) -> None:
     async def handler(request: Request, body: BaseModel) -> Response:
-        trail = _Trail()
+        trail = Trail()
         work = asyncio.ensure_future(
-            _handle(settings, endpoint, workflow, comfy, request, body, trail)
+            execute(
+                settings, endpoint, workflow, comfy, body.model_dump(), trail, _wants_json(request)
+            )
         )
         gone = asyncio.ensure_future(_disconnected(request))
         try:
@@ -190,19 +249,19 @@ def _add_route(
         except asyncio.CancelledError:  # the server cancelled us: stop the run as well
             work.cancel()
             gone.cancel()
-            asyncio.ensure_future(_cleanup(comfy, trail))
+            asyncio.ensure_future(cleanup(comfy, trail))
             raise
         if work in done:
             gone.cancel()
             response = work.result()
-            response.background = BackgroundTask(_cleanup, comfy, trail)  # after it is sent
+            response.background = BackgroundTask(cleanup, comfy, trail)  # after it is sent
             return response
         work.cancel()  # the client left: interrupt ComfyUI instead of burning GPU time
         try:
             await work
         except asyncio.CancelledError:
             pass
-        await _cleanup(comfy, trail)
+        await cleanup(comfy, trail)
         return error_response(499, "client closed the request", "cancelled")
 
     handler.__signature__ = inspect.Signature(
@@ -231,17 +290,21 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-async def _handle(
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+async def execute(
     settings: AppSettings,
     endpoint: Endpoint,
     workflow: dict[str, Any],
     comfy: "ComfyServer | RemoteComfy",
-    request: Request,
-    body: BaseModel,
-    trail: "_Trail",
+    values: dict[str, Any],
+    trail: "Trail",
+    wants_json: bool = False,
 ) -> Response:
+    """Run one validated request: media, workflow, ComfyUI, response (or a JSON error)."""
     started = time.perf_counter()
-    values = body.model_dump()
     for group in endpoint.require_one_of:
         given = [name for name in group if values.get(name) is not None]
         if len(given) != 1:
@@ -312,7 +375,6 @@ async def _handle(
         "X-Cost-USD": f"{elapsed * settings.usd_per_second:.6f}",
         **applied.headers,
     }
-    wants_json = "application/json" in request.headers.get("accept", "")
     if endpoint.response == "raw" and len(fetched) == 1 and not wants_json:
         data, media_type = fetched[0]
         return Response(data, media_type=media_type, headers=headers)
@@ -395,7 +457,7 @@ def _rejected(endpoint: Endpoint, exc: PromptRejected) -> JSONResponse:
 
 
 @dataclass
-class _Trail:
+class Trail:
     """What a request left in ComfyUI: removed after the response is sent."""
 
     uploaded: list[str] = field(default_factory=list)
@@ -403,7 +465,7 @@ class _Trail:
     outputs: list[FileRef] = field(default_factory=list)
 
 
-async def _cleanup(comfy: "ComfyServer | RemoteComfy", trail: _Trail) -> None:
+async def cleanup(comfy: "ComfyServer | RemoteComfy", trail: Trail) -> None:
     """Remove the request's inputs, outputs and history entry: nothing of it stays behind."""
     if comfy.base_dir is not None:
         for name in trail.uploaded:

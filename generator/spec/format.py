@@ -247,6 +247,12 @@ class Endpoint(_Strict):
     models: list[Model] = Field(default_factory=list)
     custom_nodes: list[CustomNode] = Field(default_factory=list)
     examples: list[dict[str, Any]] = Field(default_factory=list)
+    warmup: bool | dict[str, Any] = Field(
+        True,
+        description="Request run at container start before serving: true = the first example "
+        "made small (sizes, steps, frames at their minimum); a mapping = this request; "
+        "false = none.",
+    )
 
 
 class App(_Strict):
@@ -267,7 +273,11 @@ class App(_Strict):
     models_volume: str = Field("/root/models", description="Mount path holding model files.")
     secrets: list[str] = Field(default_factory=list)
     comfyui_version: str = Field("0.3.71", pattern=r"^\d+\.\d+\.\d+$")
-    memory_snapshot: bool = False
+    memory_snapshot: bool = Field(
+        True,
+        description="Start ComfyUI before a CPU memory snapshot (faster cold starts); turn off "
+        "for custom nodes that touch the GPU when they are imported.",
+    )
     auth: AuthMode = Field(
         "proxy", description="proxy: Modal proxy auth; bearer: token from a Secret; none."
     )

@@ -1,0 +1,127 @@
+"""Running the bench: per endpoint, one first (or cold) request, then N warm ones.
+
+Results are appended to a :class:`BenchRun` as requests complete, so when the run is
+interrupted (Ctrl-C cancels the asyncio task) everything measured so far is still there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from .measure import Sample, measure_request
+from .progress import Progress
+from .results import EndpointResult
+from .targets import BenchTarget
+
+NO_EXAMPLES = "no examples: in the spec"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class ColdStarter(Protocol):
+    def stop_all(self, app: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How many requests, how many at once, and the extra time allowed beyond the timeout."""
+
+    runs: int = 5
+    concurrency: int = 1
+    cold: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    first_grace_s: float = 600.0  # a cold start may load models for minutes
+    warm_grace_s: float = 60.0
+
+
+@dataclass
+class BenchRun:
+    """The run's results so far; ``interrupted`` when Ctrl-C ended it early."""
+
+    options: BenchOptions
+    results: list[EndpointResult] = field(default_factory=list)
+    interrupted: bool = False
+    interrupted_by: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+
+def _client(targets: Sequence[BenchTarget], concurrency: int) -> httpx.AsyncClient:
+    """One pooled client; proxies from the environment are ignored for loopback URLs."""
+    local = all(urlsplit(t.url).hostname in LOOPBACK for t in targets)
+    limits = httpx.Limits(max_connections=max(concurrency, 1) + 1)
+    return httpx.AsyncClient(trust_env=not local, limits=limits, follow_redirects=False)
+
+
+async def run_bench(
+    targets: Sequence[BenchTarget],
+    run: BenchRun,
+    progress: Progress,
+    cold: ColdStarter | None = None,
+) -> None:
+    """Measure every target in order, appending to ``run.results`` as it goes."""
+    async with _client(targets, run.options.concurrency) as client:
+        for target in targets:
+            result = EndpointResult(target, planned=1 + run.options.runs)
+            if not target.examples:
+                result.planned, result.skipped = 0, NO_EXAMPLES
+            run.results.append(result)
+            progress.started(result)
+            if not result.skipped:
+                await _bench_endpoint(client, result, run.options, progress, cold)
+            progress.finished(result)
+    run.finished = time.time()
+
+
+async def _bench_endpoint(
+    client: httpx.AsyncClient,
+    result: EndpointResult,
+    options: BenchOptions,
+    progress: Progress,
+    cold: ColdStarter | None,
+) -> None:
+    target = result.target
+    if cold is not None:
+        progress.note(f"  {target.path}: stopping {target.app}'s containers for a cold start")
+        stopped = await asyncio.to_thread(cold.stop_all, target.app)
+        progress.note(f"  {target.path}: {stopped} container(s) stopped")
+    phase = "cold" if cold is not None else "first"
+    first = await _one(client, result, options, phase, 0, target.timeout + options.first_grace_s)
+    progress.request_done(result, first)
+    gate = asyncio.Semaphore(max(options.concurrency, 1))
+
+    async def warm(index: int) -> None:
+        async with gate:
+            example = index % len(target.examples)
+            timeout = target.timeout + options.warm_grace_s
+            sample = await _one(client, result, options, "warm", example, timeout)
+            progress.request_done(result, sample)
+
+    await asyncio.gather(*(warm(i) for i in range(options.runs)))
+
+
+async def _one(
+    client: httpx.AsyncClient,
+    result: EndpointResult,
+    options: BenchOptions,
+    phase: str,
+    example: int,
+    timeout: float,
+) -> Sample:
+    sample = await measure_request(
+        client,
+        result.target,
+        result.target.examples[example],
+        phase=phase,
+        example=example,
+        timeout=timeout,
+        headers=options.headers or None,
+    )
+    result.samples.append(sample)
+    return sample

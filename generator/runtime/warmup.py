@@ -1,0 +1,74 @@
+"""Warm-up: each endpoint's warm-up request runs once at container start, before serving.
+
+So no user request pays model loading or the first-step CUDA warm-up. Failures are kept with
+their reason and reported by ``/ready`` (503), never swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from .config import AppSettings, Endpoint
+
+if TYPE_CHECKING:
+    from .server import ComfyServer, RemoteComfy
+
+log = logging.getLogger("ryla.warmup")
+
+
+class Warmup:
+    """State of the app's warm-up: pending, running, ok or failed (with per-endpoint reasons)."""
+
+    def __init__(self) -> None:
+        self.state = "pending"
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def report(self) -> dict[str, Any]:
+        return {"state": self.state, "endpoints": self.results}
+
+    async def run(
+        self,
+        settings: AppSettings,
+        endpoints: Sequence[Endpoint],
+        workflows: dict[str, dict[str, Any]],
+        comfy: ComfyServer | RemoteComfy,
+    ) -> None:
+        from .server import Trail, cleanup, execute
+
+        self.state = "running"
+        for endpoint in endpoints:
+            if endpoint.warmup is None:
+                continue
+            started = time.perf_counter()
+            try:
+                values = endpoint.request_model.model_validate(dict(endpoint.warmup)).model_dump()
+            except ValidationError as exc:
+                self._fail(endpoint, f"invalid warm-up request: {exc.errors()[0]['msg']}", started)
+                continue
+            trail = Trail()
+            response = await execute(
+                settings, endpoint, workflows[endpoint.workflow], comfy, values, trail
+            )
+            await cleanup(comfy, trail)
+            if response.status_code == 200:
+                self.results[endpoint.path] = {
+                    "ok": True,
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            else:
+                self._fail(endpoint, response.body.decode(errors="replace")[:500], started)
+        self.state = "failed" if any(not r["ok"] for r in self.results.values()) else "ok"
+        log.info("warm-up %s: %s", self.state, self.results)
+
+    def _fail(self, endpoint: Endpoint, reason: str, started: float) -> None:
+        log.error("warm-up of %s failed: %s", endpoint.path, reason)
+        self.results[endpoint.path] = {
+            "ok": False,
+            "seconds": round(time.perf_counter() - started, 3),
+            "reason": reason,
+        }

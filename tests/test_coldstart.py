@@ -1,0 +1,201 @@
+"""Cold start: residency plan, launch flags, memory-snapshot hooks, warm-up before /ready."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import modal
+import pytest
+from helpers import REPO, import_generated
+from modal._partial_function import _PartialFunctionFlags
+from modal._utils.async_utils import synchronizer
+
+from generator.model import ClassModel, EndpointModel, ModelFileModel
+from generator.plan import launch_args, plan_class
+from generator.resolve import Project, load_project
+from generator.runtime.config import Endpoint
+from generator.runtime.server import ComfyServer, RemoteComfy, create_app
+from generator.runtime.warmup import Warmup
+
+APPS, _ = load_project(Project.at(REPO))
+
+
+def endpoint(path: str, models: tuple[str, ...]) -> EndpointModel:
+    return EndpointModel(
+        path=path, request_class="R", summary="", description=None, workflow_file="w.json",
+        fields=(), params=(), outputs=(), response="raw", timeout=60, gpu="L40S", headers={},
+        require_one_of=(), prefix_nodes=(), examples=(), source="s.yaml", model_names=models,
+    )  # fmt: skip
+
+
+def model(name: str, size: float | None) -> ModelFileModel:
+    folder, filename = name.split("/")
+    return ModelFileModel(folder, filename, "o/r", filename, "main", None, None, size)
+
+
+@pytest.mark.parametrize(
+    ("gpu", "sizes", "endpoints", "verdict", "flags"),
+    [
+        ("L40S", [20.0, 10.0], 2, "fits", ("--highvram", "--cache-lru", "64")),
+        ("L40S", [20.0], 1, "fits", ("--highvram",)),
+        ("L40S", [30.0, 13.2], 2, "fits", ("--highvram", "--cache-lru", "64")),  # 43.2 = 48 x 0.9
+        ("L40S", [30.0, 13.3], 2, "does-not-fit", ()),
+        ("A100-80GB", [30.0, 13.3], 2, "fits", ("--highvram", "--cache-lru", "64")),
+        ("H100:2", [60.0, 20.0], 2, "does-not-fit", ()),  # one device's 72 GB, not 144
+        ("L40S", [20.0, None], 2, "unknown", ()),
+        ("L40S", [50.0, None], 2, "does-not-fit", ()),
+    ],
+    ids=["fits", "single-endpoint", "exact-boundary", "just-over", "bigger-gpu", "multi-gpu-one-device", "unknown-size", "known-part-too-big"],
+)  # fmt: skip
+def test_residency_plan(gpu, sizes, endpoints, verdict, flags) -> None:
+    names = [f"checkpoints/m{i}.safetensors" for i in range(len(sizes))]
+    eps = tuple(endpoint(f"/e{i}", tuple(names)) for i in range(endpoints))
+    cls = ClassModel("ComfyUI", gpu, 60, 0.001, eps)
+    plan = plan_class("app", tuple(model(n, s) for n, s in zip(names, sizes, strict=True)), cls)
+    assert (plan.verdict, plan.flags) == (verdict, flags)
+    if gpu.endswith(":2"):
+        assert plan.vram_gb == 80 and "1 of 2 GPUs idle" in plan.notes[0]
+
+
+def test_app_arguments_override_the_plans_flags() -> None:
+    eps = (endpoint("/a", ()), endpoint("/b", ()))
+    plan = plan_class("app", (), ClassModel("ComfyUI", "L40S", 60, 0.001, eps))
+    assert launch_args(plan, ()) == ("--highvram", "--cache-lru", "64")
+    assert launch_args(plan, ("--cache-lru", "8", "--fast")) == (
+        "--highvram",
+        "--cache-lru",
+        "8",
+        "--fast",
+    )
+
+
+def test_generated_modules_launch_comfyui_with_the_planned_flags(tmp_path: Path) -> None:
+    for app in APPS:
+        module = import_generated(REPO / "generated" / f"{app.module}.py")
+        for cls in app.classes:
+            planned = launch_args(plan_class(app.name, app.models, cls), tuple(app.comfy_args))
+            args = getattr(module, cls.args_constant)
+            assert args == planned
+            server = ComfyServer(module.MODELS, str(tmp_path), extra_args=args, comfy_dir=tmp_path)
+            assert (
+                server.command[-len(args) :] == list(args)
+                if args
+                else server.command[-1] == "--disable-auto-launch"
+            )
+    flux = next(a for a in APPS if a.name == "ryla-flux")
+    assert plan_class(flux.name, flux.models, flux.classes[0]).verdict == "does-not-fit"
+
+
+def enter_hooks(cls: modal.Cls) -> dict[str, int]:
+    hooks = {}
+    for name, partial in cls._get_partial_functions().items():
+        flags = synchronizer._translate_in(partial).flags
+        if flags & (
+            _PartialFunctionFlags.ENTER_PRE_SNAPSHOT | _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+        ):
+            hooks[name] = flags
+    return hooks
+
+
+def test_snapshot_apps_have_pre_and_post_snapshot_hooks() -> None:
+    snapshot_apps = [a for a in APPS if a.memory_snapshot]
+    assert snapshot_apps and len(snapshot_apps) < len(APPS)
+    for app in APPS:
+        module = import_generated(REPO / "generated" / f"{app.module}.py")
+        for cls in app.classes:
+            hooks = enter_hooks(getattr(module, cls.name))
+            if app.memory_snapshot:
+                assert hooks["start"] & _PartialFunctionFlags.ENTER_PRE_SNAPSHOT
+                assert hooks["restore"] & _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+            else:
+                assert set(hooks) == {"start"}
+                assert hooks["start"] & _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+
+
+def test_modal_refuses_snapshot_hooks_without_enable_memory_snapshot() -> None:
+    """Why importing the generated module proves `enable_memory_snapshot=True` is set."""
+    app = modal.App("probe")
+    with pytest.raises(modal.exception.InvalidError, match="enable_memory_snapshot"):
+
+        @app.cls()
+        class Probe:
+            @modal.enter(snap=True)
+            def start(self) -> None: ...
+
+
+def test_default_warmup_is_the_first_example_made_small() -> None:
+    flux = next(e for a in APPS for e in a.endpoints if e.path == "/flux")
+    assert flux.warmup == {**flux.examples[0], "width": 256, "height": 256, "steps": 1}
+    invert = next(e for a in APPS for e in a.endpoints if e.path == "/invert")
+    assert invert.warmup["width"] == 64
+
+
+# --- warm-up against the stand-in ---------------------------------------------------------------
+
+DEMO = import_generated(REPO / "generated" / "ryla_demo.py")
+
+
+class CountingComfy(RemoteComfy):
+    """A RemoteComfy whose client records when each run finished."""
+
+    def __init__(self, url: str, base_dir: Path) -> None:
+        super().__init__(url, base_dir)
+        self.finished: list[float] = []
+        run = self.client.run
+
+        async def counted(*args, **kwargs):
+            result = await run(*args, **kwargs)
+            self.finished.append(asyncio.get_running_loop().time())
+            return result
+
+        self.client.run = counted  # type: ignore[method-assign]
+
+
+async def test_warmup_prompts_run_before_ready_turns_200(slow_standin) -> None:
+    comfy = CountingComfy(slow_standin.url, slow_standin.base_dir)
+    warmup = Warmup()
+    app = create_app(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS, warmup)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client,
+    ):
+        first = await client.get("/ready")
+        assert first.status_code == 503 and first.json()["error"] == "warming up"
+        while (ready := await client.get("/ready")).status_code != 200:
+            assert ready.json()["error"] == "warming up", ready.json()
+            await asyncio.sleep(0.05)
+        turned_ready = asyncio.get_running_loop().time()
+    assert len(comfy.finished) == sum(1 for e in DEMO.ENDPOINTS if e.warmup is not None) == 4
+    assert max(comfy.finished) <= turned_ready
+    assert warmup.state == "ok" and all(r["ok"] for r in warmup.results.values())
+    await comfy.client.aclose()
+
+
+async def test_failing_warmup_keeps_ready_at_503_with_the_reason(standin, tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text(json.dumps({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "missing.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }))  # fmt: skip
+    broken = Endpoint(path="/broken", request_model=DEMO.InvertRequest, workflow="broken.json",
+                      params=(), outputs=("2",), timeout=10, warmup={})  # fmt: skip
+    comfy = RemoteComfy(standin.url, standin.base_dir)
+    warmup = Warmup()
+    app = create_app(DEMO.SETTINGS, [broken], comfy, tmp_path, warmup)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client,
+    ):
+        for _ in range(200):
+            if warmup.state in ("ok", "failed"):
+                break
+            await asyncio.sleep(0.02)
+        ready = await client.get("/ready")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["error"] == "warm-up failed"
+    reason = body["details"]["endpoints"]["/broken"]["reason"]
+    assert "LoadImage" in reason and "missing.png" in reason
+    await comfy.client.aclose()
