@@ -12,14 +12,16 @@ Endpoints (POST), by Modal class:
         /z-image-lora  <- comfy_workflows/z-image-lora.json
 """
 
+from functools import partial
 from pathlib import Path
 
 import modal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target
+from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
-from generator.runtime.server import ComfyServer, create_app
+from generator.runtime.server import ComfyServer, create_app, load_workflows
 
 APP_NAME = "ryla-z-image"
 COMFYUI_VERSION = "0.9.2"
@@ -334,6 +336,7 @@ volumes = {
 secrets = [
     modal.Secret.from_name("huggingface"),
 ]
+jobs_state = modal.Dict.from_name(f"{APP_NAME}-jobs", create_if_missing=True)
 
 image = (
     modal.Image.debian_slim(python_version="3.11")
@@ -388,8 +391,27 @@ class ComfyUI:
     def stop(self) -> None:
         self.server.stop()
 
+    @modal.method()
+    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+        """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
+        jobs = ModalJobs(
+            COMFYUI_SETTINGS,
+            COMFYUI_ENDPOINTS,
+            self.server,
+            load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS),
+            state=jobs_state,
+            spawn=ComfyUI().run_job.spawn,
+        )
+        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+
     @modal.asgi_app()
     def fastapi_app(self):
+        jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
         return create_app(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, REMOTE_WORKFLOWS, self.warmup
+            COMFYUI_SETTINGS,
+            COMFYUI_ENDPOINTS,
+            self.server,
+            REMOTE_WORKFLOWS,
+            self.warmup,
+            jobs,
         )

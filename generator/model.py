@@ -235,6 +235,7 @@ class AppModel:
     memory_snapshot: bool
     auth: str
     auth_secret: str | None
+    webhook_secret: str | None
     comfy_args: tuple[str, ...]
     classes: tuple[ClassModel, ...]
     models: tuple[ModelFileModel, ...]

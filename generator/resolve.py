@@ -174,6 +174,7 @@ def _resolve_app(
         memory_snapshot=app.memory_snapshot,
         auth=app.auth,
         auth_secret=app.auth_secret,
+        webhook_secret=app.webhook_secret,
         comfy_args=tuple(app.comfy_args),
         classes=_planned(
             name,

@@ -100,7 +100,7 @@ def test_generated_modules_carry_the_spec_settings_in_modal_objects() -> None:
             assert info.timeout == cls.timeout
             assert info.concurrency_info.max_inputs == model.concurrent_inputs
             assert {p: v.name for p, v in info.volumes.items()} == model.volumes
-            assert info.method_names == ["fastapi_app"]
+            assert sorted(info.method_names) == ["fastapi_app", "run_job"]
             details = info.method_details["fastapi_app"]
             assert details.unauthenticated == (model.auth != "proxy")
         paths = sorted(e.path for e in module.ENDPOINTS)

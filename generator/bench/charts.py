@@ -160,7 +160,7 @@ def _target_line(
 
 
 def _seconds(value: float) -> str:
-    return f"{value:.3g} s" if value < 10 else f"{value:.0f} s"
+    return f"{value:.3g} s" if value < 10 else f"{value:.1f} s"
 
 
 def _usd(value: float) -> str:

@@ -8,23 +8,38 @@ app whose name (the deployment's description) equals the spec's app name.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-Runner = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
+Runner = Callable[[Sequence[str]], Awaitable[subprocess.CompletedProcess[str]]]
+COMMAND_TIMEOUT_S = 120.0
 
 
 class ColdStartError(RuntimeError):
     """The app's containers could not be listed or stopped."""
 
 
-def _run(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), capture_output=True, text=True, check=False, timeout=120)
+async def _run(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a command without blocking the event loop (Ctrl-C cancels it)."""
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT_S)
+    except (TimeoutError, asyncio.CancelledError):
+        process.kill()
+        await process.wait()
+        raise
+    returncode = process.returncode if process.returncode is not None else -1
+    return subprocess.CompletedProcess(
+        list(command), returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    )
 
 
 def _key(name: str) -> str:
@@ -50,12 +65,12 @@ class ModalColdStarter:
         self.wait_s = wait_s
         self.poll_s = poll_s
 
-    def containers(self, app: str) -> list[str]:
+    async def containers(self, app: str) -> list[str]:
         """IDs of the app's running containers."""
         command = [*self.modal, "container", "list", "--json"]
         if self.env:
             command += ["--env", self.env]
-        rows = self._json(self._check(command))
+        rows = self._json(await self._check(command))
         normalized = [{_key(k): v for k, v in row.items()} for row in rows]
         return [
             str(row["container_id"])
@@ -63,22 +78,22 @@ class ModalColdStarter:
             if app in (row.get("app_name"), row.get("app_description")) and row.get("container_id")
         ]
 
-    def stop_all(self, app: str) -> int:
+    async def stop_all(self, app: str) -> int:
         """Stop the app's containers and wait until none is listed; returns how many stopped."""
-        stopped = self.containers(app)
+        stopped = await self.containers(app)
         for container in stopped:
-            self._check([*self.modal, "container", "stop", "-y", container])
+            await self._check([*self.modal, "container", "stop", "-y", container])
         deadline = time.monotonic() + self.wait_s
-        while self.containers(app):
+        while await self.containers(app):
             if time.monotonic() > deadline:
                 raise ColdStartError(f"{app}: containers still running after {self.wait_s:g}s")
-            time.sleep(self.poll_s)
+            await asyncio.sleep(self.poll_s)
         return len(stopped)
 
-    def _check(self, command: list[str]) -> str:
+    async def _check(self, command: list[str]) -> str:
         try:
-            result = self.run(command)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            result = await self.run(command)
+        except (OSError, TimeoutError) as exc:
             raise ColdStartError(f"`{' '.join(command)}` failed: {exc}") from None
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["?"]

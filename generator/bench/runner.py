@@ -25,7 +25,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 class ColdStarter(Protocol):
-    def stop_all(self, app: str) -> int: ...
+    async def stop_all(self, app: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -89,21 +89,21 @@ async def _bench_endpoint(
     target = result.target
     if cold is not None:
         progress.note(f"  {target.path}: stopping {target.app}'s containers for a cold start")
-        stopped = await asyncio.to_thread(cold.stop_all, target.app)
+        stopped = await cold.stop_all(target.app)
         progress.note(f"  {target.path}: {stopped} container(s) stopped")
     phase = "cold" if cold is not None else "first"
     first = await _one(client, result, options, phase, 0, target.timeout + options.first_grace_s)
     progress.request_done(result, first)
-    gate = asyncio.Semaphore(max(options.concurrency, 1))
+    pending = iter(range(options.runs))  # shared: each warm request is taken by one worker
 
-    async def warm(index: int) -> None:
-        async with gate:
+    async def worker() -> None:
+        for index in pending:
             example = index % len(target.examples)
             timeout = target.timeout + options.warm_grace_s
             sample = await _one(client, result, options, "warm", example, timeout)
             progress.request_done(result, sample)
 
-    await asyncio.gather(*(warm(i) for i in range(options.runs)))
+    await asyncio.gather(*(worker() for _ in range(min(options.concurrency, options.runs))))
 
 
 async def _one(

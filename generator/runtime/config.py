@@ -91,6 +91,7 @@ class AppSettings:
     usd_per_second: float
     auth: str = "proxy"  # proxy (enforced by Modal) | bearer | none
     auth_token_env: str = "RYLA_API_TOKEN"
+    webhook_secret_env: str = "RYLA_WEBHOOK_SECRET"
     max_body_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 64 * 1024 * 1024
     allow_private_urls: bool = False

@@ -94,14 +94,18 @@ def decode_base64(value: str, *, max_bytes: int) -> bytes:
         ) from None
 
 
-async def fetch_url(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
+async def check_public_url(url: str, *, allow_private: bool) -> None:
+    """http(s) only; unless allowed, no host resolving to a private, loopback or link-local IP."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise MediaError("only http(s) URLs are accepted")
     if not allow_private:
-        await _refuse_private(
-            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-        )
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        await _refuse_private(parts.hostname, port)
+
+
+async def fetch_url(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
+    await check_public_url(url, allow_private=allow_private)
     async with httpx.AsyncClient(timeout=30, follow_redirects=False, trust_env=False) as http:
         async with http.stream("GET", url) as response:
             if response.status_code != 200:

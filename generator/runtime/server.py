@@ -24,10 +24,12 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from .apply import apply_request
-from .comfy_client import ComfyClient, FileRef
+from .comfy_client import ComfyClient, EventCallback, FileRef
 from .config import AppSettings, Endpoint, ModelFile
 from .errors import ComfyUnavailable, ExecutionFailed, PromptRejected, RunInterrupted, RunTimeout
+from .jobs import JobsFactory, LocalJobs, add_job_routes
 from .media import MediaError, load_media
+from .responses import error_response
 from .warmup import Warmup
 
 log = logging.getLogger("ryla.runtime")
@@ -122,7 +124,7 @@ class ComfyServer:
     ) -> "Warmup":
         """Run every endpoint's warm-up request now (blocking); returns the outcome."""
         warmup = Warmup()
-        workflows = {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
+        workflows = load_workflows(workflows_dir, endpoints)
 
         async def run() -> None:
             comfy = RemoteComfy(self.url, base_dir=self.base_dir)  # a client of this event loop
@@ -147,22 +149,19 @@ class ComfyServer:
         asyncio.run(self.process.stop())
 
 
-def error_response(status: int, error: str, type_: str, details: Any = None) -> JSONResponse:
-    """Today's error body: ``{error, details, type}``."""
-    return JSONResponse({"error": error, "details": details, "type": type_}, status_code=status)
-
-
 def create_app(
     settings: AppSettings,
     endpoints: Iterable[Endpoint],
     comfy: "ComfyServer | RemoteComfy",
     workflows_dir: str | os.PathLike[str],
     warmup: "Warmup | None" = None,
+    jobs: "JobsFactory | None" = None,
 ) -> FastAPI:
     """The app's FastAPI. ``warmup``: done already (Modal runs it in ``@modal.enter``), or
-    pending, and then run in the background at start-up while ``/ready`` answers 503."""
+    pending, and then run in the background at start-up while ``/ready`` answers 503.
+    ``jobs``: how submitted jobs run (default: tasks of this process, as in ``ryla-gen dev``)."""
     endpoints = tuple(endpoints)
-    workflows = {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
+    workflows = load_workflows(workflows_dir, endpoints)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202
@@ -222,7 +221,17 @@ def create_app(
 
     for endpoint in endpoints:
         _add_route(app, settings, endpoint, workflows[endpoint.workflow], comfy)
+    add_job_routes(
+        app, settings, endpoints, (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
+    )
     return app
+
+
+def load_workflows(
+    workflows_dir: str | os.PathLike[str], endpoints: Iterable[Endpoint]
+) -> dict[str, dict[str, Any]]:
+    """Each endpoint's workflow JSON, read once."""
+    return {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -302,8 +311,11 @@ async def execute(
     values: dict[str, Any],
     trail: "Trail",
     wants_json: bool = False,
+    on_event: "EventCallback | None" = None,
 ) -> Response:
-    """Run one validated request: media, workflow, ComfyUI, response (or a JSON error)."""
+    """Run one validated request: media, workflow, ComfyUI, response (or a JSON error).
+
+    ``on_event`` receives ComfyUI's WebSocket events of the run (job progress)."""
     started = time.perf_counter()
     for group in endpoint.require_one_of:
         given = [name for name in group if values.get(name) is not None]
@@ -325,7 +337,9 @@ async def execute(
                 [{"field": exc.field, "message": str(exc)}],
             )
         applied = apply_request(endpoint, workflow, values, uploads)
-        result = await comfy.client.run(applied.prompt, timeout=endpoint.timeout)
+        if on_event is not None:
+            on_event("prompt", {"nodes": list(applied.prompt)})
+        result = await comfy.client.run(applied.prompt, timeout=endpoint.timeout, on_event=on_event)
         trail.prompt_id = result.prompt_id
         files = [ref for node in endpoint.outputs for ref in result.outputs.get(node, [])]
         trail.outputs = files

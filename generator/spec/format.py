@@ -284,6 +284,9 @@ class App(_Strict):
     auth_secret: str | None = Field(
         None, description="Secret holding RYLA_API_TOKEN (auth: bearer)."
     )
+    webhook_secret: str | None = Field(
+        None, description="Modal Secret holding RYLA_WEBHOOK_SECRET (job webhooks are signed)."
+    )
     cost_per_second: float | None = Field(
         None, gt=0, description="Override of the GPU price used for X-Cost-USD."
     )

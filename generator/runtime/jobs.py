@@ -1,0 +1,358 @@
+"""Asynchronous jobs: submit, poll progress, fetch the result, cancel; optional signed webhook.
+
+Video endpoints run for minutes, past the 150 s a Modal web request may take. A job runs the
+same pipeline as the synchronous route (``execute``) but outside the web request:
+- ``LocalJobs`` (``ryla-gen dev``, tests): an asyncio task in this process;
+- ``ModalJobs`` (the container): a spawned call of the class's ``run_job`` method; the job id is
+  the function call id, progress goes through a ``modal.Dict``, the result is the call's return
+  value and expires when Modal expires it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, create_model
+
+from .config import AppSettings, Endpoint
+from .media import MediaError
+from .responses import error_response
+from .webhooks import check_webhook_url, deliver
+
+if TYPE_CHECKING:
+    from .server import ComfyServer, RemoteComfy
+
+Publish = Callable[[dict[str, Any]], None]
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+class Progress:
+    """ComfyUI's WebSocket events -> overall progress 0..1 and the node running now."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done: set[str] = set()
+        self.node: str | None = None
+        self.fraction = 0.0
+
+    def update(self, event: str, data: dict[str, Any]) -> bool:
+        """Feed one event; True when the progress or the node changed."""
+        before = (self.value, self.node)
+        if event == "prompt":
+            self.total = len(data["nodes"])
+        elif event == "execution_cached":
+            self.done.update(str(n) for n in data.get("nodes", []))
+        elif event == "executing":
+            if self.node is not None:
+                self.done.add(self.node)
+            self.node, self.fraction = data.get("node"), 0.0
+        elif event == "progress" and data.get("max"):
+            self.fraction = min(1.0, data["value"] / data["max"])
+        elif event == "executed":
+            self.done.add(str(data.get("node")))
+        return (self.value, self.node) != before
+
+    @property
+    def value(self) -> float:
+        if not self.total:
+            return 0.0
+        running = self.fraction if self.node is not None and self.node not in self.done else 0.0
+        return round(min(1.0, (len(self.done) + running) / self.total), 4)
+
+
+async def run_job(
+    settings: AppSettings,
+    endpoint: Endpoint,
+    workflow: dict[str, Any],
+    comfy: ComfyServer | RemoteComfy,
+    values: dict[str, Any],
+    publish: Publish,
+) -> dict[str, Any]:
+    """Run one job to its final state (also published); cancellation publishes 'cancelled'."""
+    from .server import Trail, cleanup, execute
+
+    progress = Progress()
+
+    def on_event(event: str, data: dict[str, Any]) -> None:
+        if progress.update(event, data):
+            publish({"status": "running", "progress": progress.value, "node": progress.node})
+
+    publish({"status": "running", "progress": 0.0, "node": None})
+    trail = Trail()
+    try:
+        response = await execute(
+            settings, endpoint, workflow, comfy, values, trail, wants_json=True, on_event=on_event
+        )
+    except asyncio.CancelledError:
+        publish({"status": "cancelled", "progress": progress.value, "node": None})
+        raise
+    finally:
+        await cleanup(comfy, trail)
+    body = json.loads(response.body)
+    if response.status_code == 200:
+        final = {"status": "succeeded", "progress": 1.0, "node": None, "result": body}
+    else:
+        final = {
+            "status": "failed",
+            "node": None,
+            "http_status": response.status_code,
+            "error": body,
+        }
+    publish(final)
+    return final
+
+
+def public_status(job_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """What GET /jobs/{id} shows: the record without the result bytes, plus its URLs."""
+    shown = {k: v for k, v in record.items() if k != "result"}
+    shown["job_id"] = job_id
+    shown["status_url"] = f"/jobs/{job_id}"
+    if record.get("status") == "succeeded":
+        shown["result_url"] = f"/jobs/{job_id}/result"
+    return shown
+
+
+async def notify(
+    settings: AppSettings, job_id: str, path: str, record: dict[str, Any], url: str
+) -> None:
+    """The webhook: the final status and where the result is (not the bytes)."""
+    payload = {"job": public_status(job_id, record), "endpoint": path}
+    secret = os.environ.get(settings.webhook_secret_env, "")
+    await deliver(url, payload, secret, allow_private=settings.allow_private_urls)
+
+
+class LocalJobs:
+    """Jobs as asyncio tasks of this process (``ryla-gen dev``)."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        endpoints: Sequence[Endpoint],
+        comfy: ComfyServer | RemoteComfy,
+        workflows: dict[str, dict[str, Any]],
+    ) -> None:
+        self.settings, self.comfy, self.workflows = settings, comfy, workflows
+        self.endpoints = {e.path: e for e in endpoints}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+
+    async def submit(self, path: str, values: dict[str, Any], webhook_url: str | None) -> str:
+        job_id = "job-" + uuid.uuid4().hex
+        self.records[job_id] = {
+            "status": "queued",
+            "progress": 0.0,
+            "node": None,
+            "created": time.time(),
+        }
+        self.tasks[job_id] = asyncio.ensure_future(self._run(job_id, path, values, webhook_url))
+        return job_id
+
+    async def _run(
+        self, job_id: str, path: str, values: dict[str, Any], webhook_url: str | None
+    ) -> None:
+        endpoint = self.endpoints[path]
+
+        def publish(update: dict[str, Any]) -> None:
+            self.records[job_id].update(update)
+
+        try:
+            await run_job(
+                self.settings,
+                endpoint,
+                self.workflows[endpoint.workflow],
+                self.comfy,
+                values,
+                publish,
+            )
+        finally:
+            if webhook_url:
+                await notify(self.settings, job_id, path, self.records[job_id], webhook_url)
+
+    async def status(self, job_id: str) -> dict[str, Any] | None:
+        return self.records.get(job_id)
+
+    async def cancel(self, job_id: str) -> bool:
+        task = self.tasks.get(job_id)
+        if task is None:
+            return False
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return True
+
+
+class ModalJobs:
+    """Jobs as spawned calls of the class's ``run_job`` method; state in a ``modal.Dict``."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        endpoints: Sequence[Endpoint],
+        comfy: ComfyServer | RemoteComfy,
+        workflows: dict[str, dict[str, Any]],
+        state: Any,
+        spawn: Callable[..., Any],
+    ) -> None:
+        self.settings, self.comfy, self.workflows = settings, comfy, workflows
+        self.endpoints = {e.path: e for e in endpoints}
+        self.state, self.spawn = state, spawn
+
+    async def submit(self, path: str, values: dict[str, Any], webhook_url: str | None) -> str:
+        call = await self.spawn.aio(path, values, webhook_url)
+        record = {"status": "queued", "progress": 0.0, "node": None, "created": time.time()}
+        await self.state.put.aio(call.object_id, record)
+        return call.object_id
+
+    async def run(
+        self, job_id: str, path: str, values: dict[str, Any], webhook_url: str | None
+    ) -> dict[str, Any]:
+        """Inside the spawned call: run, publishing progress (at most every half second)."""
+        endpoint = self.endpoints[path]
+        last = [0.0]
+
+        def publish(update: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if update["status"] in FINAL or now - last[0] >= 0.5:
+                last[0] = now
+                asyncio.ensure_future(
+                    self.state.put.aio(job_id, {"created": time.time(), **update})
+                )
+
+        final: dict[str, Any] = {"status": "cancelled", "node": None}
+        try:
+            final = await run_job(
+                self.settings,
+                endpoint,
+                self.workflows[endpoint.workflow],
+                self.comfy,
+                values,
+                publish,
+            )
+        except asyncio.CancelledError:
+            await self.state.put.aio(job_id, final)
+            raise
+        finally:
+            if webhook_url:
+                await notify(self.settings, job_id, path, final, webhook_url)
+        await self.state.put.aio(job_id, {k: v for k, v in final.items() if k != "result"})
+        return final
+
+    async def status(self, job_id: str) -> dict[str, Any] | None:
+        import modal
+
+        record = await self.state.get.aio(job_id)
+        if record is None:
+            return None
+        if record.get("status") == "succeeded":
+            try:
+                final = await modal.FunctionCall.from_id(job_id).get.aio(timeout=0)
+            except modal.exception.OutputExpiredError:
+                return {**record, "status": "expired", "error": "the result expired on Modal"}
+            return {**record, **final}
+        return record
+
+    async def cancel(self, job_id: str) -> bool:
+        import modal
+
+        if await self.state.get.aio(job_id) is None:
+            return False
+        await modal.FunctionCall.from_id(job_id).cancel.aio()
+        return True
+
+
+JobsFactory = Callable[..., "LocalJobs | ModalJobs"]
+"""Builds the jobs backend from (settings, endpoints, comfy, workflows)."""
+
+
+def add_job_routes(
+    app: FastAPI, settings: AppSettings, endpoints: Sequence[Endpoint], jobs: LocalJobs | ModalJobs
+) -> None:
+    """POST /jobs/<path> (202), GET /jobs/{id}, GET /jobs/{id}/result, DELETE /jobs/{id}."""
+    for endpoint in endpoints:
+        app.post(
+            f"/jobs{endpoint.path}",
+            status_code=202,
+            summary=f"Submit POST {endpoint.path} as a job (for runs past the web time limit)",
+        )(_submit_handler(settings, endpoint, jobs))
+
+    @app.get("/jobs/{job_id}", summary="A job's status and progress")
+    async def job_status(job_id: str) -> JSONResponse:
+        record = await jobs.status(job_id)
+        if record is None:
+            return error_response(404, f"no job {job_id}", "not_found")
+        return JSONResponse(public_status(job_id, record))
+
+    @app.get("/jobs/{job_id}/result", summary="A finished job's output")
+    async def job_result(job_id: str, request: Request) -> Response:
+        record = await jobs.status(job_id)
+        if record is None:
+            return error_response(404, f"no job {job_id}", "not_found")
+        if record["status"] == "failed":
+            return JSONResponse(record["error"], status_code=record.get("http_status", 500))
+        if record["status"] != "succeeded":
+            status = public_status(job_id, record)
+            return error_response(409, f"job is {record['status']}", "not_ready", status)
+        result = record["result"]
+        files, headers = result["files"], result["headers"]
+        if len(files) == 1 and "application/json" not in request.headers.get("accept", ""):
+            data = base64.b64decode(files[0]["data"])
+            return Response(data, media_type=files[0]["media_type"], headers=headers)
+        return JSONResponse(result, headers=headers)
+
+    @app.delete("/jobs/{job_id}", status_code=202, summary="Cancel a job (interrupts ComfyUI)")
+    async def job_cancel(job_id: str) -> JSONResponse:
+        if not await jobs.cancel(job_id):
+            return error_response(404, f"no job {job_id}", "not_found")
+        record = await jobs.status(job_id) or {}
+        return JSONResponse(public_status(job_id, record), status_code=202)
+
+
+def _submit_handler(
+    settings: AppSettings, endpoint: Endpoint, jobs: LocalJobs | ModalJobs
+) -> Callable[..., Awaitable[JSONResponse]]:
+    """The submit route: the endpoint's request model plus ``webhook_url``."""
+    submit_model = create_model(
+        endpoint.request_model.__name__.removesuffix("Request") + "JobRequest",
+        __base__=endpoint.request_model,
+        webhook_url=(
+            str | None,
+            Field(None, description="Gets the final status, signed (X-Ryla-Signature)."),
+        ),
+    )
+
+    async def submit(body: BaseModel) -> JSONResponse:
+        values = body.model_dump()
+        webhook_url = values.pop("webhook_url", None)
+        for group in endpoint.require_one_of:
+            if sum(values.get(name) is not None for name in group) != 1:
+                message = f"give exactly one of: {', '.join(group)}"
+                return error_response(422, message, "validation_error")
+        if webhook_url:
+            if not os.environ.get(settings.webhook_secret_env):
+                message = "webhooks are not configured for this app"
+                return error_response(400, message, "webhook_unavailable")
+            try:
+                await check_webhook_url(webhook_url, allow_private=settings.allow_private_urls)
+            except MediaError as exc:
+                details = [{"field": "webhook_url", "message": str(exc)}]
+                return error_response(
+                    422, "invalid request: webhook_url", "validation_error", details
+                )
+        job_id = await jobs.submit(endpoint.path, values, webhook_url)
+        return JSONResponse({"job_id": job_id, "status_url": f"/jobs/{job_id}"}, status_code=202)
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    submit.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("body", kind, annotation=submit_model)]
+    )
+    return submit
