@@ -179,3 +179,23 @@ def test_deploy_without_credentials_fails_with_modals_message(
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
     assert "token" in (result.stdout + result.stderr).lower()
+
+
+def test_endpoints_needing_another_gpu_get_their_own_class(project: Path) -> None:
+    spec = project / "specs" / "ryla-demo.yaml"
+    text = spec.read_text().replace(
+        "    summary: A short animated WEBP of solid frames.\n",
+        "    summary: A short animated WEBP of solid frames.\n    gpu: H100:2\n    timeout: 900\n",
+    )
+    spec.write_text(text)
+    assert run("build", "specs/").exit_code == 0
+    module = import_generated(project / "generated" / "ryla_demo.py")
+    default = class_function(module.app, "ComfyUI").info()
+    h100 = class_function(module.app, "ComfyUIH100x2").info()
+    assert default.gpus == [("T4", 1)] and h100.gpus == [("H100", 2)]
+    assert h100.timeout == 900
+    assert [e.path for e in module.COMFYUIH100X2_ENDPOINTS] == ["/animate"]
+    assert "/animate" not in [e.path for e in module.COMFYUI_ENDPOINTS]
+    rows = json.loads(run("list", "--json", "--workspace", "ws").stdout)
+    animate = next(r for r in rows if r["path"] == "/animate")
+    assert animate["url"] == "https://ws--ryla-demo-comfyuih100x2-fastapi-app.modal.run/animate"

@@ -360,3 +360,17 @@ async def test_client_that_leaves_cancels_the_run(slow_standin) -> None:
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+async def test_bearer_auth_refuses_missing_or_wrong_tokens(comfy: RemoteComfy, monkeypatch) -> None:
+    monkeypatch.setenv("RYLA_API_TOKEN", "s3cret")
+    settings = dataclasses.replace(DEMO.SETTINGS, auth="bearer")
+    app = create_app(settings, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        body = {"width": 2, "height": 2}
+        assert (await client.post("/invert", json=body)).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert (await client.post("/invert", json=body, headers=wrong)).status_code == 401
+        right = {"Authorization": "Bearer s3cret"}
+        assert (await client.post("/invert", json=body, headers=right)).status_code == 200
+        assert (await client.get("/health")).status_code == 200  # probes stay open
