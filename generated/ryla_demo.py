@@ -51,7 +51,7 @@ class ScaleRequest(BaseModel):
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
-        description=("The image to scale. (image: data URL, bare base64, or http(s) URL)"),
+        description="The image to scale. (image: data URL, bare base64, or http(s) URL)",
     )
     scale_by: float = Field(2.0, ge=0.1, le=4.0, description="Scale factor.")
     method: Literal["nearest-exact", "bilinear", "area", "bicubic", "lanczos"] = Field(

@@ -45,7 +45,7 @@ class SdxlInstantidRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
-        description=("Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)")
+        description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
     )
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -64,7 +64,7 @@ class SdxlInstantidRequest(BaseModel):
         0.8,
         ge=0.0,
         le=5.0,
-        description=("Strength of the face identity (IP-Adapter and ControlNet together)."),
+        description="Strength of the face identity (IP-Adapter and ControlNet together).",
     )
     controlnet_strength: float | None = Field(
         None,
@@ -82,7 +82,7 @@ class SdxlInstantidRequest(BaseModel):
         7.0,
         ge=0.0,
         le=20.0,
-        description=("Classifier-free guidance scale (the InstantID authors advise 4-5)."),
+        description="Classifier-free guidance scale (the InstantID authors advise 4-5).",
     )
     sampler_name: Literal[
         "euler",
@@ -154,7 +154,7 @@ class FluxPulidRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
-        description=("Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)")
+        description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
     )
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -286,7 +286,7 @@ class SdxlTurboRequest(BaseModel):
         1.0,
         ge=0.0,
         le=10.0,
-        description=("Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects)."),
+        description="Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects).",
     )
     seed: int = Field(
         42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."
@@ -296,7 +296,7 @@ class SdxlTurboRequest(BaseModel):
         description=("Face reference image (data URL). Accepted for compatibility; has no effect."),
     )
     face_provider: Literal["CPU", "GPU"] | None = Field(
-        None, description=("Face-analysis provider. Accepted for compatibility; has no effect.")
+        None, description="Face-analysis provider. Accepted for compatibility; has no effect."
     )
     instantid_strength: float | None = Field(
         None,
@@ -340,7 +340,7 @@ class SdxlLightningRequest(BaseModel):
         1.0,
         ge=0.0,
         le=10.0,
-        description=("Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects)."),
+        description="Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects).",
     )
     seed: int = Field(
         42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."
@@ -350,7 +350,7 @@ class SdxlLightningRequest(BaseModel):
         description=("Face reference image (data URL). Accepted for compatibility; has no effect."),
     )
     face_provider: Literal["CPU", "GPU"] | None = Field(
-        None, description=("Face-analysis provider. Accepted for compatibility; has no effect.")
+        None, description="Face-analysis provider. Accepted for compatibility; has no effect."
     )
     instantid_strength: float | None = Field(
         None,

@@ -71,7 +71,7 @@ class VideoFaceswapRequest(BaseModel):
         0.5,
         ge=0.0,
         le=1.0,
-        description=("CodeFormer fidelity weight (only used with a CodeFormer restorer)."),
+        description="CodeFormer fidelity weight (only used with a CodeFormer restorer).",
     )
 
 
@@ -99,7 +99,7 @@ class ImageFaceswapRequest(BaseModel):
         0.5,
         ge=0.0,
         le=1.0,
-        description=("CodeFormer fidelity weight (only used with a CodeFormer restorer)."),
+        description="CodeFormer fidelity weight (only used with a CodeFormer restorer).",
     )
 
 
@@ -139,8 +139,7 @@ class LiveportraitRequest(BaseModel):
     relative_motion_mode: Literal[
         "relative", "source_video_smoothed", "relative_rotation_only", "single_frame", "off"
     ] = Field(
-        "relative",
-        description=("How driving motion is applied relative to the portrait's own pose."),
+        "relative", description="How driving motion is applied relative to the portrait's own pose."
     )
     lip_zero: bool = Field(
         False, description="Close the lips where the driving face's are nearly closed."
@@ -175,7 +174,7 @@ class QwenImage2512Request(BaseModel):
         description="Image height in pixels (ignored when aspect_ratio is given).",
     )
     aspect_ratio: Literal["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"] | None = Field(
-        None, description=("Sets width and height to Qwen-Image's native size for this ratio.")
+        None, description="Sets width and height to Qwen-Image's native size for this ratio."
     )
     steps: int = Field(50, ge=1, le=100, description="Sampling steps.")
     cfg: float = Field(4.0, ge=0.0, le=20.0, description="Classifier-free guidance scale.")
@@ -186,7 +185,7 @@ class QwenImage2512Request(BaseModel):
         description="Sampler seed; reported in X-Seed. Random when omitted.",
     )
     use_lightning_lora: bool = Field(
-        False, description=("Apply the Lightning 4-step LoRA; then also send steps 4 and cfg 1.0.")
+        False, description="Apply the Lightning 4-step LoRA; then also send steps 4 and cfg 1.0."
     )
 
 
@@ -212,7 +211,7 @@ class QwenImage2512FastRequest(BaseModel):
         description="Image height in pixels (ignored when aspect_ratio is given).",
     )
     aspect_ratio: Literal["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"] | None = Field(
-        None, description=("Sets width and height to Qwen-Image's native size for this ratio.")
+        None, description="Sets width and height to Qwen-Image's native size for this ratio."
     )
     steps: int = Field(
         4, ge=1, le=16, description="Sampling steps (the Lightning LoRA is distilled for 4)."
@@ -221,7 +220,7 @@ class QwenImage2512FastRequest(BaseModel):
         1.0,
         ge=0.0,
         le=20.0,
-        description=("Classifier-free guidance scale (1.0 = off, as Lightning expects)."),
+        description="Classifier-free guidance scale (1.0 = off, as Lightning expects).",
     )
     seed: int | None = Field(
         None,
@@ -253,7 +252,7 @@ class QwenImage2512LoraRequest(BaseModel):
         description="Image height in pixels (ignored when aspect_ratio is given).",
     )
     aspect_ratio: Literal["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"] | None = Field(
-        None, description=("Sets width and height to Qwen-Image's native size for this ratio.")
+        None, description="Sets width and height to Qwen-Image's native size for this ratio."
     )
     steps: int = Field(50, ge=1, le=100, description="Sampling steps.")
     cfg: float = Field(4.0, ge=0.0, le=20.0, description="Classifier-free guidance scale.")
@@ -264,7 +263,7 @@ class QwenImage2512LoraRequest(BaseModel):
         description="Sampler seed; reported in X-Seed. Random when omitted.",
     )
     use_lightning_lora: bool = Field(
-        False, description=("Apply the Lightning 4-step LoRA; then also send steps 4 and cfg 1.0.")
+        False, description="Apply the Lightning 4-step LoRA; then also send steps 4 and cfg 1.0."
     )
     lora_id: str | None = Field(
         None, description="Character id; loads loras/qwen-character-{lora_id}.safetensors."
@@ -285,7 +284,7 @@ class QwenImageEdit2511Request(BaseModel):
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
-        description=("The image to edit. (image: data URL, bare base64, or http(s) URL)"),
+        description="The image to edit. (image: data URL, bare base64, or http(s) URL)",
     )
     instruction: str = Field(
         validation_alias=AliasChoices("instruction", "prompt"),
@@ -311,11 +310,11 @@ class QwenImageInpaint2511Request(BaseModel):
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
-        description=("The image to inpaint. (image: data URL, bare base64, or http(s) URL)"),
+        description="The image to inpaint. (image: data URL, bare base64, or http(s) URL)",
     )
     mask_image: str = Field(
         validation_alias=AliasChoices("mask_image", "mask"),
-        description=("White = edit, black = keep. (mask: data URL, bare base64, or http(s) URL)"),
+        description="White = edit, black = keep. (mask: data URL, bare base64, or http(s) URL)",
     )
     prompt: str = Field(
         validation_alias=AliasChoices("prompt", "instruction"),

@@ -41,7 +41,7 @@ class Seedvr2Request(BaseModel):
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
-        description=("The image to upscale. (image: data URL, bare base64, or http(s) URL)"),
+        description="The image to upscale. (image: data URL, bare base64, or http(s) URL)",
     )
     resolution: int = Field(
         1080,
@@ -81,7 +81,7 @@ class UpscaleRequest(BaseModel):
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
-        description=("The image to upscale. (image: data URL, bare base64, or http(s) URL)"),
+        description="The image to upscale. (image: data URL, bare base64, or http(s) URL)",
     )
     scale: Literal[2, 4] = Field(2, description="Output size relative to the input.")
     prompt: str = Field(
@@ -108,7 +108,7 @@ class UpscaleRequest(BaseModel):
         0.6,
         ge=0.0,
         le=2.0,
-        description=("How closely the detail pass follows the upscaled image's structure."),
+        description="How closely the detail pass follows the upscaled image's structure.",
     )
     seed: int = Field(
         42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."

@@ -48,7 +48,7 @@ class Hunyuan15T2vRequest(BaseModel):
         ge=256,
         le=1280,
         multiple_of=16,
-        description=("Video width in pixels (the 720p model's native size is 1280x720)."),
+        description="Video width in pixels (the 720p model's native size is 1280x720).",
     )
     height: int = Field(480, ge=256, le=1280, multiple_of=16, description="Video height in pixels.")
     length: int = Field(
@@ -84,7 +84,7 @@ class Hunyuan15I2vRequest(BaseModel):
         ge=256,
         le=1280,
         multiple_of=16,
-        description=("Video width in pixels (the 720p model's native size is 1280x720)."),
+        description="Video width in pixels (the 720p model's native size is 1280x720).",
     )
     height: int = Field(480, ge=256, le=1280, multiple_of=16, description="Video height in pixels.")
     length: int = Field(
@@ -161,7 +161,7 @@ class Wan26Request(BaseModel):
         validation_alias=AliasChoices("length", "num_frames"),
         ge=1,
         le=161,
-        description=("Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81)."),
+        description="Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).",
     )
     steps: int = Field(30, ge=1, le=100, description="Sampling steps.")
     cfg: float = Field(6.0, ge=0.0, le=20.0, description="Classifier-free guidance scale.")
@@ -193,7 +193,7 @@ class Wan26R2vRequest(BaseModel):
         validation_alias=AliasChoices("length", "num_frames"),
         ge=1,
         le=161,
-        description=("Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81)."),
+        description="Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).",
     )
     steps: int = Field(30, ge=1, le=100, description="Sampling steps.")
     cfg: float = Field(6.0, ge=0.0, le=20.0, description="Classifier-free guidance scale.")
@@ -238,7 +238,7 @@ class Wan26LoraRequest(BaseModel):
         validation_alias=AliasChoices("length", "num_frames"),
         ge=1,
         le=161,
-        description=("Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81)."),
+        description="Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).",
     )
     steps: int = Field(30, ge=1, le=100, description="Sampling steps.")
     cfg: float = Field(6.0, ge=0.0, le=20.0, description="Classifier-free guidance scale.")
@@ -278,7 +278,7 @@ class Wan26I2vRequest(BaseModel):
         validation_alias=AliasChoices("length", "num_frames"),
         ge=1,
         le=161,
-        description=("Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81)."),
+        description="Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).",
     )
     steps: int = Field(30, ge=1, le=100, description="Sampling steps.")
     cfg: float = Field(6.0, ge=0.0, le=20.0, description="Classifier-free guidance scale.")

@@ -43,7 +43,7 @@ class FluxKleinEditRequest(BaseModel):
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
-        description=("The image to edit. (image: data URL, bare base64, or http(s) URL)"),
+        description="The image to edit. (image: data URL, bare base64, or http(s) URL)",
     )
     prompt: str = Field(
         validation_alias=AliasChoices("prompt", "instruction"),
@@ -90,7 +90,7 @@ class ZImageSimpleRequest(BaseModel):
         1.0,
         ge=0.0,
         le=10.0,
-        description=("Classifier-free guidance scale; 1.0 = off (right for the turbo model)."),
+        description="Classifier-free guidance scale; 1.0 = off (right for the turbo model).",
     )
     seed: int = Field(
         42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."
@@ -115,7 +115,7 @@ class ZImageDanrisiRequest(BaseModel):
         1.0,
         ge=0.0,
         le=10.0,
-        description=("Classifier-free guidance scale; 1.0 = off (right for the turbo model)."),
+        description="Classifier-free guidance scale; 1.0 = off (right for the turbo model).",
     )
     seed: int = Field(
         42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."
@@ -140,7 +140,7 @@ class ZImageLoraRequest(BaseModel):
         1.0,
         ge=0.0,
         le=10.0,
-        description=("Classifier-free guidance scale; 1.0 = off (right for the turbo model)."),
+        description="Classifier-free guidance scale; 1.0 = off (right for the turbo model).",
     )
     seed: int = Field(
         42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."
@@ -156,7 +156,7 @@ class ZImageLoraRequest(BaseModel):
     )
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
     nsfw: bool = Field(
-        False, description=("Sent by the RYLA client. Accepted for compatibility; has no effect.")
+        False, description="Sent by the RYLA client. Accepted for compatibility; has no effect."
     )
 
 

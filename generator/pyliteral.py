@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 
+FITS = 76  # a literal this long still fits a 100-column line at the deepest generated indent
+
+
 def py_string(text: str, width: int = 64) -> str:
     """A string literal that fits generated lines: long text becomes implicitly joined parts."""
-    if len(text) <= width:
+    if len(repr(text)) <= FITS:
         return repr(text)
     parts, current = [], ""
     for word in text.split(" "):
