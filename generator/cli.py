@@ -8,14 +8,16 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .catalog import Catalog
 from .diagnostics import Diagnostics, SpecError, display_path
-from .model import AppModel
+from .model import AppModel, JobModel
 from .render import Drift, RenderedFile, compare, render_apps, render_docs, write
 from .resolve import Project, load_project
+from .runtime.training import Job, TrainingError
 from .spec.format import json_schema
 
 EXIT_INVALID = 2
@@ -116,8 +118,7 @@ def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> 
         click.echo(
             f"wrote {display_path(path)}" if path.exists() else f"removed {display_path(path)}"
         )
-    n_endpoints = sum(len(a.endpoints) for a in apps)
-    click.echo(f"{len(apps)} app(s), {n_endpoints} endpoint(s); {len(touched)} file(s) changed.")
+    click.echo(f"{_counts(apps)}; {len(touched)} file(s) changed.")
 
 
 @main.command()
@@ -157,8 +158,14 @@ def docs(specs: tuple[str, ...]) -> None:
 def validate(specs: tuple[str, ...], object_info: tuple[str, ...]) -> None:
     """Check specs and workflows without writing anything."""
     apps = _load(specs, object_info)
+    click.echo(f"ok: {_counts(apps)}")
+
+
+def _counts(apps: list[AppModel]) -> str:
     n_endpoints = sum(len(a.endpoints) for a in apps)
-    click.echo(f"ok: {len(apps)} app(s), {n_endpoints} endpoint(s)")
+    n_jobs = sum(len(a.jobs) for a in apps)
+    jobs = f", {n_jobs} job(s)" if n_jobs else ""
+    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){jobs}"
 
 
 @main.command("list")
@@ -170,10 +177,11 @@ def validate(specs: tuple[str, ...], object_info: tuple[str, ...]) -> None:
     help="Modal workspace used to form URLs (default: $MODAL_WORKSPACE).",
 )
 def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
-    """List apps, endpoints, GPUs and URLs."""
+    """List apps, endpoints (GPU and URL) and jobs (GPU and timeout)."""
     apps = _load(specs, ())
     rows = [
         {
+            "kind": "endpoint",
             "app": app.name,
             "class": cls.name,
             "path": ep.path,
@@ -185,15 +193,32 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
         for app in apps
         for cls in app.classes
         for ep in cls.endpoints
+    ] + [
+        {
+            "kind": "job",
+            "app": app.name,
+            "function": job.function,
+            "path": None,
+            "gpu": job.gpu,
+            "timeout": job.timeout,
+            "url": None,
+            "spec": job.source,
+        }
+        for app in apps
+        for job in app.jobs
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    width = max((len(r["path"]) for r in rows), default=4)
+    width = max((len(r["path"] or r["function"]) for r in rows), default=4)
     for app in apps:
         click.echo(f"{app.name}  ({', '.join(app.sources)})")
         for r in (r for r in rows if r["app"] == app.name):
-            click.echo(f"  {r['path']:<{width}}  {r['gpu']:<10} {r['url']}")
+            if r["kind"] == "job":
+                where = f"job (timeout {r['timeout']} s)"
+                click.echo(f"  {r['function']:<{width}}  {r['gpu']:<10} {where}")
+            else:
+                click.echo(f"  {r['path']:<{width}}  {r['gpu']:<10} {r['url']}")
 
 
 @main.command()
@@ -248,6 +273,8 @@ def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) 
     from .dev import DevError, dev_app
 
     app = _find_app(_load((), ()), name)
+    if not app.endpoints:
+        raise click.ClickException(f"app '{app.name}' has no endpoints to serve (only jobs)")
     try:
         asgi = dev_app(Path.cwd() / GENERATED_DIR / f"{app.module}.py", comfy_url, comfy_dir)
     except DevError as exc:
@@ -285,10 +312,94 @@ def _find_app(apps: list[AppModel], name: str) -> AppModel:
     for app in apps:
         stems = {Path(s).stem for s in app.sources}
         paths = {e.path for e in app.endpoints} | {e.path.lstrip("/") for e in app.endpoints}
-        if name in ({app.name, app.module} | stems | paths):
+        functions = {j.function for j in app.jobs}
+        if name in ({app.name, app.module} | stems | paths | functions):
             return app
     known = ", ".join(a.name for a in apps)
     raise click.ClickException(f"no app, endpoint or spec named '{name}'; apps: {known}")
+
+
+@main.command()
+@click.argument("job")
+@click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An argument, parsed by its declared type; repeat for more (and for more URLs of a "
+    "url_list). url_list also takes a JSON list, options a JSON object or NAME.FIELD=VALUE.",
+)
+@click.option("--env", "-e", help="Modal environment.")
+def run(job: str, args: tuple[str, ...], env: str | None) -> None:
+    """Spawn the deployed job function JOB with arguments; print its call id."""
+    app, model = _find_job(_load((), ()), job)
+    try:
+        kwargs = _job_arguments(model.runtime, args)
+        model.runtime.check_arguments(kwargs)
+    except TrainingError as exc:
+        raise click.UsageError(str(exc)) from None
+    import modal
+
+    try:
+        function = modal.Function.from_name(app.name, model.function, environment_name=env)
+        call = function.spawn(**kwargs)
+    except modal.exception.Error as exc:
+        raise click.ClickException(f"{app.name}/{model.function}: {exc}") from None
+    click.echo(call.object_id)
+
+
+@main.command()
+@click.argument("call_id")
+def status(call_id: str) -> None:
+    """Report a spawned call: running, its result (JSON), or its error. Exit 1 when it failed."""
+    import modal
+
+    try:
+        result = modal.FunctionCall.from_id(call_id).get(timeout=0)
+    except modal.exception.OutputExpiredError:
+        raise click.ClickException(f"{call_id}: its result has expired") from None
+    except TimeoutError:
+        click.echo(json.dumps({"call_id": call_id, "state": "running"}))
+        return
+    except modal.exception.Error as exc:
+        raise click.ClickException(f"{call_id}: {exc}") from None
+    except Exception as exc:  # the remote function raised: Modal re-raises it here
+        click.echo(json.dumps({"call_id": call_id, "state": "error", "error": str(exc)}))
+        sys.exit(1)
+    click.echo(json.dumps({"call_id": call_id, "state": "finished", "result": result}, indent=2))
+    if isinstance(result, dict) and result.get("status") == "failed":
+        sys.exit(1)
+
+
+def _find_job(apps: list[AppModel], name: str) -> tuple[AppModel, JobModel]:
+    for app in apps:
+        for job in app.jobs:
+            if name in (job.function, f"{app.name}/{job.function}"):
+                return app, job
+    known = ", ".join(j.function for a in apps for j in a.jobs) or "none"
+    raise click.ClickException(f"no job named '{name}'; jobs: {known}")
+
+
+def _job_arguments(job: Job, texts: tuple[str, ...]) -> dict[str, Any]:
+    """``--arg`` values by the declared types: url_list items accumulate, options fields merge."""
+    values: dict[str, Any] = {}
+    for text in texts:
+        name, sep, raw = text.partition("=")
+        if not sep:
+            raise TrainingError(f"--arg {text!r}: expected NAME=VALUE")
+        name, _, field = name.strip().partition(".")
+        arg = job.argument(name)
+        if field:
+            if arg.type != "options":
+                raise TrainingError(f"--arg {text!r}: '{name}' has no fields")
+            values.setdefault(name, {})[field] = arg.field(field).parse_text(raw)
+        elif arg.type == "url_list":
+            values.setdefault(name, []).extend(arg.parse_text(raw))
+        elif arg.type == "options":
+            values.setdefault(name, {}).update(arg.parse_text(raw))
+        else:
+            values[name] = arg.parse_text(raw)
+    return values
 
 
 if __name__ == "__main__":

@@ -9,5 +9,8 @@ RUNTIME_PACKAGES = (
     "websockets==15.0.1",
     "huggingface_hub[hf_transfer]==0.34.4",
 )
+# What generator.runtime.training needs next to a trainer (which brings torch and the rest).
+TRAINING_RUNTIME_PACKAGES = ("httpx==0.28.1", "jinja2==3.1.6", "hf_transfer==0.1.9")
+HF_ENV = {"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"}
 COMFY_DIR = "/root/comfy/ComfyUI"
 REMOTE_WORKFLOWS = "/root/comfy_workflows"

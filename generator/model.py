@@ -243,6 +243,21 @@ class AppModel:
     apt_packages: tuple[str, ...]
     pip_packages: tuple[str, ...]
     workflow_files: tuple[str, ...] = field(default=())
+    jobs: tuple[JobModel, ...] = ()
+    job_images: tuple[JobImageModel, ...] = ()
+    job_volume_sets: tuple[NamedSet, ...] = ()
+    job_secret_sets: tuple[NamedSet, ...] = ()
+
+    @property
+    def template(self) -> str:
+        """An app holds endpoints (a ComfyUI server per GPU) or jobs (functions), not both."""
+        return "jobs.py.j2" if self.jobs else "app.py.j2"
+
+    @property
+    def heading(self) -> str:
+        """The module docstring's first paragraph (name and description), wrapped to fit."""
+        text = f"{self.name}: {self.description}"
+        return "\n".join(textwrap.wrap(text, 88, break_long_words=False, break_on_hyphens=False))
 
     @property
     def sources_docstring(self) -> str:
@@ -260,6 +275,10 @@ class AppModel:
     @property
     def endpoint_count(self) -> int:
         return len(self.endpoints)
+
+    @property
+    def job_count(self) -> int:
+        return len(self.jobs)
 
     @property
     def _fields(self) -> list[RequestField]:
@@ -285,3 +304,79 @@ class AppModel:
 
     def url(self, cls: ClassModel, workspace: str = "<workspace>") -> str:
         return f"https://{workspace}--{self.name}-{cls.url_label}.modal.run"
+
+
+@dataclass(frozen=True)
+class JobParamModel:
+    """One parameter of a generated job function's signature."""
+
+    name: str
+    annotation: str  # e.g. "str", "list[str]", "dict | None"
+    default: str | None  # Python literal of the default; None: the caller must pass it
+
+
+@dataclass(frozen=True)
+class JobOutputModel:
+    name: str
+    volume: str  # Modal Volume name
+    mount: str
+    path: str  # pattern in the volume, e.g. loras/flux-character-{character_id}.safetensors
+
+
+@dataclass(frozen=True)
+class JobImageModel:
+    """A job's container image (jobs declaring the same image share one)."""
+
+    constant: str
+    python_version: str
+    apt: tuple[str, ...]
+    pip: tuple[str, ...]
+    commands: tuple[str, ...]
+    env: dict[str, str]
+
+    @property
+    def key(self) -> tuple:
+        """Equal for images built alike (whatever they are named)."""
+        env = tuple(sorted(self.env.items()))
+        return (self.python_version, self.apt, self.pip, self.commands, env)
+
+
+@dataclass(frozen=True)
+class JobModel:
+    """A generated Modal function started with ``.spawn()`` (a trainer)."""
+
+    function: str
+    summary: str
+    description: str | None
+    gpu: str
+    timeout: int
+    volumes_name: str  # module-level dict of its volumes
+    secrets_name: str  # module-level list of its secrets
+    image: JobImageModel
+    params: tuple[JobParamModel, ...]
+    runtime: Any  # the generator.runtime.training.Job the module declares
+    outputs: tuple[JobOutputModel, ...]
+    source: str
+    docs: tuple[ParamDoc, ...] = ()
+    trainer: str = ""  # what runs, as a reader names it: repo@commit or name==version
+
+    @property
+    def constant(self) -> str:
+        return self.function.upper()
+
+    @property
+    def docstring(self) -> str:
+        extra = f" {self.description}" if self.description else ""
+        return docstring(
+            f"{self.summary}{extra} Returns the result dictionary; a failed run answers with "
+            "status 'failed' and the trainer's last log lines."
+        )
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    """A module-level collection the generated job functions share (volumes, secrets)."""
+
+    name: str
+    volumes: dict[str, str] = field(default_factory=dict)  # mount -> Modal Volume name
+    secrets: tuple[str, ...] = ()

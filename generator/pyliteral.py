@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 
 FITS = 76  # a literal this long still fits a 100-column line at the deepest generated indent
 
@@ -23,7 +24,14 @@ def py_string(text: str, width: int = 64) -> str:
 
 
 def py_literal(value: object) -> str:
-    """repr() for JSON-like values, with long strings split so generated lines stay short."""
+    """repr() for JSON-like values, with long strings split so generated lines stay short.
+
+    A dataclass instance prints as its constructor call: fields without a default first
+    (positionally when there are at most two, like ``Arg("steps", "int")``), the others by
+    keyword when they differ from the default.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _py_call(value)
     if isinstance(value, str):
         return py_string(value)
     if isinstance(value, dict):
@@ -35,3 +43,20 @@ def py_literal(value: object) -> str:
         inner = ", ".join(py_literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     return repr(value)
+
+
+def _py_call(value: object) -> str:
+    fields = dataclasses.fields(value)  # type: ignore[arg-type]
+    required = [f for f in fields if f.default is f.default_factory is dataclasses.MISSING]
+    positional = len(required) <= 2
+    args = []
+    for f in fields:
+        current = getattr(value, f.name)
+        if f in required:
+            text = py_literal(current)
+            args.append(text if positional else f"{f.name}={text}")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if current != default:
+            args.append(f"{f.name}={py_literal(current)}")
+    return f"{type(value).__name__}({', '.join(args)})"

@@ -67,11 +67,10 @@ class RenderedFile:
 
 def render_apps(apps: list[AppModel], config_root: Path) -> list[RenderedFile]:
     env = _environment()
-    template = env.get_template("app.py.j2")
     files = []
     for app in apps:
         name = f"{app.module}{GENERATED_SUFFIX}"
-        source = template.render(app=app, container=container)
+        source = env.get_template(app.template).render(app=app, container=container)
         files.append(
             RenderedFile(Path(name), format_python(source, f"generated/{name}", config_root))
         )

@@ -14,6 +14,7 @@ from .catalog import Catalog
 from .diagnostics import Diagnostics, Location, SpecError
 from .endpoints import EndpointContext, resolve_endpoint
 from .gpus import parse_gpu
+from .jobs import AppJobs, JobEntry, check_project_jobs, resolve_app_jobs
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
 from .plan import launch_args, plan_class
 from .spec.format import App, CustomNode, Model
@@ -55,9 +56,15 @@ def load_project(
         raise SpecError(diags.sorted())
     loaded = [s for s in (load_spec(p, diags, project.root) for p in files) if s is not None]
     apps = _group_by_app(loaded, diags, all_loaded=len(loaded) == len(files))
+    jobs = {name: _job_entries(src) for name, src in apps.items()}
+    definitions = {name: _app_of(src) for name, src in apps.items()}
+    check_project_jobs([e for es in jobs.values() for e in es], definitions, loaded, diags)
     models = [
         m
-        for m in (_resolve_app(name, src, project, catalog, diags) for name, src in apps.items())
+        for m in (
+            _resolve_app(name, src, jobs[name], project, catalog, diags)
+            for name, src in apps.items()
+        )
         if m
     ]
     _check_shared_models(models, diags, project)
@@ -99,12 +106,32 @@ def _group_by_app(
     return {n: s for n, s in apps.items() if s.definition is not None}
 
 
-def _resolve_app(
-    name: str, sources: _AppSources, project: Project, catalog: Catalog | None, diags: Diagnostics
-) -> AppModel | None:
+def _app_of(sources: _AppSources) -> App:
     assert sources.definition is not None
     app = sources.definition.spec.app
     assert isinstance(app, App)
+    return app
+
+
+def _job_entries(sources: _AppSources) -> list[JobEntry]:
+    app = _app_of(sources)
+    return [
+        JobEntry(spec, i, job, app)
+        for spec in sources.spec_files
+        for i, job in enumerate(spec.spec.jobs)
+    ]
+
+
+def _resolve_app(
+    name: str,
+    sources: _AppSources,
+    job_entries: list[JobEntry],
+    project: Project,
+    catalog: Catalog | None,
+    diags: Diagnostics,
+) -> AppModel | None:
+    assert sources.definition is not None
+    app = _app_of(sources)
     before = len(diags.errors)
     where = sources.definition.loc
     if app.auth == "bearer" and not app.auth_secret:
@@ -148,8 +175,15 @@ def _resolve_app(
             f"models_volume '{app.models_volume}' is not among the app's volumes "
             f"({', '.join(app.volumes) or 'none'}); its models need a volume to live in",
         )
-    if not seen_paths:
-        diags.error(sources.definition.loc("app"), f"app '{name}' has no endpoints")
+    if not seen_paths and not job_entries:
+        diags.error(sources.definition.loc("app"), f"app '{name}' has no endpoints or jobs")
+    if seen_paths and job_entries:
+        diags.error(
+            job_entries[0].loc("function"),
+            f"app '{name}' serves endpoints, so it cannot hold jobs too; put job "
+            f"{job_entries[0].job.function} in an app of its own",
+        )
+    app_jobs = resolve_app_jobs(job_entries, app, diags) if job_entries else AppJobs()
     if len(diags.errors) > before or app_gpu is None:
         return None
     nodes = tuple(
@@ -189,6 +223,10 @@ def _resolve_app(
         apt_packages=tuple(sorted({"git", *(p for n in nodes for p in n.apt)})),
         pip_packages=tuple(dict.fromkeys(p for n in nodes for p in n.pip)),
         workflow_files=tuple(sorted({e.workflow_file for e in endpoints})),
+        jobs=app_jobs.jobs,
+        job_images=app_jobs.images,
+        job_volume_sets=app_jobs.volume_sets,
+        job_secret_sets=app_jobs.secret_sets,
     )
 
 

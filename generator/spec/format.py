@@ -7,71 +7,21 @@ Semantic checks that need the workflow or other files live in :mod:`generator.re
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from .base import Commit, Identifier, Name, Sha256
+from .base import StrictModel as _Strict
+from .base import shape as _shape
+from .jobs import Job, JobLink
 
 SPEC_VERSION = 1
 
 ParamType = Literal["string", "int", "float", "bool", "enum", "seed", "image", "video", "mask"]
 AuthMode = Literal["proxy", "bearer", "none"]
 ResponseMode = Literal["raw", "json"]
-
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", max_length=60)]
-Identifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
-Commit = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-def unknown_key_message(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown key '{key}'{hint}; expected one of: {', '.join(allowed)}"
-
-
-def _shape(value: Any) -> str:
-    """Discriminates the 'one or many' and 'mapping or name' unions by the value's shape."""
-    if isinstance(value, list):
-        return "many"
-    if isinstance(value, dict):
-        return "mapping"
-    return "scalar"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any, info: ValidationInfo) -> Any:
-        """Unknown keys, with a did-you-mean. With a ``unknown_keys`` list in the validation
-        context they are collected there (so every other error is still found) and dropped."""
-        if not isinstance(data, dict):
-            return data
-        allowed = list(cls.model_fields)
-        unknown = [key for key in data if key not in allowed]
-        if not unknown:
-            return data
-        sink = (info.context or {}).get("unknown_keys")
-        messages = [unknown_key_message(str(key), allowed) for key in unknown]
-        if sink is None:
-            raise PydanticCustomError("unknown_key", "{message}", {"message": messages[0]})
-        sink.extend(
-            (id(data), key, message) for key, message in zip(unknown, messages, strict=True)
-        )
-        return {k: v for k, v in data.items() if k not in unknown}
 
 
 class InputRef(_Strict):
@@ -125,6 +75,11 @@ class Parameter(_Strict):
     format: str | None = Field(
         None,
         description="Derive the bound value, e.g. 'loras/character-{lora_id}.safetensors'.",
+    )
+    from_job: JobLink | None = Field(
+        None,
+        description="The job whose output this format names (e.g. train_flux_lora): the two "
+        "file-name patterns must agree.",
     )
     prepend_to: Identifier | None = Field(
         None, description="Prefix this value to another string parameter (trigger words)."
@@ -308,7 +263,7 @@ class AppRef(_Strict):
 
 
 class SpecFile(_Strict):
-    """A spec file: defines an app (with endpoints) or adds endpoints to one."""
+    """A spec file: defines an app (with endpoints or jobs) or adds them to one."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -323,6 +278,9 @@ class SpecFile(_Strict):
         Discriminator(_shape),
     ] = Field(description="The app this file defines (mapping) or adds endpoints to (its name).")
     endpoints: list[Endpoint] = Field(default_factory=list)
+    jobs: list[Job] = Field(
+        default_factory=list, description="GPU functions started with .spawn() (trainers)."
+    )
 
 
 def json_schema() -> dict[str, Any]:
