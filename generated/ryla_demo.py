@@ -219,7 +219,12 @@ class ComfyUI:
     @modal.enter(snap=True)
     def start(self) -> None:
         """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS, snapshot=True)
+        self.server = ComfyServer(
+            MODELS,
+            MODELS_DIR,
+            extra_args=COMFYUI_COMFY_ARGS,
+            snapshot=True,
+        )
         self.server.start()
 
     @modal.enter(snap=False)

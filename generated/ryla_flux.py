@@ -151,6 +151,7 @@ FLUX_DEV_LORA = Endpoint(
             targets=(Target("11", "lora_name"),),
             format="flux-character-{lora_id}.safetensors",
             header="X-LoRA-Used",
+            volume_file="loras/flux-character-{lora_id}.safetensors",
         ),
         Param("lora_name", targets=(Target("11", "lora_name"),)),
         Param(
@@ -279,7 +280,14 @@ class ComfyUI:
     @modal.enter(snap=True)
     def start(self) -> None:
         """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS, snapshot=True)
+        self.server = ComfyServer(
+            MODELS,
+            MODELS_DIR,
+            extra_args=COMFYUI_COMFY_ARGS,
+            volume_folders=("loras",),
+            models_volume=volumes[MODELS_DIR],
+            snapshot=True,
+        )
         self.server.start()
 
     @modal.enter(snap=False)

@@ -514,6 +514,7 @@ QWEN_IMAGE_2512_LORA = Endpoint(
             targets=(Target("12", "lora_name"),),
             format="qwen-character-{lora_id}.safetensors",
             header="X-LoRA-Used",
+            volume_file="loras/qwen-character-{lora_id}.safetensors",
         ),
         Param("lora_name", targets=(Target("12", "lora_name"),), header="X-LoRA-Used"),
         Param("lora_strength", targets=(Target("12", "strength_model"),)),
@@ -846,7 +847,13 @@ class ComfyUI:
     @modal.enter()
     def start(self) -> None:
         """Start ComfyUI, wait until it answers, then run the warm-up requests."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS)
+        self.server = ComfyServer(
+            MODELS,
+            MODELS_DIR,
+            extra_args=COMFYUI_COMFY_ARGS,
+            volume_folders=("loras",),
+            models_volume=volumes[MODELS_DIR],
+        )
         self.server.start()
         self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 

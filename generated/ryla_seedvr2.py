@@ -293,7 +293,11 @@ class ComfyUI:
     @modal.enter()
     def start(self) -> None:
         """Start ComfyUI, wait until it answers, then run the warm-up requests."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS)
+        self.server = ComfyServer(
+            MODELS,
+            MODELS_DIR,
+            extra_args=COMFYUI_COMFY_ARGS,
+        )
         self.server.start()
         self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
 

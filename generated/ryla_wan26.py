@@ -474,6 +474,7 @@ WAN2_6_LORA = Endpoint(
             targets=(Target("4", "lora_name"),),
             format="wan-character-{lora_id}.safetensors",
             header="X-LoRA-Used",
+            volume_file="loras/wan-character-{lora_id}.safetensors",
         ),
         Param("lora_name", targets=(Target("4", "lora_name"),)),
         Param("lora_strength", targets=(Target("4", "strength_model"),)),
@@ -706,7 +707,14 @@ class ComfyUI:
     @modal.enter(snap=True)
     def start(self) -> None:
         """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
-        self.server = ComfyServer(MODELS, MODELS_DIR, extra_args=COMFYUI_COMFY_ARGS, snapshot=True)
+        self.server = ComfyServer(
+            MODELS,
+            MODELS_DIR,
+            extra_args=COMFYUI_COMFY_ARGS,
+            volume_folders=("loras",),
+            models_volume=volumes[MODELS_DIR],
+            snapshot=True,
+        )
         self.server.start()
 
     @modal.enter(snap=False)

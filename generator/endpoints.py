@@ -617,7 +617,17 @@ def _param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) ->
         sets=param.sets,
         header=param.header,
         many=param.max_items is not None,
+        volume_file=_volume_file(param),
     )
+
+
+def _volume_file(param: Parameter) -> str | None:
+    """The models-volume file a job-linked parameter loads (checked to exist per request)."""
+    link = param.from_job
+    if link is None or param.format is None:
+        return None
+    folder = "loras" if isinstance(link, str) else link.folder
+    return f"{folder.strip('/')}/{param.format}"
 
 
 def request_field(name: str, param: Parameter) -> RequestField:

@@ -53,6 +53,7 @@ class ParamModel:
     sets: dict[str, dict[str, Any]] | None = None
     header: str | None = None
     many: bool = False
+    volume_file: str | None = None  # e.g. "loras/flux-character-{lora_id}.safetensors"
 
     @property
     def runtime_args(self) -> str:
@@ -63,7 +64,7 @@ class ParamModel:
         if self.targets:
             targets = ", ".join(f"Target({n!r}, {i!r})" for n, i in self.targets)
             args.append(f"targets=({targets},)")
-        for key in ("format", "map", "prepend_to", "sets", "header"):
+        for key in ("format", "map", "prepend_to", "sets", "header", "volume_file"):
             value = getattr(self, key)
             if value is not None:
                 args.append(f"{key}={value!r}")
@@ -193,6 +194,12 @@ class ClassModel:
     def constant(self) -> str:
         """Name of the module-level tuple of this class's endpoints."""
         return self._snake + "_ENDPOINTS"
+
+    @property
+    def volume_folders(self) -> tuple[str, ...]:
+        """Models-volume folders ComfyUI must list live (files written by training jobs)."""
+        files = (p.volume_file for e in self.endpoints for p in e.params if p.volume_file)
+        return tuple(sorted({f.split("/", 1)[0] for f in files}))
 
     @property
     def args_constant(self) -> str:

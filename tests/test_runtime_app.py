@@ -374,3 +374,42 @@ async def test_bearer_auth_refuses_missing_or_wrong_tokens(comfy: RemoteComfy, m
         right = {"Authorization": "Bearer s3cret"}
         assert (await client.post("/invert", json=body, headers=right)).status_code == 200
         assert (await client.get("/health")).status_code == 200  # probes stay open
+
+
+async def test_a_missing_job_written_lora_is_404_and_a_present_one_runs(
+    standin, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    (models / "loras").mkdir(parents=True)
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir, models_dir=models)
+    workflow = json.loads((REPO / "comfy_workflows" / "demo-invert.json").read_text())
+    (tmp_path / "wf.json").write_text(json.dumps(workflow))
+
+    class Body(DEMO.InvertRequest.__base__):
+        lora_id: str
+
+    lora = Param(
+        "lora_id", volume_file="loras/flux-character-{lora_id}.safetensors", header="X-LoRA-Used"
+    )
+    endpoint = Endpoint(
+        path="/x",
+        request_model=Body,
+        workflow="wf.json",
+        params=(lora,),
+        outputs=("3",),
+        timeout=30,
+    )
+    app = create_app(DEMO.SETTINGS, [endpoint], comfy, tmp_path)
+    async with client_for(app) as client:
+        missing = await client.post("/x", json={"lora_id": "c42"})
+        outside = await client.post("/x", json={"lora_id": "../../etc/passwd"})
+        (models / "loras" / "flux-character-c42.safetensors").write_bytes(b"lora")
+        present = await client.post("/x", json={"lora_id": "c42"})
+    assert missing.status_code == 404
+    assert missing.json()["details"] == {
+        "field": "lora_id",
+        "file": "loras/flux-character-c42.safetensors",
+    }
+    assert outside.status_code == 404
+    assert present.status_code == 200 and present.headers["X-LoRA-Used"] == "c42"
+    await comfy.client.aclose()

@@ -52,6 +52,7 @@ class Param:
     sets: Mapping[str, Mapping[str, Any]] | None = None  # per choice, other fields' values
     header: str | None = None  # response header reporting the used value
     many: bool = False  # a list of media items, one per target
+    volume_file: str | None = None  # models-volume file it loads (404 when missing)
 
 
 @dataclass(frozen=True)

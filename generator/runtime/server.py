@@ -43,9 +43,15 @@ class RemoteComfy:
     ComfyUI), pass its base directory so each request's files are removed after the response.
     """
 
-    def __init__(self, url: str, base_dir: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        url: str,
+        base_dir: str | os.PathLike[str] | None = None,
+        models_dir: str | os.PathLike[str] | None = None,
+    ):
         self.client = ComfyClient(url)
         self.base_dir = Path(base_dir) if base_dir else None
+        self.models_dir = str(models_dir) if models_dir else None
 
     @property
     def alive(self) -> bool:
@@ -53,6 +59,9 @@ class RemoteComfy:
 
     async def recover(self) -> None:
         """Nothing to restart: the ComfyUI is someone else's process."""
+
+    async def reload_models(self) -> None:
+        """A local folder needs no reload."""
 
 
 class ComfyServer:
@@ -74,12 +83,18 @@ class ComfyServer:
         start_timeout: float = 600.0,
         log_path: str | os.PathLike[str] = "/tmp/comfyui.log",
         snapshot: bool = False,
+        volume_folders: Sequence[str] = (),
+        models_volume: Any = None,
     ):
         from .comfy_process import ComfyProcess, comfy_launch_command
 
         self.models, self.models_dir = list(models), models_dir
         self.base_dir = Path(comfy_dir)
         self.url = f"http://127.0.0.1:{port}"
+        self.models_volume = models_volume
+        self.volume_folders = tuple(volume_folders)
+        if self.volume_folders:  # ComfyUI lists these volume folders live (job outputs)
+            extra_args = [*extra_args, "--extra-model-paths-config", str(self._paths_file)]
         self.command = list(command or comfy_launch_command(comfy_dir, port, extra_args))
         self.snapshot = snapshot
         env = {"RYLA_SNAPSHOT": "1"} if snapshot else {}
@@ -100,6 +115,10 @@ class ComfyServer:
 
         if self.models:
             link_models(self.models, self.models_dir, self.base_dir / "models")
+        if self.volume_folders:
+            lines = ["ryla_models_volume:", f"  base_path: {self.models_dir}"]
+            lines += [f"  {folder}: {folder}" for folder in self.volume_folders]
+            self._paths_file.write_text("\n".join(lines) + "\n")
         if self.snapshot:
             helper = self.base_dir / "custom_nodes" / "ryla_snapshot_helper"
             helper.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +126,19 @@ class ComfyServer:
                 helper.symlink_to(Path(__file__).parent / "snapshot_node")
         self.process.start()
         asyncio.run(self.process.wait_ready(self.start_timeout))
+
+    @property
+    def _paths_file(self) -> Path:
+        return Path("/tmp/ryla_extra_model_paths.yaml")
+
+    async def reload_models(self) -> None:
+        """See files committed to the models volume since this container started (new LoRAs)."""
+        if self.models_volume is None:
+            return
+        try:
+            await self.models_volume.reload.aio()
+        except Exception as exc:  # noqa: BLE001 - a busy volume keeps its current view
+            log.warning("models volume reload failed: %s", exc)
 
     def after_restore(self) -> None:
         """After a memory-snapshot restore: move ComfyUI to the GPU now attached."""
@@ -326,6 +358,11 @@ async def execute(
                 "validation_error",
                 [{"field": name, "message": "exactly one of these is required"} for name in group],
             )
+    missing = await _missing_volume_file(endpoint, values, comfy)
+    if missing is not None:
+        field, file = missing
+        message = f"{field}: {file} not found in the models volume"
+        return error_response(404, message, "not_found", {"field": field, "file": file})
     try:
         try:
             uploads = await _upload_media(settings, endpoint, values, comfy, trail.uploaded)
@@ -404,6 +441,30 @@ async def execute(
         "headers": headers,
     }
     return JSONResponse(payload, headers=headers)
+
+
+async def _missing_volume_file(
+    endpoint: Endpoint, values: dict[str, Any], comfy: "ComfyServer | RemoteComfy"
+) -> tuple[str, str] | None:
+    """A job-written file the request names (a character LoRA) that does not exist: 404.
+
+    A file committed after this container started appears once the volume is reloaded.
+    """
+    if comfy.models_dir is None:
+        return None
+    for param in endpoint.params:
+        if param.volume_file is None or values.get(param.name) is None:
+            continue
+        file = param.volume_file.format_map(values)
+        root = Path(comfy.models_dir).resolve()
+        path = (root / file).resolve()
+        if not path.is_relative_to(root):  # "../" in a lora_id: never outside the volume
+            return param.name, file
+        if not path.exists():
+            await comfy.reload_models()
+        if not path.exists():
+            return param.name, file
+    return None
 
 
 class _FieldError(ValueError):
