@@ -18,7 +18,7 @@ from .diagnostics import Diagnostics, Location, display_path
 from .model import EndpointModel, ParamDoc, ParamModel, RequestField
 from .paramtypes import PARAM_TYPES, SEED_MAX
 from .pyliteral import py_string
-from .spec.format import Endpoint, InputRef, Parameter
+from .spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
 from .spec.load import LoadedSpec
 from .workflow import Workflow, WorkflowError, is_link, load_workflow
 
@@ -100,6 +100,42 @@ def resolve_endpoint(
         docs=tuple(param_doc(n, p) for n, p in ep.parameters.items()),
         model_names=tuple(f"{m.folder}/{m.filename}" for m in ep.models),
         custom_node_names=tuple(f"{c.key}@{c.pin}" for c in ep.custom_nodes),
+    )
+
+
+def resolve_workflow_route(
+    spec: LoadedSpec, index: int, route: WorkflowRoute, *, gpu: str, timeout: int
+) -> EndpointModel:
+    """A route running the client's own API-format graph: one field, ``workflow``."""
+    description = (
+        "An API-format ComfyUI workflow (Workflow > Export (API)); checked against the "
+        "server's nodes before it is queued."
+    )
+    field = RequestField("workflow", "dict[str, Any]", f"description={py_string(description)}")
+    return EndpointModel(
+        path=route.path,
+        request_class=request_class_name(route.path),
+        summary=route.summary or f"POST {route.path}",
+        description=None,
+        workflow_file="",
+        fields=(field,),
+        params=(),
+        outputs=(),
+        response="raw",
+        timeout=timeout,
+        gpu=gpu,
+        headers={},
+        require_one_of=(),
+        prefix_nodes=(),
+        examples=tuple(route.examples),
+        source=spec.display,
+        warmup=None,
+        docs=(
+            ParamDoc("workflow", "object", "required", f"≤ {route.max_nodes} nodes", description),
+        ),
+        model_names=tuple(f"{m.folder}/{m.filename}" for m in route.models),
+        custom_node_names=tuple(f"{c.key}@{c.pin}" for c in route.custom_nodes),
+        client_workflow_max_nodes=route.max_nodes,
     )
 
 

@@ -96,7 +96,14 @@ class EndpointModel:
     warmup: dict[str, Any] | None = None  # request run at container start
     docs: tuple[ParamDoc, ...] = ()
     model_names: tuple[str, ...] = ()  # folder/filename of the models it declares
+    client_workflow_max_nodes: int = 0  # > 0: the client sends the workflow (no file)
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
+
+    @property
+    def source_label(self) -> str:
+        if self.client_workflow_max_nodes:
+            return "the workflow in the request"
+        return f"comfy_workflows/{self.workflow_file}"
 
     @property
     def docstring(self) -> str:
@@ -293,7 +300,12 @@ class AppModel:
 
     @property
     def typing_imports(self) -> list[str]:
-        return ["Literal"] if any("Literal[" in f.annotation for f in self._fields) else []
+        names = []
+        if any("Any]" in f.annotation for f in self._fields):
+            names.append("Any")
+        if any("Literal[" in f.annotation for f in self._fields):
+            names.append("Literal")
+        return names
 
     @property
     def pydantic_imports(self) -> list[str]:
@@ -370,6 +382,12 @@ class JobModel:
     @property
     def constant(self) -> str:
         return self.function.upper()
+
+    @property
+    def source_label(self) -> str:
+        if self.client_workflow_max_nodes:
+            return "the workflow in the request"
+        return f"comfy_workflows/{self.workflow_file}"
 
     @property
     def docstring(self) -> str:

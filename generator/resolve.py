@@ -12,12 +12,12 @@ from pathlib import Path
 
 from .catalog import Catalog
 from .diagnostics import Diagnostics, Location, SpecError
-from .endpoints import EndpointContext, resolve_endpoint
+from .endpoints import EndpointContext, resolve_endpoint, resolve_workflow_route
 from .gpus import parse_gpu
 from .jobs import AppJobs, JobEntry, check_project_jobs, resolve_app_jobs
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
 from .plan import launch_args, plan_class
-from .spec.format import App, CustomNode, Model
+from .spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
 from .spec.load import LoadedSpec, find_spec_files, load_spec
 
 WORKSPACE_APP_LIMIT = 10
@@ -59,10 +59,11 @@ def load_project(
     jobs = {name: _job_entries(src) for name, src in apps.items()}
     definitions = {name: _app_of(src) for name, src in apps.items()}
     check_project_jobs([e for es in jobs.values() for e in es], definitions, loaded, diags)
+    declared = _all_endpoints(apps)
     models = [
         m
         for m in (
-            _resolve_app(name, src, jobs[name], project, catalog, diags)
+            _resolve_app(name, src, jobs[name], declared, project, catalog, diags)
             for name, src in apps.items()
         )
         if m
@@ -106,6 +107,51 @@ def _group_by_app(
     return {n: s for n, s in apps.items() if s.definition is not None}
 
 
+Declared = tuple[LoadedSpec, int, "Endpoint | WorkflowRoute", Location]
+
+
+def _declared_endpoints(
+    sources: _AppSources,
+    declared: dict[tuple[str, str], tuple[LoadedSpec, int, Endpoint]],
+    diags: Diagnostics,
+) -> list[Declared]:
+    """The app's routes: its own endpoints and workflow routes, then those it reuses."""
+    found: list[Declared] = []
+    for spec in sources.spec_files:
+        for i, ep in enumerate(spec.spec.endpoints):
+            found.append((spec, i, ep, spec.loc("endpoints", i, "path")))
+        for i, route in enumerate(spec.spec.workflow_routes):
+            found.append((spec, i, route, spec.loc("workflow_routes", i, "path")))
+    for spec in sources.spec_files:
+        for i, reuse in enumerate(spec.spec.reuse):
+            origin = declared.get((reuse.app, reuse.path))
+            if origin is None:
+                paths = sorted(p for app, p in declared if app == reuse.app)
+                known = ", ".join(paths) if paths else f"no app '{reuse.app}' with endpoints"
+                diags.error(
+                    spec.loc("reuse", i, "path"),
+                    f"reuse: {reuse.app} has no endpoint {reuse.path} ({known})",
+                )
+                continue
+            origin_spec, index, endpoint = origin
+            if reuse.as_path:
+                endpoint = endpoint.model_copy(update={"path": reuse.as_path})
+            found.append((origin_spec, index, endpoint, spec.loc("reuse", i)))
+    return found
+
+
+def _all_endpoints(
+    apps: dict[str, _AppSources],
+) -> dict[tuple[str, str], tuple[LoadedSpec, int, Endpoint]]:
+    """Every declared endpoint by (app, path), for ``reuse``."""
+    return {
+        (name, ep.path): (spec, i, ep)
+        for name, sources in apps.items()
+        for spec in sources.spec_files
+        for i, ep in enumerate(spec.spec.endpoints)
+    }
+
+
 def _app_of(sources: _AppSources) -> App:
     assert sources.definition is not None
     app = sources.definition.spec.app
@@ -126,6 +172,7 @@ def _resolve_app(
     name: str,
     sources: _AppSources,
     job_entries: list[JobEntry],
+    declared: dict[tuple[str, str], tuple[LoadedSpec, int, Endpoint]],
     project: Project,
     catalog: Catalog | None,
     diags: Diagnostics,
@@ -146,29 +193,29 @@ def _resolve_app(
     seen_paths: dict[str, Location] = {}
     custom_nodes: dict[str, tuple[CustomNode, Location]] = {}
     models: dict[tuple[str, str], tuple[Model, Location]] = {}
-    for spec in sources.spec_files:
-        for i, ep in enumerate(spec.spec.endpoints):
-            where = spec.loc("endpoints", i, "path")
-            if ep.path in seen_paths:
-                diags.error(
-                    where,
-                    f"duplicate path {ep.path} in app '{name}' (first at {seen_paths[ep.path]})",
-                )
-                continue
-            seen_paths[ep.path] = where
-            gpu = _gpu(ep.gpu, spec.loc("endpoints", i, "gpu"), diags) if ep.gpu else app_gpu
-            ctx = EndpointContext(spec, i, ep, diags, project.workflows_dir, project.root)
-            resolved = resolve_endpoint(
-                ctx, gpu=gpu or "", timeout=ep.timeout or app.timeout, catalog=catalog
+    for spec, i, ep, where_path in _declared_endpoints(sources, declared, diags):
+        if ep.path in seen_paths:
+            diags.error(
+                where_path,
+                f"duplicate path {ep.path} in app '{name}' (first at {seen_paths[ep.path]})",
             )
-            if resolved:
-                endpoints.append(resolved)
-            for j, node in enumerate(ep.custom_nodes):
-                _merge_custom_node(
-                    node, spec.loc("endpoints", i, "custom_nodes", j), custom_nodes, diags
-                )
-            for j, model in enumerate(ep.models):
-                _merge_model(model, spec.loc("endpoints", i, "models", j), models, diags)
+            continue
+        seen_paths[ep.path] = where_path
+        gpu = _gpu(ep.gpu, spec.loc("endpoints", i, "gpu"), diags) if ep.gpu else app_gpu
+        timeout = ep.timeout or app.timeout
+        if isinstance(ep, WorkflowRoute):
+            resolved = resolve_workflow_route(spec, i, ep, gpu=gpu or "", timeout=timeout)
+            section = "workflow_routes"
+        else:
+            ctx = EndpointContext(spec, i, ep, diags, project.workflows_dir, project.root)
+            resolved = resolve_endpoint(ctx, gpu=gpu or "", timeout=timeout, catalog=catalog)
+            section = "endpoints"
+        if resolved:
+            endpoints.append(resolved)
+        for j, node in enumerate(ep.custom_nodes):
+            _merge_custom_node(node, spec.loc(section, i, "custom_nodes", j), custom_nodes, diags)
+        for j, model in enumerate(ep.models):
+            _merge_model(model, spec.loc(section, i, "models", j), models, diags)
     if models and app.models_volume not in app.volumes:
         diags.error(
             sources.definition.loc("app", "models_volume"),
@@ -222,7 +269,7 @@ def _resolve_app(
         custom_nodes=nodes,
         apt_packages=tuple(sorted({"git", *(p for n in nodes for p in n.apt)})),
         pip_packages=tuple(dict.fromkeys(p for n in nodes for p in n.pip)),
-        workflow_files=tuple(sorted({e.workflow_file for e in endpoints})),
+        workflow_files=tuple(sorted({e.workflow_file for e in endpoints if e.workflow_file})),
         jobs=app_jobs.jobs,
         job_images=app_jobs.images,
         job_volume_sets=app_jobs.volume_sets,

@@ -125,7 +125,7 @@ def test_flux_request_models_keep_todays_fields_and_defaults() -> None:
 def test_list_json_names_every_endpoint_with_its_url(project: Path) -> None:
     result = run("list", "--json", "--workspace", "ryla")
     rows = json.loads(result.stdout)
-    flux = next(r for r in rows if r["path"] == "/flux")
+    flux = next(r for r in rows if r["path"] == "/flux" and r["app"] == "ryla-flux")
     assert flux["url"] == "https://ryla--ryla-flux-comfyui-fastapi-app.modal.run/flux"
     assert flux["gpu"] == "L40S"
     assert {r["path"] for r in rows} >= {"/flux", "/flux-dev", "/flux-dev-lora", "/svd"}
@@ -199,3 +199,27 @@ def test_endpoints_needing_another_gpu_get_their_own_class(project: Path) -> Non
     rows = json.loads(run("list", "--json", "--workspace", "ws").stdout)
     animate = next(r for r in rows if r["path"] == "/animate")
     assert animate["url"] == "https://ws--ryla-demo-comfyuih100x2-fastapi-app.modal.run/animate"
+
+
+def test_reuse_serves_another_apps_endpoint_and_reports_unknown_ones(project: Path) -> None:
+    monolith = import_generated(project / "generated" / "ryla_comfyui.py")
+    flux = import_generated(project / "generated" / "ryla_flux.py")
+    lora_here = next(e for e in monolith.ENDPOINTS if e.path == "/flux-lora")
+    lora_there = next(e for e in flux.ENDPOINTS if e.path == "/flux-dev-lora")
+    assert lora_here.params == lora_there.params and lora_here.workflow == lora_there.workflow
+    assert lora_here.request_model.model_json_schema()["properties"].keys() == (
+        lora_there.request_model.model_json_schema()["properties"].keys()
+    )
+    spec = project / "specs" / "ryla-comfyui.yaml"
+    text = spec.read_text()
+    spec.write_text(
+        text.replace("{app: ryla-flux, path: /flux-dev}", "{app: ryla-flux, path: /flux-nope}")
+    )
+    result = run("validate", "specs/")
+    assert result.exit_code == 2
+    line = next(i for i, row in enumerate(spec.read_text().splitlines(), 1) if "/flux-nope" in row)
+    assert f"specs/ryla-comfyui.yaml:{line}:" in result.stderr
+    assert (
+        "reuse: ryla-flux has no endpoint /flux-nope (/flux, /flux-dev, /flux-dev-lora)"
+        in result.stderr
+    )

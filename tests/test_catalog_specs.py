@@ -19,6 +19,11 @@ from generator.workflow import load_workflow
 APPS, _ = load_project(Project.at(REPO))
 MODULES = {app.name: import_generated(REPO / "generated" / f"{app.module}.py") for app in APPS}
 RUNTIME = {e.path: e for module in MODULES.values() for e in module.ENDPOINTS}
+RUNTIME_BY_APP = {
+    (ep.source, ep.path): next(e for e in MODULES[app.name].ENDPOINTS if e.path == ep.path)
+    for app in APPS
+    for ep in app.endpoints
+}
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg=="
 MP4 = "data:video/mp4;base64,AAAAIGZ0eXBpc29tAAACAGlzb21pc28yYXZjMW1wNDE="
 
@@ -49,11 +54,27 @@ def test_every_endpoint_has_a_spec_and_is_listed() -> None:
 
 
 EXAMPLES = [
-    pytest.param(app.name, ep, i, example, id=f"{ep.path}#{i + 1}")
+    pytest.param(app.name, ep, i, example, id=f"{app.name}{ep.path}#{i + 1}")
     for app in APPS
     for ep in app.endpoints
     for i, example in enumerate(ep.examples)
+    if not ep.client_workflow_max_nodes
 ]
+
+
+def test_client_workflow_examples_validate_against_the_recorded_catalog(object_info_path) -> None:
+    from generator.runtime.client_workflow import check_client_workflow
+
+    catalog = Catalog.load([str(object_info_path)])
+    routes = [ep for app in APPS for ep in app.endpoints if ep.client_workflow_max_nodes]
+    assert routes
+    for ep in routes:
+        for example in ep.examples:
+            request = RUNTIME_BY_APP[(ep.source, ep.path)].request_model.model_validate(example)
+            _, problems = check_client_workflow(
+                request.workflow, max_nodes=ep.client_workflow_max_nodes, catalog=catalog
+            )
+            assert problems == []
 
 
 def test_every_endpoint_has_an_example() -> None:
@@ -64,7 +85,7 @@ def test_every_endpoint_has_an_example() -> None:
 def test_example_renders_to_a_workflow_holding_the_expected_values(
     app_name, spec, index, example
 ) -> None:
-    runtime = RUNTIME[spec.path]
+    runtime = next(e for e in MODULES[app_name].ENDPOINTS if e.path == spec.path)
     request = runtime.request_model.model_validate(example).model_dump()
     uploads = {
         p.name: [f"upload_{p.name}_{i}" for i in range(len(request[p.name]) if p.many else 1)]
@@ -100,6 +121,8 @@ def test_core_only_workflows_validate_against_the_recorded_catalog(object_info_p
     checked = 0
     for app in APPS:
         for ep in app.endpoints:
+            if ep.client_workflow_max_nodes:
+                continue
             workflow = load_workflow(REPO / "comfy_workflows" / ep.workflow_file)
             if not all(workflow.class_type(n) in catalog for n in workflow.nodes):
                 continue  # custom nodes or nodes newer than the recording

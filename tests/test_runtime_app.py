@@ -413,3 +413,66 @@ async def test_a_missing_job_written_lora_is_404_and_a_present_one_runs(
     assert outside.status_code == 404
     assert present.status_code == 200 and present.headers["X-LoRA-Used"] == "c42"
     await comfy.client.aclose()
+
+
+# --- /workflow: the client sends the graph --------------------------------------------------------
+
+MONOLITH = import_generated(REPO / "generated" / "ryla_comfyui.py")
+INVERT_GRAPH = {
+    "1": {
+        "class_type": "EmptyImage",
+        "inputs": {"width": 3, "height": 2, "batch_size": 1, "color": 0x0000FF},
+    },
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "client"}},
+}
+
+
+@pytest.fixture()
+async def monolith(comfy: RemoteComfy):
+    workflow_route = next(e for e in MONOLITH.ENDPOINTS if e.path == "/workflow")
+    app = create_app(MONOLITH.SETTINGS, [workflow_route], comfy, MONOLITH.WORKFLOWS)
+    async with client_for(app) as client:
+        yield client
+
+
+async def test_client_workflow_runs_and_returns_its_output(
+    monolith: httpx.AsyncClient, standin
+) -> None:
+    response = await monolith.post("/workflow", json={"workflow": INVERT_GRAPH})
+    assert response.status_code == 200, response.text
+    assert pixels(response.content) == [(255, 255, 0)] * 6
+    again = await monolith.post("/workflow", json={"workflow": INVERT_GRAPH})  # same graph twice
+    assert pixels(again.content) == [(255, 255, 0)] * 6
+    assert leftover_files(Path(standin.base_dir)) == []
+
+
+@pytest.mark.parametrize(
+    ("graph", "message"),
+    [
+        (
+            {**INVERT_GRAPH, "2": {"class_type": "NoSuchNode", "inputs": {}}},
+            "unknown node class 'NoSuchNode'",
+        ),
+        (
+            {
+                **INVERT_GRAPH,
+                "1": {**INVERT_GRAPH["1"], "inputs": {**INVERT_GRAPH["1"]["inputs"], "width": 0}},
+            },
+            "below the minimum",
+        ),
+        ({"nodes": [], "links": []}, "UI export"),
+        ({"1": INVERT_GRAPH["1"]}, "no output node"),
+        ({str(i): INVERT_GRAPH["1"] for i in range(201)}, "at most 200"),
+    ],
+    ids=["unknown-class", "out-of-range", "ui-export", "no-output", "too-large"],
+)
+async def test_invalid_client_workflows_are_refused_before_queueing(
+    monolith, standin, graph, message
+) -> None:
+    response = await monolith.post("/workflow", json={"workflow": graph})
+    assert response.status_code == 422
+    assert any(message in problem["message"] for problem in response.json()["details"]), (
+        response.json()
+    )
+    assert standin.history() == {}  # nothing reached ComfyUI

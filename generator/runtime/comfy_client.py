@@ -312,6 +312,12 @@ class ComfyClient:
         """Drop the prompt from ComfyUI's history."""
         await self._post_ok("/history", {"delete": [prompt_id]})
 
+    async def object_info(self) -> dict[str, Any]:
+        """``GET /object_info``: the node catalog of the running server."""
+        resp = await self._request("GET", "/object_info")
+        _raise_for_status(resp, "GET /object_info")
+        return resp.json()
+
     async def ready(self) -> bool:
         """Whether ComfyUI answers ``GET /system_stats`` with 200."""
         try:

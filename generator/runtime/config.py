@@ -69,6 +69,7 @@ class Endpoint:
     require_one_of: tuple[tuple[str, ...], ...] = ()
     prefix_nodes: tuple[str, ...] = ()  # nodes whose filename_prefix is unique per request
     warmup: Mapping[str, Any] | None = None  # request run once at container start
+    client_workflow_max_nodes: int = 0  # > 0: the request carries the workflow (``/workflow``)
 
 
 @dataclass(frozen=True)

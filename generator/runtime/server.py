@@ -7,6 +7,7 @@ as a subprocess next to it) and for ``ryla-gen dev`` (``RemoteComfy``: any runni
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+from ..catalog import Catalog
 from .apply import apply_request
 from .comfy_client import ComfyClient, EventCallback, FileRef
 from .config import AppSettings, Endpoint, ModelFile
@@ -52,6 +54,7 @@ class RemoteComfy:
         self.client = ComfyClient(url)
         self.base_dir = Path(base_dir) if base_dir else None
         self.models_dir = str(models_dir) if models_dir else None
+        self.catalog: Catalog | None = None  # the server's nodes, for client workflows
 
     @property
     def alive(self) -> bool:
@@ -89,6 +92,7 @@ class ComfyServer:
         from .comfy_process import ComfyProcess, comfy_launch_command
 
         self.models, self.models_dir = list(models), models_dir
+        self.catalog: Catalog | None = None  # the server's nodes, for client workflows
         self.base_dir = Path(comfy_dir)
         self.url = f"http://127.0.0.1:{port}"
         self.models_volume = models_volume
@@ -252,7 +256,7 @@ def create_app(
         return error_response(503, "ComfyUI is not answering", "unavailable")
 
     for endpoint in endpoints:
-        _add_route(app, settings, endpoint, workflows[endpoint.workflow], comfy)
+        _add_route(app, settings, endpoint, workflows.get(endpoint.workflow, {}), comfy)
     add_job_routes(
         app, settings, endpoints, (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
     )
@@ -263,7 +267,7 @@ def load_workflows(
     workflows_dir: str | os.PathLike[str], endpoints: Iterable[Endpoint]
 ) -> dict[str, dict[str, Any]]:
     """Each endpoint's workflow JSON, read once."""
-    return {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints}
+    return {e.workflow: _load(Path(workflows_dir) / e.workflow) for e in endpoints if e.workflow}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -358,6 +362,11 @@ async def execute(
                 "validation_error",
                 [{"field": name, "message": "exactly one of these is required"} for name in group],
             )
+    if endpoint.client_workflow_max_nodes:
+        checked = await _client_workflow(endpoint, values, comfy)
+        if isinstance(checked, Response):
+            return checked
+        endpoint, workflow, values = checked
     missing = await _missing_volume_file(endpoint, values, comfy)
     if missing is not None:
         field, file = missing
@@ -378,7 +387,8 @@ async def execute(
             on_event("prompt", {"nodes": list(applied.prompt)})
         result = await comfy.client.run(applied.prompt, timeout=endpoint.timeout, on_event=on_event)
         trail.prompt_id = result.prompt_id
-        files = [ref for node in endpoint.outputs for ref in result.outputs.get(node, [])]
+        nodes = endpoint.outputs or tuple(result.outputs)  # a client workflow: every output
+        files = [ref for node in nodes for ref in result.outputs.get(node, [])]
         trail.outputs = files
         if not files:
             return error_response(
@@ -441,6 +451,26 @@ async def execute(
         "headers": headers,
     }
     return JSONResponse(payload, headers=headers)
+
+
+async def _client_workflow(
+    endpoint: Endpoint, values: dict[str, Any], comfy: "ComfyServer | RemoteComfy"
+) -> "tuple[Endpoint, dict[str, Any], dict[str, Any]] | Response":
+    """Check the client's graph against the live node catalog; 422 with every problem."""
+    from .client_workflow import check_client_workflow, save_nodes
+
+    if comfy.catalog is None:  # read once per container: the nodes do not change
+        comfy.catalog = Catalog()
+        comfy.catalog.merge(await comfy.client.object_info())
+    catalog = comfy.catalog
+    workflow, problems = check_client_workflow(
+        values["workflow"], max_nodes=endpoint.client_workflow_max_nodes, catalog=catalog
+    )
+    if problems:
+        return error_response(422, "invalid workflow", "validation_error", problems)
+    assert workflow is not None
+    endpoint = dataclasses.replace(endpoint, prefix_nodes=save_nodes(workflow))
+    return endpoint, workflow.nodes, {}
 
 
 async def _missing_volume_file(

@@ -39,7 +39,7 @@ class StrictModel(BaseModel):
         context they are collected there (so every other error is still found) and dropped."""
         if not isinstance(data, dict):
             return data
-        allowed = list(cls.model_fields)
+        allowed = [field.alias or name for name, field in cls.model_fields.items()]
         unknown = [key for key in data if key not in allowed]
         if not unknown:
             return data

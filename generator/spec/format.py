@@ -210,6 +210,32 @@ class Endpoint(_Strict):
     )
 
 
+class WorkflowRoute(_Strict):
+    """A route that runs an API-format workflow the client sends: ``{"workflow": {...}}``.
+
+    The graph is checked against the running ComfyUI's node catalog before it is queued;
+    every output file is returned."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$", description="URL path, e.g. /workflow.")
+    summary: str | None = None
+    gpu: str | None = Field(None, description="GPU for this route (default: the app's).")
+    timeout: int | None = Field(None, gt=0, description="Seconds (default: the app's).")
+    max_nodes: int = Field(200, ge=1, description="Largest graph accepted.")
+    models: list[Model] = Field(default_factory=list)
+    custom_nodes: list[CustomNode] = Field(default_factory=list)
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Reuse(_Strict):
+    """Serve an endpoint of another app here too (same spec, its models and custom nodes)."""
+
+    app: Name = Field(description="The app whose endpoint is reused.")
+    path: str = Field(description="The endpoint's path in that app.")
+    as_path: str | None = Field(
+        None, alias="as", pattern=r"^/[A-Za-z0-9._/-]+$", description="Path here (default: same)."
+    )
+
+
 class App(_Strict):
     """A Modal app: settings shared by its endpoints."""
 
@@ -278,6 +304,12 @@ class SpecFile(_Strict):
         Discriminator(_shape),
     ] = Field(description="The app this file defines (mapping) or adds endpoints to (its name).")
     endpoints: list[Endpoint] = Field(default_factory=list)
+    workflow_routes: list[WorkflowRoute] = Field(
+        default_factory=list, description="Routes running a workflow the client sends."
+    )
+    reuse: list[Reuse] = Field(
+        default_factory=list, description="Endpoints of other apps this app serves too."
+    )
     jobs: list[Job] = Field(
         default_factory=list, description="GPU functions started with .spawn() (trainers)."
     )
