@@ -384,12 +384,6 @@ class JobModel:
         return self.function.upper()
 
     @property
-    def source_label(self) -> str:
-        if self.client_workflow_max_nodes:
-            return "the workflow in the request"
-        return f"comfy_workflows/{self.workflow_file}"
-
-    @property
     def docstring(self) -> str:
         extra = f" {self.description}" if self.description else ""
         return docstring(

@@ -24,31 +24,23 @@ AuthMode = Literal["proxy", "bearer", "none"]
 ResponseMode = Literal["raw", "json"]
 
 
-class InputRef(_Strict):
-    """A node input, by node id or by the node's ``_meta.title``."""
+class NodeRef(_Strict):
+    """A node, by id or by its ``_meta.title``."""
 
     node: str | None = Field(None, description="Node id in the API-format workflow.")
     title: str | None = Field(None, description="The node's _meta.title (must be unique).")
-    input: str = Field(description="Input name on that node, e.g. 'text' or 'seed'.")
-
-    @model_validator(mode="after")
-    def _one_target(self) -> InputRef:
-        if (self.node is None) == (self.title is None):
-            raise ValueError("give exactly one of 'node' or 'title'")
-        return self
-
-
-class NodeRef(_Strict):
-    """A node, by id or by title."""
-
-    node: str | None = Field(None, description="Node id in the API-format workflow.")
-    title: str | None = Field(None, description="The node's _meta.title.")
 
     @model_validator(mode="after")
     def _one_target(self) -> NodeRef:
         if (self.node is None) == (self.title is None):
             raise ValueError("give exactly one of 'node' or 'title'")
         return self
+
+
+class InputRef(NodeRef):
+    """A node input, by node id or by the node's ``_meta.title``."""
+
+    input: str = Field(description="Input name on that node, e.g. 'text' or 'seed'.")
 
 
 class Parameter(_Strict):
@@ -102,20 +94,12 @@ class Parameter(_Strict):
         return self.bind if isinstance(self.bind, list) else [self.bind]
 
 
-class Output(_Strict):
+class Output(NodeRef):
     """Which node's files the endpoint returns."""
 
-    node: str | None = None
-    title: str | None = None
     response: ResponseMode = Field(
         "raw", description="raw: the file's bytes (today's wire format); json: base64 in JSON."
     )
-
-    @model_validator(mode="after")
-    def _one_target(self) -> Output:
-        if (self.node is None) == (self.title is None):
-            raise ValueError("give exactly one of 'node' or 'title'")
-        return self
 
 
 class Model(_Strict):
