@@ -104,7 +104,7 @@ def resolve_endpoint(
 
 
 def resolve_workflow_route(
-    spec: LoadedSpec, index: int, route: WorkflowRoute, *, gpu: str, timeout: int
+    spec: LoadedSpec, route: WorkflowRoute, *, gpu: str, timeout: int
 ) -> EndpointModel:
     """A route running the client's own API-format graph: one field, ``workflow``."""
     description = (

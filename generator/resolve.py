@@ -68,7 +68,7 @@ def load_project(
         )
         if m
     ]
-    _check_shared_models(models, diags, project)
+    _check_shared_models(models, diags)
     if len(apps) > WORKSPACE_APP_LIMIT:
         diags.warning(
             Location(", ".join(str(p) for p in project.specs)),
@@ -204,7 +204,7 @@ def _resolve_app(
         gpu = _gpu(ep.gpu, spec.loc("endpoints", i, "gpu"), diags) if ep.gpu else app_gpu
         timeout = ep.timeout or app.timeout
         if isinstance(ep, WorkflowRoute):
-            resolved = resolve_workflow_route(spec, i, ep, gpu=gpu or "", timeout=timeout)
+            resolved = resolve_workflow_route(spec, ep, gpu=gpu or "", timeout=timeout)
             section = "workflow_routes"
         else:
             ctx = EndpointContext(spec, i, ep, diags, project.workflows_dir, project.root)
@@ -277,7 +277,7 @@ def _resolve_app(
     )
 
 
-def _check_shared_models(apps: list[AppModel], diags: Diagnostics, project: Project) -> None:
+def _check_shared_models(apps: list[AppModel], diags: Diagnostics) -> None:
     """Apps share model volumes: one file name in one folder of one volume is one file.
 
     Downloads skip files already present, so two sources for one name would silently give some

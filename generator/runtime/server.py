@@ -302,10 +302,8 @@ def _add_route(
             response.background = BackgroundTask(cleanup, comfy, trail)  # after it is sent
             return response
         work.cancel()  # the client left: interrupt ComfyUI instead of burning GPU time
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await work
-        except asyncio.CancelledError:
-            pass
         await cleanup(comfy, trail)
         return error_response(499, "client closed the request", "cancelled")
 
@@ -585,7 +583,4 @@ async def cleanup(comfy: "ComfyServer | RemoteComfy", trail: Trail) -> None:
 
 
 def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)
