@@ -63,8 +63,12 @@ def _print_diagnostics(diags: list) -> None:
         click.echo(str(d), err=True)
 
 
-def _load(specs: tuple[str, ...], object_info: tuple[str, ...]) -> list[AppModel]:
-    """Resolve specs or exit 2 with every error as file:line:col (no traceback)."""
+def _load(
+    specs: tuple[str, ...], object_info: tuple[str, ...], *, warnings: bool = False
+) -> list[AppModel]:
+    """Resolve specs or exit 2 with every error as file:line:col (no traceback).
+
+    Warnings (residency, app count) are printed by the commands that check: build, validate."""
     try:
         apps, diags = load_project(_project(specs), _catalog(object_info))
     except SpecError as exc:
@@ -72,7 +76,8 @@ def _load(specs: tuple[str, ...], object_info: tuple[str, ...]) -> list[AppModel
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
         click.echo(f"{errors} error(s); nothing was generated.", err=True)
         sys.exit(EXIT_INVALID)
-    _print_diagnostics(Diagnostics(diags.warnings).sorted())
+    if warnings:
+        _print_diagnostics(Diagnostics(diags.warnings).sorted())
     return apps
 
 
@@ -97,7 +102,7 @@ def main() -> None:
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if generated/ is stale.")
 def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> None:
     """Render one Modal app module per app into generated/."""
-    apps = _load(specs, object_info)
+    apps = _load(specs, object_info, warnings=True)
     outputs = _outputs(apps, specs)
     if check:
         drifts = [drift for _, _, drift in outputs]
@@ -157,7 +162,7 @@ def docs(specs: tuple[str, ...]) -> None:
 @object_info_option
 def validate(specs: tuple[str, ...], object_info: tuple[str, ...]) -> None:
     """Check specs and workflows without writing anything."""
-    apps = _load(specs, object_info)
+    apps = _load(specs, object_info, warnings=True)
     click.echo(f"ok: {_counts(apps)}")
 
 
