@@ -18,9 +18,10 @@ from typing import Literal
 import modal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from generator.runtime.config import AppSettings, Endpoint, Param, Target
+from generator.runtime.backends import ComfyServer
+from generator.runtime.config import AppSettings, Endpoint, Param, Target, load_workflows
 from generator.runtime.jobs import ModalJobs
-from generator.runtime.server import ComfyServer, create_app, load_workflows
+from generator.runtime.server import create_app
 
 APP_NAME = "ryla-demo"
 COMFYUI_VERSION = "0.3.71"

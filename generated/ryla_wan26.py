@@ -21,10 +21,19 @@ from pathlib import Path
 import modal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, OneOrMany, Param, Target
+from generator.runtime.backends import ComfyServer
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    OneOrMany,
+    Param,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
-from generator.runtime.server import ComfyServer, create_app, load_workflows
+from generator.runtime.server import create_app
 
 APP_NAME = "ryla-wan26"
 COMFYUI_VERSION = "0.3.71"

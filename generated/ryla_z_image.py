@@ -18,10 +18,11 @@ from pathlib import Path
 import modal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target
+from generator.runtime.backends import ComfyServer
+from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
-from generator.runtime.server import ComfyServer, create_app, load_workflows
+from generator.runtime.server import create_app
 
 APP_NAME = "ryla-z-image"
 COMFYUI_VERSION = "0.9.2"

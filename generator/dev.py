@@ -9,7 +9,8 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
-from .runtime.server import RemoteComfy, create_app
+from .runtime.backends import RemoteComfy
+from .runtime.server import create_app
 
 
 class DevError(Exception):

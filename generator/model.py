@@ -314,7 +314,8 @@ class AppModel:
 
     @property
     def config_imports(self) -> list[str]:
-        names = ["AppSettings", "Endpoint", "Param"] + (["ModelFile"] if self.models else [])
+        names = ["AppSettings", "Endpoint", "Param", "load_workflows"]
+        names += ["ModelFile"] if self.models else []
         if any(f.annotation.startswith("OneOrMany") for f in self._fields):
             names.append("OneOrMany")
         if any(p.targets for e in self.endpoints for p in e.params):

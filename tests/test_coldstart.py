@@ -16,8 +16,9 @@ from modal._utils.async_utils import synchronizer
 from generator.model import ClassModel, EndpointModel, ModelFileModel
 from generator.plan import launch_args, plan_class
 from generator.resolve import Project, load_project
+from generator.runtime.backends import ComfyServer, RemoteComfy
 from generator.runtime.config import Endpoint
-from generator.runtime.server import ComfyServer, RemoteComfy, create_app
+from generator.runtime.server import create_app
 from generator.runtime.warmup import Warmup
 
 APPS, _ = load_project(Project.at(REPO))

@@ -16,8 +16,9 @@ import pytest
 from helpers import REPO, import_generated
 from PIL import Image
 
+from generator.runtime.backends import RemoteComfy
 from generator.runtime.config import Endpoint
-from generator.runtime.server import RemoteComfy, create_app
+from generator.runtime.server import create_app
 from generator.runtime.webhooks import SIGNATURE_HEADER, verify
 
 DEMO = import_generated(REPO / "generated" / "ryla_demo.py")

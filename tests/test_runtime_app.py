@@ -18,8 +18,9 @@ import pytest
 from helpers import REPO, import_generated
 from PIL import Image
 
+from generator.runtime.backends import RemoteComfy
 from generator.runtime.config import Endpoint, Param, Target
-from generator.runtime.server import RemoteComfy, create_app
+from generator.runtime.server import create_app
 
 DEMO = import_generated(REPO / "generated" / "ryla_demo.py")
 BY_PATH = {e.path: e for e in DEMO.ENDPOINTS}
@@ -285,7 +286,7 @@ def comfy_server(tmp_path: Path):
     import os
     import signal
 
-    from generator.runtime.server import ComfyServer
+    from generator.runtime.backends import ComfyServer
     from generator.standin import StandinProcess, free_port
 
     port = free_port()

@@ -6,8 +6,11 @@ dataclasses, so a reviewer reads the generated module like a table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator
@@ -97,3 +100,14 @@ class AppSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 64 * 1024 * 1024
     allow_private_urls: bool = False
+
+
+def load_workflows(
+    workflows_dir: str | os.PathLike[str], endpoints: Iterable[Endpoint]
+) -> dict[str, dict[str, Any]]:
+    """Each endpoint's workflow JSON, read once (routes whose client sends it have none)."""
+    return {
+        e.workflow: json.loads((Path(workflows_dir) / e.workflow).read_text(encoding="utf-8"))
+        for e in endpoints
+        if e.workflow
+    }

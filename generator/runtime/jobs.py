@@ -30,7 +30,7 @@ from .responses import error_response
 from .webhooks import check_webhook_url, deliver
 
 if TYPE_CHECKING:
-    from .server import ComfyServer, RemoteComfy
+    from .backends import ComfyServer, RemoteComfy
 
 Publish = Callable[[dict[str, Any]], None]
 FINAL = ("succeeded", "failed", "cancelled")
@@ -79,7 +79,7 @@ async def run_job(
     publish: Publish,
 ) -> dict[str, Any]:
     """Run one job to its final state (also published); cancellation publishes 'cancelled'."""
-    from .server import Trail, cleanup, execute
+    from .execute import Trail, cleanup, execute
 
     progress = Progress()
 

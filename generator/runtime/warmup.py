@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from .config import AppSettings, Endpoint
 
 if TYPE_CHECKING:
-    from .server import ComfyServer, RemoteComfy
+    from .backends import ComfyServer, RemoteComfy
 
 log = logging.getLogger("ryla.warmup")
 
@@ -38,7 +38,7 @@ class Warmup:
         workflows: dict[str, dict[str, Any]],
         comfy: ComfyServer | RemoteComfy,
     ) -> None:
-        from .server import Trail, cleanup, execute
+        from .execute import Trail, cleanup, execute
 
         self.state = "running"
         for endpoint in endpoints:

@@ -1,0 +1,279 @@
+"""One request, start to finish: media, workflow, ComfyUI, response (or a JSON error)."""
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from ..catalog import Catalog
+from .apply import apply_request
+from .comfy_client import EventCallback, FileRef
+from .config import AppSettings, Endpoint
+from .errors import ComfyUnavailable, ExecutionFailed, PromptRejected, RunInterrupted, RunTimeout
+from .media import MediaError, load_media
+from .responses import error_response
+
+if TYPE_CHECKING:
+    from .backends import ComfyServer, RemoteComfy
+
+log = logging.getLogger("ryla.runtime")
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+async def execute(
+    settings: AppSettings,
+    endpoint: Endpoint,
+    workflow: dict[str, Any],
+    comfy: "ComfyServer | RemoteComfy",
+    values: dict[str, Any],
+    trail: "Trail",
+    wants_json: bool = False,
+    on_event: "EventCallback | None" = None,
+) -> Response:
+    """Run one validated request: media, workflow, ComfyUI, response (or a JSON error).
+
+    ``on_event`` receives ComfyUI's WebSocket events of the run (job progress)."""
+    started = time.perf_counter()
+    for group in endpoint.require_one_of:
+        given = [name for name in group if values.get(name) is not None]
+        if len(given) != 1:
+            return error_response(
+                422,
+                f"give exactly one of: {', '.join(group)}",
+                "validation_error",
+                [{"field": name, "message": "exactly one of these is required"} for name in group],
+            )
+    if endpoint.client_workflow_max_nodes:
+        checked = await _client_workflow(endpoint, values, comfy)
+        if isinstance(checked, Response):
+            return checked
+        endpoint, workflow, values = checked
+    missing = await _missing_volume_file(endpoint, values, comfy)
+    if missing is not None:
+        field, file = missing
+        message = f"{field}: {file} not found in the models volume"
+        return error_response(404, message, "not_found", {"field": field, "file": file})
+    try:
+        try:
+            uploads = await _upload_media(settings, endpoint, values, comfy, trail.uploaded)
+        except _FieldError as exc:
+            return error_response(
+                422,
+                f"invalid request: {exc.field}",
+                "validation_error",
+                [{"field": exc.field, "message": str(exc)}],
+            )
+        applied = apply_request(endpoint, workflow, values, uploads)
+        if on_event is not None:
+            on_event("prompt", {"nodes": list(applied.prompt)})
+        result = await comfy.client.run(applied.prompt, timeout=endpoint.timeout, on_event=on_event)
+        trail.prompt_id = result.prompt_id
+        nodes = endpoint.outputs or tuple(result.outputs)  # a client workflow: every output
+        files = [ref for node in nodes for ref in result.outputs.get(node, [])]
+        trail.outputs = files
+        if not files:
+            return error_response(
+                500,
+                "the workflow produced no output file",
+                "no_output",
+                {"nodes": list(endpoint.outputs)},
+            )
+        fetched = [await comfy.client.fetch(ref) for ref in files]
+    except PromptRejected as exc:
+        return _rejected(endpoint, exc)
+    except ExecutionFailed as exc:
+        trail.prompt_id = exc.prompt_id
+        return error_response(
+            500,
+            f"node {exc.node_id} ({exc.node_type}) failed",
+            "execution_error",
+            {
+                "node_id": exc.node_id,
+                "node_type": exc.node_type,
+                "exception_type": exc.exception_type,
+                "exception_message": exc.exception_message.strip(),
+            },
+        )
+    except RunTimeout as exc:
+        trail.prompt_id = exc.prompt_id
+        return error_response(
+            504,
+            f"generation exceeded {endpoint.timeout:g}s and was stopped",
+            "timeout",
+            {"state_when_stopped": exc.state},
+        )
+    except RunInterrupted as exc:
+        trail.prompt_id = exc.prompt_id
+        return error_response(500, "generation was interrupted", "interrupted", str(exc))
+    except ComfyUnavailable as exc:
+        asyncio.ensure_future(comfy.recover())
+        return error_response(
+            503, "ComfyUI is unavailable; restarting, retry shortly", "unavailable", str(exc)
+        )
+    elapsed = time.perf_counter() - started
+    headers = {
+        "X-Execution-Time-Sec": f"{elapsed:.3f}",
+        "X-GPU-Type": settings.gpu,
+        "X-Cost-USD": f"{elapsed * settings.usd_per_second:.6f}",
+        **applied.headers,
+    }
+    if endpoint.response == "raw" and len(fetched) == 1 and not wants_json:
+        data, media_type = fetched[0]
+        return Response(data, media_type=media_type, headers=headers)
+    payload = {
+        "files": [
+            {
+                "filename": ref.filename,
+                "media_type": media_type,
+                "data": base64.b64encode(data).decode("ascii"),
+            }
+            for ref, (data, media_type) in zip(files, fetched, strict=True)
+        ],
+        "headers": headers,
+    }
+    return JSONResponse(payload, headers=headers)
+
+
+async def _client_workflow(
+    endpoint: Endpoint, values: dict[str, Any], comfy: "ComfyServer | RemoteComfy"
+) -> "tuple[Endpoint, dict[str, Any], dict[str, Any]] | Response":
+    """Check the client's graph against the live node catalog; 422 with every problem."""
+    from .client_workflow import check_client_workflow, save_nodes
+
+    if comfy.catalog is None:  # read once per container: the nodes do not change
+        comfy.catalog = Catalog()
+        comfy.catalog.merge(await comfy.client.object_info())
+    catalog = comfy.catalog
+    workflow, problems = check_client_workflow(
+        values["workflow"], max_nodes=endpoint.client_workflow_max_nodes, catalog=catalog
+    )
+    if problems:
+        return error_response(422, "invalid workflow", "validation_error", problems)
+    assert workflow is not None
+    endpoint = dataclasses.replace(endpoint, prefix_nodes=save_nodes(workflow))
+    return endpoint, workflow.nodes, {}
+
+
+async def _missing_volume_file(
+    endpoint: Endpoint, values: dict[str, Any], comfy: "ComfyServer | RemoteComfy"
+) -> tuple[str, str] | None:
+    """A job-written file the request names (a character LoRA) that does not exist: 404.
+
+    A file committed after this container started appears once the volume is reloaded.
+    """
+    if comfy.models_dir is None:
+        return None
+    for param in endpoint.params:
+        if param.volume_file is None or values.get(param.name) is None:
+            continue
+        file = param.volume_file.format_map(values)
+        root = Path(comfy.models_dir).resolve()
+        path = (root / file).resolve()
+        if not path.is_relative_to(root):  # "../" in a lora_id: never outside the volume
+            return param.name, file
+        if not path.exists():
+            await comfy.reload_models()
+        if not path.exists():
+            return param.name, file
+    return None
+
+
+class _FieldError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+async def _upload_media(
+    settings: AppSettings,
+    endpoint: Endpoint,
+    values: dict[str, Any],
+    comfy: "ComfyServer | RemoteComfy",
+    uploaded: list[str],
+) -> dict[str, list[str]]:
+    uploads: dict[str, list[str]] = {}
+    for param in endpoint.params:
+        if param.kind not in ("image", "video", "mask") or values.get(param.name) is None:
+            continue
+        items = values[param.name] if param.many else [values[param.name]]
+        names = []
+        for item in items:
+            try:
+                media = await load_media(
+                    item,
+                    param.kind,
+                    max_bytes=settings.max_body_bytes,
+                    max_pixels=settings.max_image_pixels,
+                    allow_private=settings.allow_private_urls,
+                )
+            except MediaError as exc:
+                raise _FieldError(param.name, str(exc)) from None
+            stored = await comfy.client.upload(media.data, media.upload_name(param.name))
+            uploaded.append(stored)
+            names.append(stored)
+        uploads[param.name] = names
+    return uploads
+
+
+def _rejected(endpoint: Endpoint, exc: PromptRejected) -> JSONResponse:
+    bound = {(t.node, t.input): p.name for p in endpoint.params for t in p.targets}
+    details = []
+    status = 500  # the workflow itself is broken on this server
+    for entry in exc.entries():
+        field = bound.get((entry.node_id or "", entry.input_name or ""))
+        details.append(
+            {
+                "node_id": entry.node_id,
+                "class_type": entry.class_type,
+                "input": entry.input_name,
+                "field": field,
+                "type": entry.error_type,
+                "message": entry.message,
+                "details": entry.details,
+            }
+        )
+        if field is not None:
+            status = 404 if entry.error_type == "value_not_in_list" else 400
+    first = details[0] if details else {}
+    message = (
+        f"ComfyUI rejected the workflow at node {first.get('node_id')} "
+        f"({first.get('class_type')}): {first.get('message')}"
+    )
+    return error_response(status, message, "prompt_rejected", details)
+
+
+@dataclass
+class Trail:
+    """What a request left in ComfyUI: removed after the response is sent."""
+
+    uploaded: list[str] = field(default_factory=list)
+    prompt_id: str | None = None
+    outputs: list[FileRef] = field(default_factory=list)
+
+
+async def cleanup(comfy: "ComfyServer | RemoteComfy", trail: Trail) -> None:
+    """Remove the request's inputs, outputs and history entry: nothing of it stays behind."""
+    if comfy.base_dir is not None:
+        for name in trail.uploaded:
+            _unlink(comfy.base_dir / "input" / name)
+        for ref in trail.outputs:
+            _unlink(comfy.base_dir / ref.type / ref.subfolder / ref.filename)
+    if trail.prompt_id is not None:
+        try:
+            await comfy.client.delete_history(trail.prompt_id)
+        except Exception:  # noqa: BLE001 - cleanup must not mask the response
+            log.warning("could not delete history of %s", trail.prompt_id)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
