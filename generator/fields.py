@@ -1,0 +1,142 @@
+"""What an endpoint renders to: request model fields, runtime parameters, docs rows, warm-up.
+
+Decided from a validated spec parameter; :mod:`generator.endpoints` checks, this module shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import ParamDoc, ParamModel, RequestField
+from .paramtypes import PARAM_TYPES, SEED_MAX
+from .pyliteral import py_string
+from .spec.format import Endpoint, Parameter
+
+MEDIA_DESCRIPTION = "data URL, bare base64, or http(s) URL"
+
+
+SMALL_INPUTS = {"width": 64, "height": 64, "steps": 1, "length": 1, "video_frames": 1}
+"""Bound node inputs a default warm-up sets small (to at least these, within the field's range)."""
+
+
+def warmup_request(ep: Endpoint) -> dict[str, Any] | None:
+    """The warm-up request: given, none, or the first example with sizes and steps made small."""
+    if ep.warmup is False or (ep.warmup is True and not ep.examples):
+        return None
+    if isinstance(ep.warmup, dict):
+        return dict(ep.warmup)
+    request = dict(ep.examples[0])
+    for name, param in ep.parameters.items():
+        inputs = {ref.input for ref in param.bindings}
+        floors = [SMALL_INPUTS[i] for i in inputs if i in SMALL_INPUTS]
+        if param.type != "int" or not floors or param.format or param.map:
+            continue
+        value = max([*floors, param.min or 0])
+        step = param.multiple_of or 1
+        value = -(-value // step) * step
+        if param.max is not None and value > param.max:
+            continue
+        for key in (name, *param.aliases):
+            request.pop(key, None)
+        request[name] = int(value)
+    return request
+
+
+def param_doc(name: str, param: Parameter) -> ParamDoc:
+    kind = param.type + (f"[≤{param.max_items}]" if param.max_items else "")
+    if param.required:
+        default = "required"
+    elif param.type == "seed" and param.default in (None, "random"):
+        default = "random"
+    elif param.default is None:
+        default = "(workflow)" if param.bindings else "—"
+    else:
+        default = repr(param.default) if isinstance(param.default, str) else str(param.default)
+    constraints = []
+    if param.min is not None or param.max is not None:
+        low = "" if param.min is None else param.min
+        high = "" if param.max is None else param.max
+        constraints.append(f"{low}–{high}")
+    if param.multiple_of:
+        constraints.append(f"×{param.multiple_of}")
+    if param.choices:
+        constraints.append(" \\| ".join(str(c) for c in param.choices))
+    if param.aliases:
+        constraints.append("alias " + ", ".join(param.aliases))
+    description = (param.description or "").replace("|", "\\|").replace("\n", " ")
+    if param.ignored:
+        description = f"{description} (accepted, no effect)".strip()
+    return ParamDoc(name, kind, default, "; ".join(constraints), description)
+
+
+def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> ParamModel:
+    media_or_seed = param.type in ("seed", "image", "video", "mask") and not param.ignored
+    kind = param.type if media_or_seed else "value"
+    return ParamModel(
+        name=name,
+        kind=kind,
+        targets=tuple(targets),
+        format=param.format,
+        map=param.map,
+        prepend_to=param.prepend_to,
+        separator=param.separator,
+        sets=param.sets,
+        header=param.header,
+        many=param.max_items is not None,
+        volume_file=_volume_file(param),
+    )
+
+
+def _volume_file(param: Parameter) -> str | None:
+    """The models-volume file a job-linked parameter loads (checked to exist per request)."""
+    link = param.from_job
+    if link is None or param.format is None:
+        return None
+    folder = "loras" if isinstance(link, str) else link.folder
+    return f"{folder.strip('/')}/{param.format}"
+
+
+def request_field(name: str, param: Parameter) -> RequestField:
+    ptype = PARAM_TYPES[param.type]
+    if param.type == "enum":
+        annotation = "Literal[" + ", ".join(repr(c) for c in param.choices or []) + "]"
+    elif param.max_items is not None:
+        annotation = "OneOrMany"
+    else:
+        annotation = ptype.annotation
+    args: list[str] = []
+    description = param.description or ""
+    if param.ignored:
+        description = f"{description} Accepted for compatibility; has no effect.".strip()
+    if ptype.media:
+        description = f"{description} ({param.type}: {MEDIA_DESCRIPTION})".strip()
+    if param.required:
+        pass
+    elif param.type == "seed" and param.default in (None, "random"):
+        annotation += " | None"
+        args.append("None")
+        description = f"{description} Random when omitted.".strip()
+    elif param.default is None:
+        annotation += " | None"
+        args.append("None")
+    else:
+        args.append(repr(param.default))
+    if param.aliases:
+        choices = ", ".join(repr(a) for a in (name, *param.aliases))
+        args.append(f"validation_alias=AliasChoices({choices})")
+    low, high = param.min, param.max
+    if param.type == "seed":
+        low = 0 if low is None else low
+        high = SEED_MAX if high is None else high
+    if low is not None:
+        args.append(f"ge={low!r}")
+    if high is not None:
+        args.append(f"le={high!r}")
+    if param.multiple_of is not None:
+        args.append(f"multiple_of={param.multiple_of!r}")
+    if param.max_items is not None:
+        args.append("min_length=1")
+        args.append(f"max_length={param.max_items}")
+    if description:
+        args.append(f"description={py_string(description)}")
+    return RequestField(name, annotation, ", ".join(args))
