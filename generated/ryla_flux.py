@@ -279,7 +279,7 @@ class ComfyUI:
     """Serves /flux, /flux-dev, /flux-dev-lora on L40S."""
 
     @modal.enter(snap=True)
-    def start(self) -> None:
+    async def start(self) -> None:
         """Before the memory snapshot: start ComfyUI (imports done, no GPU touched yet)."""
         self.server = ComfyServer(
             MODELS,
@@ -289,17 +289,19 @@ class ComfyUI:
             models_volume=volumes[MODELS_DIR],
             snapshot=True,
         )
-        self.server.start()
+        await self.server.start()
 
     @modal.enter(snap=False)
-    def restore(self) -> None:
+    async def restore(self) -> None:
         """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
-        self.server.after_restore()
-        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
+        await self.server.after_restore()
+        self.warmup = await self.server.warm_up(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        )
 
     @modal.exit()
-    def stop(self) -> None:
-        self.server.stop()
+    async def stop(self) -> None:
+        await self.server.stop()
 
     @modal.method()
     async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:

@@ -846,7 +846,7 @@ class ComfyUI:
     """
 
     @modal.enter()
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start ComfyUI, wait until it answers, then run the warm-up requests."""
         self.server = ComfyServer(
             MODELS,
@@ -855,12 +855,14 @@ class ComfyUI:
             volume_folders=("loras",),
             models_volume=volumes[MODELS_DIR],
         )
-        self.server.start()
-        self.warmup = self.server.warm_up(COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS)
+        await self.server.start()
+        self.warmup = await self.server.warm_up(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        )
 
     @modal.exit()
-    def stop(self) -> None:
-        self.server.stop()
+    async def stop(self) -> None:
+        await self.server.stop()
 
     @modal.method()
     async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:

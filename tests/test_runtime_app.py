@@ -281,7 +281,7 @@ async def test_openapi_documents_each_request_model(api: httpx.AsyncClient) -> N
 
 
 @pytest.fixture()
-def comfy_server(tmp_path: Path):
+async def comfy_server(tmp_path: Path):
     """The container's ComfyServer, running the stand-in as its 'ComfyUI' command."""
     import os
     import signal
@@ -301,7 +301,7 @@ def comfy_server(tmp_path: Path):
         start_timeout=30,
         log_path=tmp_path / "comfy.log",
     )
-    server.start()
+    await server.start()
     yield server
     if server.process.alive:
         os.killpg(server.process._proc.pid, signal.SIGKILL)
@@ -477,3 +477,29 @@ async def test_invalid_client_workflows_are_refused_before_queueing(
         response.json()
     )
     assert standin.history() == {}  # nothing reached ComfyUI
+
+
+async def test_container_warm_up_runs_every_endpoint_through_comfyui(comfy_server) -> None:
+    warmup = await comfy_server.warm_up(DEMO.SETTINGS, DEMO.ENDPOINTS, DEMO.WORKFLOWS)
+    assert warmup.state == "ok", warmup.report()
+    assert set(warmup.results) == {"/invert", "/scale", "/blur", "/animate"}
+    assert leftover_files(comfy_server.base_dir) == []
+
+
+async def test_snapshot_start_installs_the_helper_node_and_marks_the_phase(tmp_path: Path) -> None:
+    from generator.runtime.backends import ComfyServer
+    from generator.standin import StandinProcess, free_port
+
+    port = free_port()
+    (tmp_path / "comfy").mkdir()
+    command = StandinProcess(tmp_path / "comfy", port=port).command()
+    server = ComfyServer([], str(tmp_path / "models"), comfy_dir=tmp_path / "comfy", port=port,
+                         command=command, start_timeout=30, log_path=tmp_path / "c.log", snapshot=True)  # fmt: skip
+    assert server.process.env == {"RYLA_SNAPSHOT": "1"}
+    await server.start()
+    try:
+        helper = tmp_path / "comfy" / "custom_nodes" / "ryla_snapshot_helper"
+        assert (helper / "prestartup_script.py").is_file() and (helper / "__init__.py").is_file()
+    finally:
+        await server.stop()
+    assert not server.alive

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from ..catalog import Catalog
 from .comfy_client import ComfyClient
 from .config import AppSettings, Endpoint, ModelFile, load_workflows
@@ -96,7 +98,7 @@ class ComfyServer:
     def alive(self) -> bool:
         return self.process.alive
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Link models (and the snapshot helper), launch ComfyUI, wait until it answers."""
         from .models import link_models
 
@@ -112,7 +114,7 @@ class ComfyServer:
             if not helper.exists():
                 helper.symlink_to(Path(__file__).parent / "snapshot_node")
         self.process.start()
-        asyncio.run(self.process.wait_ready(self.start_timeout))
+        await self.process.wait_ready(self.start_timeout)
 
     @property
     def _paths_file(self) -> Path:
@@ -127,32 +129,22 @@ class ComfyServer:
         except Exception as exc:  # noqa: BLE001 - a busy volume keeps its current view
             log.warning("models volume reload failed: %s", exc)
 
-    def after_restore(self) -> None:
+    async def after_restore(self) -> None:
         """After a memory-snapshot restore: move ComfyUI to the GPU now attached."""
-        import httpx
-
-        response = httpx.post(f"{self.url}/ryla/snapshot/gpu", timeout=60, trust_env=False)
+        async with httpx.AsyncClient(base_url=self.url, timeout=60, trust_env=False) as http:
+            response = await http.post("/ryla/snapshot/gpu")
         response.raise_for_status()
         log.info("ComfyUI after restore: %s", response.json())
 
-    def warm_up(
+    async def warm_up(
         self,
         settings: AppSettings,
         endpoints: Sequence[Endpoint],
         workflows_dir: str | os.PathLike[str],
     ) -> Warmup:
-        """Run every endpoint's warm-up request now (blocking); returns the outcome."""
+        """Run every endpoint's warm-up request now, before serving; returns the outcome."""
         warmup = Warmup()
-        workflows = load_workflows(workflows_dir, endpoints)
-
-        async def run() -> None:
-            comfy = RemoteComfy(self.url, base_dir=self.base_dir)  # a client of this event loop
-            try:
-                await warmup.run(settings, endpoints, workflows, comfy)
-            finally:
-                await comfy.client.aclose()
-
-        asyncio.run(run())
+        await warmup.run(settings, endpoints, load_workflows(workflows_dir, endpoints), self)
         return warmup
 
     async def recover(self) -> None:
@@ -164,5 +156,6 @@ class ComfyServer:
             log.warning("ComfyUI is down; restarting. Last log lines:\n%s", self.process.log_tail())
             await self.process.restart(self.start_timeout)
 
-    def stop(self) -> None:
-        asyncio.run(self.process.stop())
+    async def stop(self) -> None:
+        await self.process.stop()
+        await self.client.aclose()
