@@ -495,7 +495,7 @@ async def test_snapshot_start_installs_the_helper_node_and_marks_the_phase(tmp_p
     command = StandinProcess(tmp_path / "comfy", port=port).command()
     server = ComfyServer([], str(tmp_path / "models"), comfy_dir=tmp_path / "comfy", port=port,
                          command=command, start_timeout=30, log_path=tmp_path / "c.log", snapshot=True)  # fmt: skip
-    assert server.process.env == {"RYLA_SNAPSHOT": "1"}
+    assert server.process.env == {"RYLA_SNAPSHOT": "1", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
     await server.start()
     try:
         helper = tmp_path / "comfy" / "custom_nodes" / "ryla_snapshot_helper"

@@ -86,7 +86,8 @@ class ComfyServer:
             extra_args = [*extra_args, "--extra-model-paths-config", str(self._paths_file)]
         self.command = list(command or comfy_launch_command(comfy_dir, port, extra_args))
         self.snapshot = snapshot
-        env = {"RYLA_SNAPSHOT": "1"} if snapshot else {}
+        # NVML-based availability checks keep torch from caching "no GPU" before the snapshot.
+        env = {"RYLA_SNAPSHOT": "1", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"} if snapshot else {}
         self.process = ComfyProcess(
             self.command, cwd=comfy_dir, url=self.url, log_path=log_path, env=env
         )
