@@ -187,3 +187,53 @@ def test_generated_module_runs_jobs_in_a_spawned_method() -> None:
     assert set(info.method_details) == {"fastapi_app"}  # run_job is a plain method: spawned
     source = (REPO / "generated" / "ryla_demo.py").read_text()
     assert "ComfyUI().run_job.spawn" in source
+
+
+class FakeAio:
+    """The `.aio` calling convention of Modal objects, over a plain function."""
+
+    def __init__(self, fn):
+        self.aio = fn
+
+
+class FakeDict:
+    def __init__(self) -> None:
+        self.data: dict = {}
+
+        async def put(key, value):
+            self.data[key] = value
+
+        async def get(key):
+            return self.data.get(key)
+
+        self.put, self.get = FakeAio(put), FakeAio(get)
+
+
+async def test_modal_jobs_spawn_and_publish_through_the_dict(standin) -> None:
+    from types import SimpleNamespace
+
+    from generator.runtime.config import load_workflows
+    from generator.runtime.jobs import ModalJobs
+
+    spawned = []
+
+    async def spawn(path, values, webhook_url):
+        spawned.append((path, values, webhook_url))
+        return SimpleNamespace(object_id="fc-test")
+
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    state = FakeDict()
+    jobs = ModalJobs(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy, load_workflows(DEMO.WORKFLOWS, DEMO.ENDPOINTS),
+                     state=state, spawn=FakeAio(spawn))  # fmt: skip
+    job_id = await jobs.submit("/invert", {"width": 2, "height": 2, "color": 0}, None)
+    assert job_id == "fc-test" and state.data["fc-test"]["status"] == "queued"
+    assert spawned == [("/invert", {"width": 2, "height": 2, "color": 0}, None)]
+    final = await jobs.run("fc-test", "/invert", {"width": 2, "height": 2, "color": 0}, None)
+    assert (
+        final["status"] == "succeeded" and final["result"]["files"][0]["media_type"] == "image/png"
+    )
+    stored = state.data["fc-test"]
+    assert (
+        stored["status"] == "succeeded" and "result" not in stored
+    )  # bytes stay in the call's result
+    await comfy.client.aclose()

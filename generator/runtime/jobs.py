@@ -131,8 +131,8 @@ async def notify(
     await deliver(url, payload, secret, allow_private=settings.allow_private_urls)
 
 
-class LocalJobs:
-    """Jobs as asyncio tasks of this process (``ryla-gen dev``)."""
+class _Jobs:
+    """What both backends need: the endpoints by path, their workflows, the ComfyUI."""
 
     def __init__(
         self,
@@ -143,6 +143,18 @@ class LocalJobs:
     ) -> None:
         self.settings, self.comfy, self.workflows = settings, comfy, workflows
         self.endpoints = {e.path: e for e in endpoints}
+
+    async def _run(self, path: str, values: dict[str, Any], publish: Publish) -> dict[str, Any]:
+        endpoint = self.endpoints[path]
+        workflow = self.workflows.get(endpoint.workflow, {})
+        return await run_job(self.settings, endpoint, workflow, self.comfy, values, publish)
+
+
+class LocalJobs(_Jobs):
+    """Jobs as asyncio tasks of this process (``ryla-gen dev``)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.records: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
 
@@ -154,26 +166,15 @@ class LocalJobs:
             "node": None,
             "created": time.time(),
         }
-        self.tasks[job_id] = asyncio.ensure_future(self._run(job_id, path, values, webhook_url))
+        task = self._execute(job_id, path, values, webhook_url)
+        self.tasks[job_id] = asyncio.ensure_future(task)
         return job_id
 
-    async def _run(
+    async def _execute(
         self, job_id: str, path: str, values: dict[str, Any], webhook_url: str | None
     ) -> None:
-        endpoint = self.endpoints[path]
-
-        def publish(update: dict[str, Any]) -> None:
-            self.records[job_id].update(update)
-
         try:
-            await run_job(
-                self.settings,
-                endpoint,
-                self.workflows[endpoint.workflow],
-                self.comfy,
-                values,
-                publish,
-            )
+            await self._run(path, values, self.records[job_id].update)
         finally:
             if webhook_url:
                 await notify(self.settings, job_id, path, self.records[job_id], webhook_url)
@@ -191,20 +192,11 @@ class LocalJobs:
         return True
 
 
-class ModalJobs:
+class ModalJobs(_Jobs):
     """Jobs as spawned calls of the class's ``run_job`` method; state in a ``modal.Dict``."""
 
-    def __init__(
-        self,
-        settings: AppSettings,
-        endpoints: Sequence[Endpoint],
-        comfy: ComfyServer | RemoteComfy,
-        workflows: dict[str, dict[str, Any]],
-        state: Any,
-        spawn: Callable[..., Any],
-    ) -> None:
-        self.settings, self.comfy, self.workflows = settings, comfy, workflows
-        self.endpoints = {e.path: e for e in endpoints}
+    def __init__(self, *args: Any, state: Any, spawn: Callable[..., Any]) -> None:
+        super().__init__(*args)
         self.state, self.spawn = state, spawn
 
     async def submit(self, path: str, values: dict[str, Any], webhook_url: str | None) -> str:
@@ -217,7 +209,6 @@ class ModalJobs:
         self, job_id: str, path: str, values: dict[str, Any], webhook_url: str | None
     ) -> dict[str, Any]:
         """Inside the spawned call: run, publishing progress (at most every half second)."""
-        endpoint = self.endpoints[path]
         last = [0.0]
 
         def publish(update: dict[str, Any]) -> None:
@@ -230,14 +221,7 @@ class ModalJobs:
 
         final: dict[str, Any] = {"status": "cancelled", "node": None}
         try:
-            final = await run_job(
-                self.settings,
-                endpoint,
-                self.workflows[endpoint.workflow],
-                self.comfy,
-                values,
-                publish,
-            )
+            final = await self._run(path, values, publish)
         except asyncio.CancelledError:
             await self.state.put.aio(job_id, final)
             raise
