@@ -4,7 +4,8 @@ Starts the ComfyUI stand-in and `ryla-gen dev ryla-demo` (uvicorn) as child proc
 loopback, then alternates requests: POST /invert to the endpoint, and the same 64x64 workflow
 (EmptyImage -> ImageInvert -> SaveImage) through bench/direct_client.py straight to ComfyUI.
 Every request uses a new colour, so ComfyUI's cache never answers. Prints p50/p90 of both and
-the difference.
+the difference, and, for context, a few runs of the hand-written apps' way of waiting (poll
+``/history`` once a second).
 
     .venv/bin/python bench/overhead.py [--runs 300]
 """
@@ -92,9 +93,38 @@ async def measure(runs: int, comfy_url: str, endpoint_url: str) -> tuple[list[fl
     return endpoint_ms, direct_ms
 
 
+async def polling_run(comfy_url: str, prompt: dict, http: httpx.AsyncClient) -> bytes:
+    """How the hand-written apps wait: POST, then GET /history once a second until done."""
+    response = await http.post(f"{comfy_url}/prompt", json={"prompt": prompt})
+    prompt_id = response.json()["prompt_id"]
+    while True:
+        await asyncio.sleep(1.0)
+        history = (await http.get(f"{comfy_url}/history/{prompt_id}")).json()
+        if prompt_id in history:
+            outputs = history[prompt_id]["outputs"]
+            image = next(iter(outputs.values()))["images"][0]
+            return (await http.get(f"{comfy_url}/view", params=image)).content
+
+
+async def measure_polling(runs: int, comfy_url: str) -> list[float]:
+    samples = []
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        for i in range(runs):
+            prompt = json.loads(json.dumps(WORKFLOW))
+            prompt["1"]["inputs"]["color"] = (i * 104729) % 0xFFFFFF
+            prompt["3"]["inputs"]["filename_prefix"] = f"polling/{i}"
+            started = time.perf_counter()
+            await polling_run(comfy_url, prompt, http)
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument(
+        "--polling-runs", type=int, default=10, help="runs of the history-polling baseline"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, StandinProcess(Path(tmp) / "comfy") as comfy:
         port = free_port()
@@ -103,6 +133,7 @@ def main() -> None:
             endpoint_url = f"http://127.0.0.1:{port}"
             asyncio.run(wait_up(f"{endpoint_url}/ready"))
             endpoint_ms, direct_ms = asyncio.run(measure(args.runs, comfy.url, endpoint_url))
+            polling_ms = asyncio.run(measure_polling(args.polling_runs, comfy.url))
         finally:
             dev.terminate()
             dev.wait(10)
@@ -119,6 +150,10 @@ def main() -> None:
     p50 = percentile(endpoint_ms, 50) - percentile(direct_ms, 50)
     p90 = percentile(endpoint_ms, 90) - percentile(direct_ms, 90)
     print(f"{'endpoint - direct':28}{p50:>+10.2f}{p90:>+10.2f}")
+    print(
+        f"{'history polling (today)':28}{percentile(polling_ms, 50):>10.2f}"
+        f"{percentile(polling_ms, 90):>10.2f}   ({args.polling_runs} runs; 1 s poll)"
+    )
 
 
 if __name__ == "__main__":
