@@ -52,21 +52,32 @@ def param_doc(name: str, param: Parameter) -> ParamDoc:
         default = "(workflow)" if param.bindings else "—"
     else:
         default = repr(param.default) if isinstance(param.default, str) else str(param.default)
-    constraints = []
-    if param.min is not None or param.max is not None:
-        low = "" if param.min is None else param.min
-        high = "" if param.max is None else param.max
-        constraints.append(f"{low}–{high}")
-    if param.multiple_of:
-        constraints.append(f"×{param.multiple_of}")
-    if param.choices:
-        constraints.append(" \\| ".join(str(c) for c in param.choices))
+    constraints = limits(param.min, param.max, param.multiple_of, param.choices)
     if param.aliases:
         constraints.append("alias " + ", ".join(param.aliases))
-    description = (param.description or "").replace("|", "\\|").replace("\n", " ")
+    description = table_text(param.description)
     if param.ignored:
         description = f"{description} (accepted, no effect)".strip()
     return ParamDoc(name, kind, default, "; ".join(constraints), description)
+
+
+def limits(
+    low: float | None, high: float | None, step: float | None, choices: list[Any] | None
+) -> list[str]:
+    """A field's range, step and choices as the docs tables print them."""
+    shown = []
+    if low is not None or high is not None:
+        shown.append(f"{'' if low is None else low}–{'' if high is None else high}")
+    if step:
+        shown.append(f"×{step}")
+    if choices:
+        shown.append(" \\| ".join(str(c) for c in choices))
+    return shown
+
+
+def table_text(text: str | None) -> str:
+    """Text safe inside a Markdown table cell."""
+    return (text or "").replace("|", "\\|").replace("\n", " ")
 
 
 def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> ParamModel:

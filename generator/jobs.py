@@ -20,6 +20,7 @@ from jinja2 import meta
 
 from . import container
 from .diagnostics import Diagnostics, Location
+from .fields import limits, table_text
 from .gpus import parse_gpu
 from .model import JobImageModel, JobModel, JobOutputModel, JobParamModel, NamedSet, ParamDoc
 from .pyliteral import py_literal
@@ -484,7 +485,7 @@ def _docs(name: str, arg: JobArgument) -> list[ParamDoc]:
         default = "per field"
     else:
         default = _shown(arg.default)
-    rows = [ParamDoc(name, kind, default, _constraints(arg), _described(arg.description))]
+    rows = [ParamDoc(name, kind, default, _constraints(arg), table_text(arg.description))]
     for field_name, option in (arg.fields or {}).items():
         rows.append(
             ParamDoc(
@@ -492,7 +493,7 @@ def _docs(name: str, arg: JobArgument) -> list[ParamDoc]:
                 option.type,
                 _shown(option.default),
                 _constraints(option),
-                _described(option.description),
+                table_text(option.description),
             )
         )
     return rows
@@ -502,24 +503,13 @@ def _shown(value: object) -> str:
     return "—" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
-def _described(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")
-
-
 def _constraints(arg: JobArgument | JobOption) -> str:
-    constraints = []
-    if arg.min is not None or arg.max is not None:
-        low = "" if arg.min is None else arg.min
-        high = "" if arg.max is None else arg.max
-        constraints.append(f"{low}–{high}")
-    if arg.multiple_of:
-        constraints.append(f"×{arg.multiple_of}")
+    constraints = limits(arg.min, arg.max, arg.multiple_of, None)
     if isinstance(arg, JobArgument) and (arg.min_items is not None or arg.max_items is not None):
         low = "" if arg.min_items is None else arg.min_items
         high = "" if arg.max_items is None else arg.max_items
         constraints.append(f"{low}–{high} URLs")
-    if arg.choices:
-        constraints.append(" \\| ".join(str(c) for c in arg.choices))
+    constraints += limits(None, None, None, arg.choices)
     if arg.pattern:
         constraints.append(f"`{arg.pattern}`".replace("|", "\\|"))
     return "; ".join(constraints)
