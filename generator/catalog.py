@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_VALUE_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -20,10 +18,6 @@ class InputSpec:
     options: dict[str, Any]
     choices: tuple[Any, ...] | None
     required: bool
-
-    @property
-    def is_value(self) -> bool:
-        return self.type in _VALUE_TYPES
 
     @property
     def minimum(self) -> float | None:
