@@ -45,13 +45,15 @@ def apply_request(
     workflow: dict[str, Any],
     request: dict[str, Any],
     uploads: dict[str, list[str]],
+    prefix: str | None = None,
 ) -> Applied:
-    """Build the prompt; ``uploads`` maps media parameters to the names ComfyUI stored."""
+    """Build the prompt; ``uploads`` maps media parameters to the names ComfyUI stored;
+    ``prefix``: the ``filename_prefix`` of its save nodes (default: a fresh unique one)."""
     values = resolve_values(endpoint, request)
     prompt = copy.deepcopy(workflow)
     for param in endpoint.params:
         _set_targets(prompt, param, values, uploads)
-    prefix = f"ryla/{uuid.uuid4().hex}"
+    prefix = prefix or f"ryla/{uuid.uuid4().hex}"
     for node_id in endpoint.prefix_nodes:
         prompt[node_id]["inputs"]["filename_prefix"] = prefix
     headers = {}

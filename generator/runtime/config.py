@@ -73,6 +73,9 @@ class Endpoint:
     prefix_nodes: tuple[str, ...] = ()  # nodes whose filename_prefix is unique per request
     warmup: Mapping[str, Any] | None = None  # request run once at container start
     client_workflow_max_nodes: int = 0  # > 0: the request carries the workflow (``/workflow``)
+    max_body_bytes: int | None = None  # this route's request body limit (default: the app's)
+    max_output_pixels: int = 0  # client workflows: width x height x frames x batch per node
+    input_files: tuple[str, ...] = ()  # client workflows: input-folder files they may load
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,13 @@ class AppSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 64 * 1024 * 1024
     allow_private_urls: bool = False
+    download_timeout: float = 60.0  # seconds for one URL input, redirects included
+    download_max_bytes: int = 64 * 1024 * 1024
+    max_pending_jobs: int = 32  # per container: more answer 429
+    job_ttl_seconds: float = 3600.0  # local job records are forgotten this long after the end
+
+    def body_limit(self, endpoint: Endpoint) -> int:
+        return endpoint.max_body_bytes or self.max_body_bytes
 
 
 def load_workflows(
