@@ -168,6 +168,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="T4",
     usd_per_second=0.000164,
     auth="proxy",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -241,7 +245,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -251,7 +257,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        job_id = job_id or modal.current_function_call_id()
+        return await jobs.run(job_id, path, values, webhook_url)
 
     @modal.asgi_app(requires_proxy_auth=True)
     def fastapi_app(self):

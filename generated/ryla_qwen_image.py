@@ -351,6 +351,7 @@ VIDEO_FACESWAP = Endpoint(
     outputs=("5",),
     timeout=1800,
     prefix_nodes=("5",),
+    max_body_bytes=268435456,
 )
 IMAGE_FACESWAP = Endpoint(
     path="/image-faceswap",
@@ -403,6 +404,7 @@ LIVEPORTRAIT = Endpoint(
     timeout=1800,
     headers={"X-Model": "liveportrait"},
     prefix_nodes=("10",),
+    max_body_bytes=268435456,
 )
 QWEN_IMAGE_2512 = Endpoint(
     path="/qwen-image-2512",
@@ -611,6 +613,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -835,6 +841,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     volumes=volumes,
     secrets=secrets,
 )
@@ -865,7 +872,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -875,7 +884,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        job_id = job_id or modal.current_function_call_id()
+        return await jobs.run(job_id, path, values, webhook_url)
 
     @modal.asgi_app()
     def fastapi_app(self):

@@ -97,6 +97,9 @@ class EndpointModel:
     docs: tuple[ParamDoc, ...] = ()
     model_names: tuple[str, ...] = ()  # folder/filename of the models it declares
     client_workflow_max_nodes: int = 0  # > 0: the client sends the workflow (no file)
+    max_body_bytes: int | None = None  # this route's body limit (default: the app's)
+    max_output_pixels: int = 0  # client workflows: width x height x frames x batch per node
+    input_files: tuple[str, ...] = ()  # client workflows: input files they may load
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
 
     @property
@@ -261,6 +264,7 @@ class AppModel:
     job_images: tuple[JobImageModel, ...] = ()
     job_volume_sets: tuple[NamedSet, ...] = ()
     job_secret_sets: tuple[NamedSet, ...] = ()
+    limits: dict[str, int] = field(default_factory=dict)  # AppSettings keyword arguments
 
     @property
     def template(self) -> str:

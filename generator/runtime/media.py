@@ -74,19 +74,12 @@ async def load_media(
     ``download_timeout`` a URL download, redirects included."""
     value = value.strip()
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
-        try:
-            fetched = await request(
-                "GET",
-                value,
-                allow_private=allow_private,
-                timeout=download_timeout,
-                max_bytes=download_max_bytes or max_bytes,
-            )
-        except UrlError as exc:
-            raise MediaError(str(exc)) from None
-        if fetched.status != 200:
-            raise MediaError(f"fetching the URL answered HTTP {fetched.status}")
-        data = fetched.body
+        data = await fetch_url(
+            value,
+            max_bytes=download_max_bytes or max_bytes,
+            allow_private=allow_private,
+            timeout=download_timeout,
+        )
     else:
         data = decode_base64(value, max_bytes=max_bytes)
     sniffed = sniff(data)
@@ -98,6 +91,21 @@ async def load_media(
     else:
         probe_video(data, ext)
     return Media(data, media_type, ext)
+
+
+async def fetch_url(
+    url: str, *, max_bytes: int, allow_private: bool, timeout: float = 300.0
+) -> bytes:
+    """A URL's bytes under the rules of :mod:`.urls` (a 200 answer only); MediaError otherwise."""
+    try:
+        fetched = await request(
+            "GET", url, allow_private=allow_private, timeout=timeout, max_bytes=max_bytes
+        )
+    except UrlError as exc:
+        raise MediaError(str(exc)) from None
+    if fetched.status != 200:
+        raise MediaError(f"fetching the URL answered HTTP {fetched.status}")
+    return fetched.body
 
 
 def decode_base64(value: str, *, max_bytes: int) -> bytes:
