@@ -187,7 +187,10 @@ class Endpoint(_Strict):
     custom_nodes: list[CustomNode] = Field(default_factory=list)
     examples: list[dict[str, Any]] = Field(default_factory=list)
     max_body_mb: int | None = Field(
-        None, ge=1, le=4096, description="Request body limit of this route in MiB (default: the "
+        None,
+        ge=1,
+        le=4096,
+        description="Request body limit of this route in MiB (default: the "
         "app's limits.max_body_mb); raise it for video inputs sent inline.",
     )
     warmup: bool | dict[str, Any] = Field(
