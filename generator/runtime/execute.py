@@ -153,8 +153,9 @@ async def _client_workflow(
     from .client_workflow import check_client_workflow, save_nodes
 
     if comfy.catalog is None:  # read once per container: the nodes do not change
-        comfy.catalog = Catalog()
-        comfy.catalog.merge(await comfy.client.object_info())
+        catalog = Catalog()  # assigned only once complete: concurrent requests never see it half
+        catalog.merge(await comfy.client.object_info())
+        comfy.catalog = catalog
     catalog = comfy.catalog
     workflow, problems = check_client_workflow(
         values["workflow"],

@@ -341,7 +341,7 @@ def add_job_routes(
         "/jobs/{job_id}",
         summary="A job's status and progress",
         response_model=JobStatus,
-        responses=error_docs(*auth, 404),
+        responses=error_docs(*auth, 404, 422),
     )
     async def job_status(job_id: str) -> JSONResponse:
         record = await jobs.status(job_id)
@@ -379,7 +379,7 @@ def add_job_routes(
         status_code=202,
         summary="Cancel a job (interrupts ComfyUI); a finished job answers 409",
         response_model=JobStatus,
-        responses=error_docs(*auth, 404, 409),
+        responses=error_docs(*auth, 404, 409, 422),
     )
     async def job_cancel(job_id: str) -> JSONResponse:
         before = await jobs.cancel(job_id)

@@ -65,13 +65,8 @@ def create_app(
 
     _add_error_handlers(app)
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):  # noqa: ANN202
-        if settings.auth == "bearer" and request.url.path not in ("/health",):
-            if not bearer_ok(request.headers.get("authorization"), settings.auth_token_env):
-                return error_response(401, "missing or wrong bearer token", "unauthorized")
-        return await call_next(request)
-
+    if settings.auth == "bearer":
+        app.add_middleware(BearerAuth, token_env=settings.auth_token_env)
     per_path = {e.path: settings.body_limit(e) for e in endpoints}
     per_path |= {f"/jobs{path}": limit for path, limit in per_path.items()}
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=per_path)
@@ -163,6 +158,25 @@ def _add_route(
             **error_docs(*statuses),
         },
     )(handler)
+
+
+class BearerAuth:
+    """ASGI middleware: every route but ``/health`` needs ``Authorization: Bearer <token>``.
+
+    Plain ASGI (no BaseHTTPMiddleware), so errors raised while the body is read reach the
+    routes' handlers as themselves."""
+
+    def __init__(self, app: Any, token_env: str) -> None:
+        self.app, self.token_env = app, token_env
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") != "/health":
+            header = dict(scope.get("headers", [])).get(b"authorization", b"")
+            if not bearer_ok(header.decode("latin-1"), self.token_env):
+                response = error_response(401, "missing or wrong bearer token", "unauthorized")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def bearer_ok(header: str | None, token_env: str) -> bool:
