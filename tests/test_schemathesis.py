@@ -90,13 +90,13 @@ def test_every_operation_conforms_to_its_schema(served, app_name: str, mode) -> 
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy(generation_mode=mode))
-        def check(case) -> None:
+        def check(case, label: str = operation.label) -> None:
             nonlocal calls
             calls += 1
             try:
                 case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
             except Exception as exc:  # noqa: BLE001 - keep going: report every failing operation
-                failures.append(f"{operation.label}: {' '.join(str(exc).split())[:300]}")
+                failures.append(f"{label}: {' '.join(str(exc).split())[:300]}")
 
         try:
             check()
