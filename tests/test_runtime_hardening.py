@@ -641,3 +641,59 @@ def test_openapi_lists_every_status_with_the_error_model() -> None:
     monolith = import_generated(REPO / "generated" / "ryla_comfyui.py")
     assert "max_output_pixels=67108864" in (REPO / "generated" / "ryla_comfyui.py").read_text()
     assert monolith.COMFYUI_SETTINGS.auth == "none"
+
+
+async def test_request_values_in_response_headers_cannot_break_the_answer(
+    standin, tmp_path
+) -> None:
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    (tmp_path / "wf.json").write_text((REPO / "comfy_workflows" / "demo-invert.json").read_text())
+
+    class Body(DEMO.InvertRequest.__base__):
+        name: str
+
+    endpoint = Endpoint(path="/x", request_model=Body, workflow="wf.json", outputs=("3",), timeout=30,
+                        params=(Param("name", header="X-Name"),), headers={"X-Echo": "<{name}>"})  # fmt: skip
+    app = create_app(DEMO.SETTINGS, [endpoint], comfy, tmp_path)
+    async with client_for(app) as client:
+        response = await client.post("/x", json={"name": "a\r\nSet-Cookie: x=1 中"})
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Name"] == "a%0D%0ASet-Cookie: x=1 %E4%B8%AD"
+    assert response.headers["X-Echo"] == "<a%0D%0ASet-Cookie: x=1 %E4%B8%AD>"
+    assert "set-cookie" not in response.headers
+    await comfy.client.aclose()
+
+
+async def test_modal_jobs_cap_pending_jobs_per_container(standin) -> None:
+    from types import SimpleNamespace
+
+    from generator.runtime.config import load_workflows
+    from generator.runtime.jobs import ModalJobs, TooManyJobs
+
+    state: dict = {}
+
+    class Aio:
+        def __init__(self, fn):
+            self.aio = fn
+
+    async def put(key, value):
+        state[key] = value
+
+    async def get(key):
+        return state.get(key)
+
+    async def spawn(*args):
+        return SimpleNamespace(object_id=f"fc-{len(state)}")
+
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    settings = dataclasses.replace(DEMO.SETTINGS, max_pending_jobs=2)
+    jobs = ModalJobs(settings, DEMO.ENDPOINTS, comfy, load_workflows(DEMO.WORKFLOWS, DEMO.ENDPOINTS),
+                     state=SimpleNamespace(put=Aio(put), get=Aio(get)), spawn=Aio(spawn))  # fmt: skip
+    first = await jobs.submit("/invert", {}, None)
+    await jobs.submit("/invert", {}, None)
+    with pytest.raises(TooManyJobs):
+        await jobs.submit("/invert", {}, None)
+    state[first] = {**state[first], "status": "succeeded"}  # one ends: room for one more
+    await jobs.submit("/invert", {}, None)
+    assert await jobs.cancel(first) == "succeeded"  # a finished job is not cancelled (409)
+    await comfy.client.aclose()

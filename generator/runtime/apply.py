@@ -7,6 +7,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from .config import Endpoint, Param, choice_key
 
@@ -59,9 +60,9 @@ def apply_request(
     headers = {}
     for param in endpoint.params:
         if param.header and values.get(param.name) is not None:
-            headers[param.header] = str(values[param.name])
+            headers[param.header] = header_value(str(values[param.name]))
     for name, template in endpoint.headers.items():
-        headers[name] = template.format_map(_Blank(values))
+        headers[name] = header_value(template.format_map(_Blank(values)))
     return Applied(prompt, values, headers)
 
 
@@ -82,6 +83,12 @@ def _set_targets(
         value = param.map[choice_key(value)]
     for target in param.targets:
         prompt[target.node]["inputs"][target.input] = value
+
+
+def header_value(text: str) -> str:
+    """A request value made safe for a response header: printable ASCII kept, the rest
+    percent-encoded (a newline or a non-Latin-1 character would otherwise break the answer)."""
+    return quote(text, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
 
 
 class _Blank(dict):

@@ -18,7 +18,14 @@ from ..catalog import Catalog
 from .apply import apply_request
 from .comfy_client import EventCallback, FileRef
 from .config import AppSettings, Endpoint
-from .errors import ComfyUnavailable, ExecutionFailed, PromptRejected, RunInterrupted, RunTimeout
+from .errors import (
+    ComfyError,
+    ComfyUnavailable,
+    ExecutionFailed,
+    PromptRejected,
+    RunInterrupted,
+    RunTimeout,
+)
 from .media import Media, MediaError, load_media
 from .responses import error_response
 
@@ -122,6 +129,8 @@ async def execute(
         return error_response(
             503, "ComfyUI is unavailable; restarting, retry shortly", "unavailable", str(exc)
         )
+    except ComfyError as exc:  # an unexpected answer of ComfyUI (upload, /view)
+        return error_response(500, "ComfyUI answered unexpectedly", "comfy_error", str(exc))
     elapsed = time.perf_counter() - started
     headers = {
         "X-Execution-Time-Sec": f"{elapsed:.3f}",

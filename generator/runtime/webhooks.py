@@ -81,7 +81,11 @@ def verify(
 
 async def check_webhook_url(url: str, *, allow_private: bool) -> None:
     """The same rules as URL inputs (:mod:`.urls`); raises :class:`UrlError`."""
-    await check_url(url, allow_private=allow_private)
+    try:
+        async with asyncio.timeout(10):
+            await check_url(url, allow_private=allow_private)
+    except TimeoutError:
+        raise UrlError("the webhook host did not resolve within 10s") from None
 
 
 async def deliver(
