@@ -207,7 +207,7 @@ class MediaHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         if self.path == "/moved":
             self.send_response(302)
-            self.send_header("Location", "/a.png")
+            self.send_header("Location", "/note.txt")
             self.end_headers()
             return
         body = FILES.get(self.path)
@@ -530,7 +530,9 @@ def test_unsafe_input_urls_are_refused_before_the_trainer_runs(
         ),
         pytest.param({"image_urls": ["{media}/missing.png"]}, "answered HTTP 404", id="http-404"),
         pytest.param(
-            {"image_urls": ["{media}/moved"]}, "answered HTTP 302", id="redirect-not-followed"
+            {"image_urls": ["{media}/moved"]},
+            "image_urls[0]: not a supported image file",  # the redirect was followed
+            id="redirect-followed",
         ),
         pytest.param({"image_urls": []}, "at least 1 URL(s)", id="no-images"),
         pytest.param(
