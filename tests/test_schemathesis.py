@@ -32,7 +32,7 @@ from generator.runtime.backends import RemoteComfy
 from generator.runtime.server import create_app
 from generator.standin import free_port, run_in_thread
 
-EXAMPLES = 20  # per operation and generation mode
+EXAMPLES = 40  # per operation and generation mode
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -80,28 +80,38 @@ def test_every_operation_conforms_to_its_schema(served, app_name: str, mode) -> 
     calls = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-
-        @settings(
-            max_examples=EXAMPLES,
-            derandomize=True,  # seeded: the same requests on every run
-            database=None,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def check(case, label: str = operation.label) -> None:
-            nonlocal calls
-            calls += 1
-            try:
-                case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
-            except Exception as exc:  # noqa: BLE001 - keep going: report every failing operation
-                failures.append(f"{label}: {' '.join(str(exc).split())[:300]}")
-
+        test = _conformance_test(operation, mode, base_url, failures)
         try:
-            check()
+            calls += test()
         except Unsatisfiable:  # nothing to make invalid (e.g. GET /health has no input)
             assert mode is GenerationMode.NEGATIVE
     print(f"{app_name} {mode.value}: {calls} requests, {len(failures)} failures")
     assert calls > 0
     assert failures == [], "\n".join(sorted(set(failures)))
+
+
+def _conformance_test(operation, mode, base_url: str, failures: list[str]):
+    """A seeded hypothesis test of one operation; returns how many requests it sent."""
+    calls = [0]
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,  # seeded: the same requests on every run
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def check(case) -> None:
+        calls[0] += 1
+        try:
+            case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - keep going: report every failing operation
+            failures.append(f"{operation.label}: {' '.join(str(exc).split())[:300]}")
+
+    def run() -> int:
+        check()
+        return calls[0]
+
+    return run
