@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from .catalog import Catalog
+from .comfy.catalog import Catalog
 from .diagnostics import Diagnostics, SpecError, display_path
-from .model import AppModel, JobModel
-from .render import Drift, RenderedFile, compare, render_apps, render_docs, write
-from .resolve import Project, load_project
+from .render.files import Drift, RenderedFile, compare, render_apps, render_docs, write
+from .resolve.model import AppModel, JobModel
+from .resolve.project import Project, load_project
 from .runtime.training import Job, TrainingError
 from .spec.format import json_schema
 
@@ -131,7 +131,7 @@ def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> 
 @specs_argument
 def plan(app_name: str | None, specs: tuple[str, ...]) -> None:
     """Print the residency plan: per app class, GPU memory, models, fit, launch flags."""
-    from .plan import plan_app
+    from .resolve.plan import plan_app
 
     apps = _load(specs, ())
     for app in [_find_app(apps, app_name)] if app_name else apps:
@@ -304,7 +304,7 @@ def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) 
 @click.option("--env", "-e", help="Modal environment (for --cold).")
 def bench(**options: object) -> None:
     """Send endpoints' examples and report latency, success, outputs and cost (reports/)."""
-    from .bench import BenchArgs, BenchUsageError, run_command
+    from .quality import BenchArgs, BenchUsageError, run_command
 
     try:
         status = run_command(_load((), ()), BenchArgs(**options))  # type: ignore[arg-type]

@@ -30,9 +30,9 @@ from helpers import REPO, import_generated
 from PIL import Image
 
 from generator.cli import main
-from generator.gpus import parse_gpu
-from generator.jobs import normalize_pattern
-from generator.resolve import Project, load_project
+from generator.resolve.gpus import parse_gpu
+from generator.resolve.project import Project, load_project
+from generator.resolve.training import normalize_pattern
 from generator.runtime.training import Arg, Output, TrainingError, render_command
 
 MODULE_PATH = REPO / "generated" / "ryla_lora_training.py"

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..catalog import Catalog
+from ..comfy.catalog import Catalog
 from .comfy_client import ComfyClient
 from .config import AppSettings, Endpoint, ModelFile, load_workflows
 from .warmup import Warmup

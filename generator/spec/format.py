@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, mod
 from .base import Commit, Identifier, Name, Sha256
 from .base import StrictModel as _Strict
 from .base import shape as _shape
-from .jobs import Job, JobLink
+from .training import Job, JobLink
 
 SPEC_VERSION = 1
 

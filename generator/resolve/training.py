@@ -18,13 +18,8 @@ from dataclasses import dataclass
 import jinja2
 from jinja2 import meta
 
-from . import container
-from .diagnostics import Diagnostics, Location
-from .fields import limits, table_text
-from .gpus import parse_gpu
-from .model import JobImageModel, JobModel, JobOutputModel, JobParamModel, NamedSet, ParamDoc
-from .pyliteral import py_literal
-from .runtime.training import (
+from ..diagnostics import Diagnostics, Location
+from ..runtime.training import (
     CONTEXT_NAMES,
     LOG_FILE,
     OUTPUT_DIR,
@@ -35,10 +30,15 @@ from .runtime.training import (
     TrainingError,
     template_environment,
 )
-from .spec.format import App, Parameter
-from .spec.jobs import Job as JobSpec
-from .spec.jobs import JobArgument, JobLinkSpec, JobOption, JobOutput
-from .spec.load import LoadedSpec
+from ..spec.format import App, Parameter
+from ..spec.load import LoadedSpec
+from ..spec.training import Job as JobSpec
+from ..spec.training import JobArgument, JobLinkSpec, JobOption, JobOutput
+from . import container
+from .fields import limits, table_text
+from .gpus import parse_gpu
+from .model import JobImageModel, JobModel, JobOutputModel, JobParamModel, NamedSet, ParamDoc
+from .pyliteral import py_literal
 
 MAX_TIMEOUT = 24 * 3600  # Modal's longest function timeout
 TRAINER_DIR = "/root/trainer"

@@ -10,15 +10,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog import Catalog
-from .diagnostics import Diagnostics, Location, SpecError
+from ..comfy.catalog import Catalog
+from ..diagnostics import Diagnostics, Location, SpecError
+from ..spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
+from ..spec.load import LoadedSpec, find_spec_files, load_spec
 from .endpoints import EndpointContext, resolve_endpoint, resolve_workflow_route
 from .gpus import parse_gpu
-from .jobs import AppJobs, JobEntry, check_project_jobs, resolve_app_jobs
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
 from .plan import launch_args, plan_class
-from .spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
-from .spec.load import LoadedSpec, find_spec_files, load_spec
+from .training import AppJobs, JobEntry, check_project_jobs, resolve_app_jobs
 
 WORKSPACE_APP_LIMIT = 10
 DEFAULT_CLASS = "ComfyUI"

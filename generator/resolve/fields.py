@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..spec.format import Endpoint, Parameter
 from .model import ParamDoc, ParamModel, RequestField
 from .paramtypes import PARAM_TYPES, SEED_MAX
 from .pyliteral import py_string
-from .spec.format import Endpoint, Parameter
 
 MEDIA_DESCRIPTION = "data URL, bare base64, or http(s) URL"
 
