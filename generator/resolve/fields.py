@@ -99,8 +99,8 @@ def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> 
 
 
 def _volume_file(param: Parameter) -> str | None:
-    """The models-volume file a job-linked parameter loads (checked to exist per request)."""
-    link = param.from_job
+    """The models-volume file a training-linked parameter loads (checked to exist per request)."""
+    link = param.from_training
     if link is None or param.format is None:
         return None
     folder = "loras" if isinstance(link, str) else link.folder
