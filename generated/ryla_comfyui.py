@@ -29,6 +29,7 @@ from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Ta
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-comfyui"
 COMFYUI_VERSION = "0.3.75"
@@ -1079,8 +1080,8 @@ class ComfyUI:
             models_volume=volumes[MODELS_DIR],
         )
         await self.server.start()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()

@@ -22,6 +22,7 @@ from generator.runtime.backends import ComfyServer
 from generator.runtime.config import AppSettings, Endpoint, Param, Target, load_workflows
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-demo"
 COMFYUI_VERSION = "0.3.71"
@@ -236,8 +237,8 @@ class ComfyUI:
     async def restore(self) -> None:
         """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
         await self.server.after_restore()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()

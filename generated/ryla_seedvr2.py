@@ -21,6 +21,7 @@ from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Ta
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-seedvr2"
 COMFYUI_VERSION = "0.3.71"
@@ -305,8 +306,8 @@ class ComfyUI:
             extra_args=COMFYUI_COMFY_ARGS,
         )
         await self.server.start()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()

@@ -23,6 +23,7 @@ from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Ta
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-z-image"
 COMFYUI_VERSION = "0.9.2"
@@ -396,8 +397,8 @@ class ComfyUI:
     async def restore(self) -> None:
         """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
         await self.server.after_restore()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()

@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from .catalog import Catalog
+from .comfy.catalog import Catalog
 from .diagnostics import Diagnostics, SpecError, display_path
-from .model import AppModel, JobModel
-from .render import Drift, RenderedFile, compare, render_apps, render_docs, write
-from .resolve import Project, load_project
-from .runtime.training import Job, TrainingError
+from .render.files import Drift, RenderedFile, compare, render_apps, render_docs, write
+from .resolve.model import AppModel, TrainingModel
+from .resolve.project import Project, load_project
+from .runtime.training import TrainingError, TrainingFunction
 from .spec.format import json_schema
 
 EXIT_INVALID = 2
@@ -131,7 +131,7 @@ def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> 
 @specs_argument
 def plan(app_name: str | None, specs: tuple[str, ...]) -> None:
     """Print the residency plan: per app class, GPU memory, models, fit, launch flags."""
-    from .plan import plan_app
+    from .resolve.plan import plan_app
 
     apps = _load(specs, ())
     for app in [_find_app(apps, app_name)] if app_name else apps:
@@ -168,9 +168,9 @@ def validate(specs: tuple[str, ...], object_info: tuple[str, ...]) -> None:
 
 def _counts(apps: list[AppModel]) -> str:
     n_endpoints = sum(len(a.endpoints) for a in apps)
-    n_jobs = sum(len(a.jobs) for a in apps)
-    jobs = f", {n_jobs} job(s)" if n_jobs else ""
-    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){jobs}"
+    n_training = sum(len(a.training) for a in apps)
+    training = f", {n_training} training function(s)" if n_training else ""
+    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){training}"
 
 
 @main.command("list")
@@ -182,7 +182,7 @@ def _counts(apps: list[AppModel]) -> str:
     help="Modal workspace used to form URLs (default: $MODAL_WORKSPACE).",
 )
 def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
-    """List apps, endpoints (GPU and URL) and jobs (GPU and timeout)."""
+    """List apps, endpoints (GPU and URL) and training (GPU and timeout)."""
     apps = _load(specs, ())
     rows = [
         {
@@ -200,17 +200,17 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
         for ep in cls.endpoints
     ] + [
         {
-            "kind": "job",
+            "kind": "training",
             "app": app.name,
-            "function": job.function,
+            "function": training.function,
             "path": None,
-            "gpu": job.gpu,
-            "timeout": job.timeout,
+            "gpu": training.gpu,
+            "timeout": training.timeout,
             "url": None,
-            "spec": job.source,
+            "spec": training.source,
         }
         for app in apps
-        for job in app.jobs
+        for training in app.training
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -219,8 +219,8 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
     for app in apps:
         click.echo(f"{app.name}  ({', '.join(app.sources)})")
         for r in (r for r in rows if r["app"] == app.name):
-            if r["kind"] == "job":
-                where = f"job (timeout {r['timeout']} s)"
+            if r["kind"] == "training":
+                where = f"training (timeout {r['timeout']} s)"
                 click.echo(f"  {r['function']:<{width}}  {r['gpu']:<10} {where}")
             else:
                 click.echo(f"  {r['path']:<{width}}  {r['gpu']:<10} {r['url']}")
@@ -279,7 +279,9 @@ def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) 
 
     app = _find_app(_load((), ()), name)
     if not app.endpoints:
-        raise click.ClickException(f"app '{app.name}' has no endpoints to serve (only jobs)")
+        raise click.ClickException(
+            f"app '{app.name}' has no endpoints to serve (only training functions)"
+        )
     try:
         asgi = dev_app(Path.cwd() / GENERATED_DIR / f"{app.module}.py", comfy_url, comfy_dir)
     except DevError as exc:
@@ -304,7 +306,7 @@ def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) 
 @click.option("--env", "-e", help="Modal environment (for --cold).")
 def bench(**options: object) -> None:
     """Send endpoints' examples and report latency, success, outputs and cost (reports/)."""
-    from .bench import BenchArgs, BenchUsageError, run_command
+    from .quality import BenchArgs, BenchUsageError, run_command
 
     try:
         status = run_command(_load((), ()), BenchArgs(**options))  # type: ignore[arg-type]
@@ -317,7 +319,7 @@ def _find_app(apps: list[AppModel], name: str) -> AppModel:
     for app in apps:
         stems = {Path(s).stem for s in app.sources}
         paths = {e.path for e in app.endpoints} | {e.path.lstrip("/") for e in app.endpoints}
-        functions = {j.function for j in app.jobs}
+        functions = {j.function for j in app.training}
         if name in ({app.name, app.module} | stems | paths | functions):
             return app
     known = ", ".join(a.name for a in apps)
@@ -325,7 +327,7 @@ def _find_app(apps: list[AppModel], name: str) -> AppModel:
 
 
 @main.command()
-@click.argument("job")
+@click.argument("function")
 @click.option(
     "--arg",
     "args",
@@ -335,11 +337,11 @@ def _find_app(apps: list[AppModel], name: str) -> AppModel:
     "url_list). url_list also takes a JSON list, options a JSON object or NAME.FIELD=VALUE.",
 )
 @click.option("--env", "-e", help="Modal environment.")
-def run(job: str, args: tuple[str, ...], env: str | None) -> None:
-    """Spawn the deployed job function JOB with arguments; print its call id."""
-    app, model = _find_job(_load((), ()), job)
+def run(function: str, args: tuple[str, ...], env: str | None) -> None:
+    """Spawn the deployed training function FUNCTION with arguments; print its call id."""
+    app, model = _find_training(_load((), ()), function)
     try:
-        kwargs = _job_arguments(model.runtime, args)
+        kwargs = _training_arguments(model.runtime, args)
         model.runtime.check_arguments(kwargs)
     except TrainingError as exc:
         raise click.UsageError(str(exc)) from None
@@ -376,16 +378,16 @@ def status(call_id: str) -> None:
         sys.exit(1)
 
 
-def _find_job(apps: list[AppModel], name: str) -> tuple[AppModel, JobModel]:
+def _find_training(apps: list[AppModel], name: str) -> tuple[AppModel, TrainingModel]:
     for app in apps:
-        for job in app.jobs:
-            if name in (job.function, f"{app.name}/{job.function}"):
-                return app, job
-    known = ", ".join(j.function for a in apps for j in a.jobs) or "none"
-    raise click.ClickException(f"no job named '{name}'; jobs: {known}")
+        for training in app.training:
+            if name in (training.function, f"{app.name}/{training.function}"):
+                return app, training
+    known = ", ".join(j.function for a in apps for j in a.training) or "none"
+    raise click.ClickException(f"no training function named '{name}'; training functions: {known}")
 
 
-def _job_arguments(job: Job, texts: tuple[str, ...]) -> dict[str, Any]:
+def _training_arguments(training: TrainingFunction, texts: tuple[str, ...]) -> dict[str, Any]:
     """``--arg`` values by the declared types: url_list items accumulate, options fields merge."""
     values: dict[str, Any] = {}
     for text in texts:
@@ -393,7 +395,7 @@ def _job_arguments(job: Job, texts: tuple[str, ...]) -> dict[str, Any]:
         if not sep:
             raise TrainingError(f"--arg {text!r}: expected NAME=VALUE")
         name, _, field = name.strip().partition(".")
-        arg = job.argument(name)
+        arg = training.argument(name)
         if field:
             if arg.type != "options":
                 raise TrainingError(f"--arg {text!r}: '{name}' has no fields")

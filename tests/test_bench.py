@@ -26,14 +26,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from generator.bench.checks import check_body, check_file
-from generator.bench.cold import ColdStartError, ModalColdStarter
-from generator.bench.report import fmt_rate, fmt_seconds, fmt_usd
-from generator.bench.results import percentile
-from generator.bench.targets import SelectionError, select_targets
 from generator.cli import main
-from generator.gpus import GPU_TYPES
-from generator.resolve import Project, load_project
+from generator.quality.checks import check_body, check_file
+from generator.quality.cold import ColdStartError, ModalColdStarter
+from generator.quality.report import fmt_rate, fmt_seconds, fmt_usd
+from generator.quality.results import percentile
+from generator.quality.targets import SelectionError, select_targets
+from generator.resolve.gpus import GPU_TYPES
+from generator.resolve.project import Project, load_project
 from generator.standin import StandinProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]

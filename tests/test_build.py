@@ -14,8 +14,8 @@ from helpers import REPO, class_function, import_generated
 from ruff.__main__ import find_ruff_bin
 
 from generator.cli import main
-from generator.gpus import parse_gpu
-from generator.resolve import Project, load_project
+from generator.resolve.gpus import parse_gpu
+from generator.resolve.project import Project, load_project
 
 
 @pytest.fixture()

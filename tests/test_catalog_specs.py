@@ -8,13 +8,13 @@ import pytest
 from click.testing import CliRunner
 from helpers import REPO, import_generated
 
-from generator.catalog import Catalog
-from generator.checks import check_workflow
 from generator.cli import main
-from generator.resolve import Project, load_project
+from generator.comfy.catalog import Catalog
+from generator.comfy.checks import check_workflow
+from generator.comfy.workflow import load_workflow
+from generator.resolve.project import Project, load_project
 from generator.runtime.apply import apply_request
 from generator.runtime.config import choice_key
-from generator.workflow import load_workflow
 
 APPS, _ = load_project(Project.at(REPO))
 MODULES = {app.name: import_generated(REPO / "generated" / f"{app.module}.py") for app in APPS}

@@ -21,6 +21,7 @@ from PIL import Image
 from generator.runtime.backends import RemoteComfy
 from generator.runtime.config import Endpoint, Param, Target
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 DEMO = import_generated(REPO / "generated" / "ryla_demo.py")
 BY_PATH = {e.path: e for e in DEMO.ENDPOINTS}
@@ -484,7 +485,7 @@ async def test_invalid_client_workflows_are_refused_before_queueing(
 
 
 async def test_container_warm_up_runs_every_endpoint_through_comfyui(comfy_server) -> None:
-    warmup = await comfy_server.warm_up(DEMO.SETTINGS, DEMO.ENDPOINTS, DEMO.WORKFLOWS)
+    warmup = await warm_up(comfy_server, DEMO.SETTINGS, DEMO.ENDPOINTS, DEMO.WORKFLOWS)
     assert warmup.state == "ok", warmup.report()
     assert set(warmup.results) == {"/invert", "/scale", "/blur", "/animate"}
     assert leftover_files(comfy_server.base_dir) == []

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..catalog import Catalog, InputSpec
-from ..checks import check_workflow
-from ..workflow import Workflow, WorkflowError, cycle_nodes, is_link, parse_workflow
+from ..comfy.catalog import Catalog, InputSpec
+from ..comfy.checks import check_workflow
+from ..comfy.workflow import Workflow, WorkflowError, cycle_nodes, is_link, parse_workflow
 
 # Inputs that name a file in ComfyUI's folders without saying so in their options.
 FILE_INPUTS = {

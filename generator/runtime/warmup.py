@@ -7,13 +7,14 @@ their reason and reported by ``/ready`` (503), never swallowed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import AppSettings, Endpoint
+from .config import AppSettings, Endpoint, load_workflows
 
 if TYPE_CHECKING:
     from .backends import ComfyServer, RemoteComfy
@@ -72,3 +73,15 @@ class Warmup:
             "seconds": round(time.perf_counter() - started, 3),
             "reason": reason,
         }
+
+
+async def warm_up(
+    comfy: ComfyServer | RemoteComfy,
+    settings: AppSettings,
+    endpoints: Sequence[Endpoint],
+    workflows_dir: str | os.PathLike[str],
+) -> Warmup:
+    """Run every endpoint's warm-up request now, before serving; returns the outcome."""
+    warmup = Warmup()
+    await warmup.run(settings, endpoints, load_workflows(workflows_dir, endpoints), comfy)
+    return warmup

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, mod
 from .base import Commit, Identifier, Name, Sha256
 from .base import StrictModel as _Strict
 from .base import shape as _shape
-from .jobs import Job, JobLink
+from .training import TrainingFunction, TrainingLink
 
 SPEC_VERSION = 1
 
@@ -68,9 +68,9 @@ class Parameter(_Strict):
         None,
         description="Derive the bound value, e.g. 'loras/character-{lora_id}.safetensors'.",
     )
-    from_job: JobLink | None = Field(
+    from_training: TrainingLink | None = Field(
         None,
-        description="The job whose output this format names (e.g. train_flux_lora): the two "
+        description="The training whose output this format names (e.g. train_flux_lora): the two "
         "file-name patterns must agree.",
     )
     prepend_to: Identifier | None = Field(
@@ -310,7 +310,7 @@ class AppRef(_Strict):
 
 
 class SpecFile(_Strict):
-    """A spec file: defines an app (with endpoints or jobs) or adds them to one."""
+    """A spec file: defines an app (with endpoints or training) or adds them to one."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -331,7 +331,7 @@ class SpecFile(_Strict):
     reuse: list[Reuse] = Field(
         default_factory=list, description="Endpoints of other apps this app serves too."
     )
-    jobs: list[Job] = Field(
+    training: list[TrainingFunction] = Field(
         default_factory=list, description="GPU functions started with .spawn() (trainers)."
     )
 

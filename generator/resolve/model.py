@@ -207,7 +207,7 @@ class ClassModel:
 
     @property
     def volume_folders(self) -> tuple[str, ...]:
-        """Models-volume folders ComfyUI must list live (files written by training jobs)."""
+        """Models-volume folders ComfyUI must list live (files written by training functions)."""
         files = (p.volume_file for e in self.endpoints for p in e.params if p.volume_file)
         return tuple(sorted({f.split("/", 1)[0] for f in files}))
 
@@ -260,16 +260,16 @@ class AppModel:
     apt_packages: tuple[str, ...]
     pip_packages: tuple[str, ...]
     workflow_files: tuple[str, ...] = field(default=())
-    jobs: tuple[JobModel, ...] = ()
-    job_images: tuple[JobImageModel, ...] = ()
-    job_volume_sets: tuple[NamedSet, ...] = ()
-    job_secret_sets: tuple[NamedSet, ...] = ()
+    training: tuple[TrainingModel, ...] = ()
+    training_images: tuple[TrainingImageModel, ...] = ()
+    training_volume_sets: tuple[NamedSet, ...] = ()
+    training_secret_sets: tuple[NamedSet, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)  # AppSettings keyword arguments
 
     @property
     def template(self) -> str:
-        """An app holds endpoints (a ComfyUI server per GPU) or jobs (functions), not both."""
-        return "jobs.py.j2" if self.jobs else "app.py.j2"
+        """An app holds endpoints (a ComfyUI server per GPU) or training (functions), not both."""
+        return "training.py.j2" if self.training else "app.py.j2"
 
     @property
     def heading(self) -> str:
@@ -295,8 +295,8 @@ class AppModel:
         return len(self.endpoints)
 
     @property
-    def job_count(self) -> int:
-        return len(self.jobs)
+    def training_count(self) -> int:
+        return len(self.training)
 
     @property
     def _fields(self) -> list[RequestField]:
@@ -331,8 +331,8 @@ class AppModel:
 
 
 @dataclass(frozen=True)
-class JobParamModel:
-    """One parameter of a generated job function's signature."""
+class TrainingParamModel:
+    """One parameter of a generated training function's signature."""
 
     name: str
     annotation: str  # e.g. "str", "list[str]", "dict | None"
@@ -340,7 +340,7 @@ class JobParamModel:
 
 
 @dataclass(frozen=True)
-class JobOutputModel:
+class TrainingOutputModel:
     name: str
     volume: str  # Modal Volume name
     mount: str
@@ -348,8 +348,8 @@ class JobOutputModel:
 
 
 @dataclass(frozen=True)
-class JobImageModel:
-    """A job's container image (jobs declaring the same image share one)."""
+class TrainingImageModel:
+    """A training's container image (training declaring the same image share one)."""
 
     constant: str
     python_version: str
@@ -366,7 +366,7 @@ class JobImageModel:
 
 
 @dataclass(frozen=True)
-class JobModel:
+class TrainingModel:
     """A generated Modal function started with ``.spawn()`` (a trainer)."""
 
     function: str
@@ -376,10 +376,10 @@ class JobModel:
     timeout: int
     volumes_name: str  # module-level dict of its volumes
     secrets_name: str  # module-level list of its secrets
-    image: JobImageModel
-    params: tuple[JobParamModel, ...]
-    runtime: Any  # the generator.runtime.training.Job the module declares
-    outputs: tuple[JobOutputModel, ...]
+    image: TrainingImageModel
+    params: tuple[TrainingParamModel, ...]
+    runtime: Any  # the generator.runtime.training.TrainingFunction the module declares
+    outputs: tuple[TrainingOutputModel, ...]
     source: str
     docs: tuple[ParamDoc, ...] = ()
     trainer: str = ""  # what runs, as a reader names it: repo@commit or name==version
@@ -399,7 +399,7 @@ class JobModel:
 
 @dataclass(frozen=True)
 class NamedSet:
-    """A module-level collection the generated job functions share (volumes, secrets)."""
+    """A module-level collection the generated training functions share (volumes, secrets)."""
 
     name: str
     volumes: dict[str, str] = field(default_factory=dict)  # mount -> Modal Volume name

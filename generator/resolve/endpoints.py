@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
-from .checks import check_value, check_workflow, json_line_of_node
-from .diagnostics import Diagnostics, Location, display_path
+from ..comfy.catalog import Catalog
+from ..comfy.checks import check_value, check_workflow, json_line_of_node
+from ..comfy.workflow import Workflow, WorkflowError, is_link, load_workflow
+from ..diagnostics import Diagnostics, Location, display_path
+from ..spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
+from ..spec.load import LoadedSpec
 from .fields import param_doc, param_model, request_field, warmup_request
 from .model import EndpointModel, ParamDoc, ParamModel, RequestField
 from .paramtypes import PARAM_TYPES
 from .pyliteral import py_string
-from .spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
-from .spec.load import LoadedSpec
-from .workflow import Workflow, WorkflowError, is_link, load_workflow
 
 
 @dataclass
