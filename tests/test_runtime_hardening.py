@@ -697,3 +697,14 @@ async def test_modal_jobs_cap_pending_jobs_per_container(standin) -> None:
     await jobs.submit("/invert", {}, None)
     assert await jobs.cancel(first) == "succeeded"  # a finished job is not cancelled (409)
     await comfy.client.aclose()
+
+
+async def test_a_client_graph_comfyui_rejects_is_422_not_500(standin, tmp_path) -> None:
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    app = slow_upload_app(comfy, tmp_path)  # declares shipped.png, which is not there
+    async with client_for(app) as client:
+        response = await client.post("/workflow", json={"workflow": load_graph("shipped.png")})
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "prompt_rejected"
+    assert response.json()["details"][0]["node_id"] == "1"
+    await comfy.client.aclose()

@@ -25,6 +25,7 @@ FILE_INPUTS = {
     ("VHS_LoadImages", "directory"),
 }
 _FILE_OPTIONS = ("image_folder", "upload", "vhs_path_extensions")
+_HUGE = 1e18  # sizes are capped here, so inf or 1e308 never overflow
 _COUNT_INPUTS = ("batch_size", "length", "frames", "num_frames", "video_frames", "amount")
 
 
@@ -134,7 +135,7 @@ def output_sizes(workflow: Workflow) -> dict[str, int]:
         if is_link(value) and str(value[0]) in workflow.nodes:  # a primitive node's value
             value = workflow.inputs(str(value[0])).get("value")
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return float(value) if ok and value > 0 else None
+        return min(float(value), _HUGE) if ok and value > 0 else None  # inf capped, nan ignored
 
     for node_id in _topological(workflow):
         inputs = workflow.inputs(node_id)
@@ -152,7 +153,7 @@ def output_sizes(workflow: Workflow) -> dict[str, int]:
             if factor := number(inputs, name):
                 count *= factor
         sizes[node_id] = (area, count)
-    return {n: int(area * count) for n, (area, count) in sizes.items()}
+    return {n: int(min(area * count, _HUGE)) for n, (area, count) in sizes.items()}
 
 
 def _topological(workflow: Workflow) -> list[str]:

@@ -102,7 +102,7 @@ async def execute(
             )
         fetched = [await comfy.client.fetch(ref) for ref in files]
     except PromptRejected as exc:
-        return _rejected(endpoint, exc)
+        return _rejected(endpoint, exc, client_graph=bool(endpoint.client_workflow_max_nodes))
     except ExecutionFailed as exc:
         return error_response(
             500,
@@ -256,10 +256,11 @@ async def _upload_media(
     return uploads
 
 
-def _rejected(endpoint: Endpoint, exc: PromptRejected) -> JSONResponse:
+def _rejected(endpoint: Endpoint, exc: PromptRejected, client_graph: bool) -> JSONResponse:
+    """400/404 for a rejected request value, 422 for a client's graph, 500 for our workflow."""
     bound = {(t.node, t.input): p.name for p in endpoint.params for t in p.targets}
     details = []
-    status = 500  # the workflow itself is broken on this server
+    status = 422 if client_graph else 500  # a committed workflow broken on this server: 500
     for entry in exc.entries():
         field = bound.get((entry.node_id or "", entry.input_name or ""))
         details.append(
