@@ -22,10 +22,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -41,10 +49,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class WorkflowRequest(BaseModel):
+class WorkflowRequest(RequestModel):
     """Request body of POST /workflow."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workflow: dict[str, Any] = Field(
         description=(
@@ -54,10 +60,8 @@ class WorkflowRequest(BaseModel):
     )
 
 
-class FluxRequest(BaseModel):
+class FluxRequest(RequestModel):
     """Request body of POST /flux."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -70,10 +74,8 @@ class FluxRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxDevRequest(BaseModel):
+class FluxDevRequest(RequestModel):
     """Request body of POST /flux-dev."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -86,10 +88,8 @@ class FluxDevRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxLoraRequest(BaseModel):
+class FluxLoraRequest(RequestModel):
     """Request body of POST /flux-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -110,14 +110,12 @@ class FluxLoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class SdxlInstantidRequest(BaseModel):
+class SdxlInstantidRequest(RequestModel):
     """Request body of POST /sdxl-instantid. The face in reference_image (one clear face) is
     kept; prompt describes the rest. ApplyInstantID has a single weight (instantid_strength)
     for its IP-Adapter and ControlNet parts, so controlnet_strength is accepted and has no
     effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -219,14 +217,12 @@ class SdxlInstantidRequest(BaseModel):
     )
 
 
-class FluxPulidRequest(BaseModel):
+class FluxPulidRequest(RequestModel):
     """Request body of POST /flux-pulid. The face in reference_image is kept; prompt describes
     the rest. Flux dev is guidance-distilled and this graph has no negative branch:
     negative_prompt and cfg are accepted and have no effect (guidance sets the distilled
     guidance).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -284,15 +280,13 @@ class FluxPulidRequest(BaseModel):
     )
 
 
-class FluxIpadapterFaceidRequest(BaseModel):
+class FluxIpadapterFaceidRequest(RequestModel):
     """Request body of POST /flux-ipadapter-faceid. XLabs' Flux IP-Adapter v2 (a CLIP-L image
     embedding, not InsightFace FaceID) steers the image towards reference_image.
     guidance_scale is XlabsSampler's true CFG against the negative prompt, from step
     timestep_to_start_cfg on; the distilled Flux guidance stays at 3.5. The client's cfg is
     accepted and has no effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description=("Image (a face) to take after. (image: data URL, bare base64, or http(s) URL)")
@@ -335,10 +329,8 @@ class FluxIpadapterFaceidRequest(BaseModel):
     )
 
 
-class Wan26Request(BaseModel):
+class Wan26Request(RequestModel):
     """Request body of POST /wan2.6."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -362,13 +354,11 @@ class Wan26Request(BaseModel):
     )
 
 
-class Seedvr2Request(BaseModel):
+class Seedvr2Request(RequestModel):
     """Request body of POST /seedvr2. The DiT swaps 35 blocks to the CPU and the VAE runs tiled
     (1024 px tiles, 128 overlap), so large outputs fit the GPU; colours are matched to the
     input (lab). The answer is image/png (today's app labels the same bytes image/jpeg).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -405,10 +395,8 @@ class Seedvr2Request(BaseModel):
     )
 
 
-class ZImageSimpleRequest(BaseModel):
+class ZImageSimpleRequest(RequestModel):
     """Request body of POST /z-image-simple."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.server import create_app
 from generator.runtime.warmup import warm_up
@@ -34,10 +41,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (T4): request models
 
 
-class InvertRequest(BaseModel):
+class InvertRequest(RequestModel):
     """Request body of POST /invert."""
-
-    model_config = ConfigDict(extra="forbid")
 
     width: int = Field(64, ge=1, le=4096, description="Canvas width in pixels.")
     height: int = Field(64, ge=1, le=4096, description="Canvas height in pixels.")
@@ -46,10 +51,8 @@ class InvertRequest(BaseModel):
     )
 
 
-class ScaleRequest(BaseModel):
+class ScaleRequest(RequestModel):
     """Request body of POST /scale."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -61,10 +64,8 @@ class ScaleRequest(BaseModel):
     )
 
 
-class BlurRequest(BaseModel):
+class BlurRequest(RequestModel):
     """Request body of POST /blur."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sigma: float = Field(5.0, ge=0.1, le=10.0, description="Blur strength of every pass.")
     seed: int | None = Field(
@@ -75,10 +76,8 @@ class BlurRequest(BaseModel):
     )
 
 
-class AnimateRequest(BaseModel):
+class AnimateRequest(RequestModel):
     """Request body of POST /animate."""
-
-    model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(4, ge=1, le=64)
     fps: float = Field(6.0, ge=1, le=60)

@@ -14,10 +14,18 @@ from functools import partial
 from pathlib import Path
 
 import modal
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -33,10 +41,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class FluxRequest(BaseModel):
+class FluxRequest(RequestModel):
     """Request body of POST /flux."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -49,10 +55,8 @@ class FluxRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxDevRequest(BaseModel):
+class FluxDevRequest(RequestModel):
     """Request body of POST /flux-dev."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -65,10 +69,8 @@ class FluxDevRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxDevLoraRequest(BaseModel):
+class FluxDevLoraRequest(RequestModel):
     """Request body of POST /flux-dev-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(

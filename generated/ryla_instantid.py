@@ -18,10 +18,18 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -37,14 +45,12 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class SdxlInstantidRequest(BaseModel):
+class SdxlInstantidRequest(RequestModel):
     """Request body of POST /sdxl-instantid. The face in reference_image (one clear face) is
     kept; prompt describes the rest. ApplyInstantID has a single weight (instantid_strength)
     for its IP-Adapter and ControlNet parts, so controlnet_strength is accepted and has no
     effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -146,14 +152,12 @@ class SdxlInstantidRequest(BaseModel):
     )
 
 
-class FluxPulidRequest(BaseModel):
+class FluxPulidRequest(RequestModel):
     """Request body of POST /flux-pulid. The face in reference_image is kept; prompt describes
     the rest. Flux dev is guidance-distilled and this graph has no negative branch:
     negative_prompt and cfg are accepted and have no effect (guidance sets the distilled
     guidance).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -211,15 +215,13 @@ class FluxPulidRequest(BaseModel):
     )
 
 
-class FluxIpadapterFaceidRequest(BaseModel):
+class FluxIpadapterFaceidRequest(RequestModel):
     """Request body of POST /flux-ipadapter-faceid. XLabs' Flux IP-Adapter v2 (a CLIP-L image
     embedding, not InsightFace FaceID) steers the image towards reference_image.
     guidance_scale is XlabsSampler's true CFG against the negative prompt, from step
     timestep_to_start_cfg on; the distilled Flux guidance stays at 3.5. The client's cfg is
     accepted and has no effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description=("Image (a face) to take after. (image: data URL, bare base64, or http(s) URL)")
@@ -262,10 +264,8 @@ class FluxIpadapterFaceidRequest(BaseModel):
     )
 
 
-class SdxlTurboRequest(BaseModel):
+class SdxlTurboRequest(RequestModel):
     """Request body of POST /sdxl-turbo. No face consistency; face fields are ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -314,10 +314,8 @@ class SdxlTurboRequest(BaseModel):
     )
 
 
-class SdxlLightningRequest(BaseModel):
+class SdxlLightningRequest(RequestModel):
     """Request body of POST /sdxl-lightning. No face consistency; face fields are ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")

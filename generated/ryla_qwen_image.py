@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -40,14 +48,12 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class VideoFaceswapRequest(BaseModel):
+class VideoFaceswapRequest(RequestModel):
     """Request body of POST /video-faceswap. The source video is resampled to fps (0 keeps its
     own rate) and the output keeps that rate, so the duration is preserved (today's app only
     relabels the output rate, which speeds the clip up or slows it down). The output has no
     audio, as today.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_video: str = Field(
         description=(
@@ -77,12 +83,10 @@ class VideoFaceswapRequest(BaseModel):
     )
 
 
-class ImageFaceswapRequest(BaseModel):
+class ImageFaceswapRequest(RequestModel):
     """Request body of POST /image-faceswap. Today's field names for this route are not
     documented; these follow /video-faceswap.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "target_image", "image"),
@@ -105,14 +109,12 @@ class ImageFaceswapRequest(BaseModel):
     )
 
 
-class LiveportraitRequest(BaseModel):
+class LiveportraitRequest(RequestModel):
     """Request body of POST /liveportrait. Faces are found with MediaPipe (Apache-2.0) in the
     portrait and in every driving frame, so uncropped driving videos work; frames without a
     face come out black. The result is pasted back into the full portrait. Output frame rate
     = the (resampled) driving video's; its audio is kept.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image", "portrait"),
@@ -154,10 +156,8 @@ class LiveportraitRequest(BaseModel):
     )
 
 
-class QwenImage2512Request(BaseModel):
+class QwenImage2512Request(RequestModel):
     """Request body of POST /qwen-image-2512."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -191,10 +191,8 @@ class QwenImage2512Request(BaseModel):
     )
 
 
-class QwenImage2512FastRequest(BaseModel):
+class QwenImage2512FastRequest(RequestModel):
     """Request body of POST /qwen-image-2512-fast."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -232,10 +230,8 @@ class QwenImage2512FastRequest(BaseModel):
     )
 
 
-class QwenImage2512LoraRequest(BaseModel):
+class QwenImage2512LoraRequest(RequestModel):
     """Request body of POST /qwen-image-2512-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -279,10 +275,8 @@ class QwenImage2512LoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class QwenImageEdit2511Request(BaseModel):
+class QwenImageEdit2511Request(RequestModel):
     """Request body of POST /qwen-image-edit-2511. Output is the source fitted to ~1 MP."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -305,10 +299,8 @@ class QwenImageEdit2511Request(BaseModel):
     )
 
 
-class QwenImageInpaint2511Request(BaseModel):
+class QwenImageInpaint2511Request(RequestModel):
     """Request body of POST /qwen-image-inpaint-2511. Output is the source fitted to ~1 MP."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),

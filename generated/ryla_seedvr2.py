@@ -14,10 +14,18 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -33,13 +41,11 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class Seedvr2Request(BaseModel):
+class Seedvr2Request(RequestModel):
     """Request body of POST /seedvr2. The DiT swaps 35 blocks to the CPU and the VAE runs tiled
     (1024 px tiles, 128 overlap), so large outputs fit the GPU; colours are matched to the
     input (lab). The answer is image/png (today's app labels the same bytes image/jpeg).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -76,10 +82,8 @@ class Seedvr2Request(BaseModel):
     )
 
 
-class UpscaleRequest(BaseModel):
+class UpscaleRequest(RequestModel):
     """Request body of POST /upscale. Keep inputs under 1.5 MP (scale 2) or 0.5 MP (scale 4)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),

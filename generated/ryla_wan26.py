@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import (
@@ -28,6 +28,7 @@ from generator.runtime.config import (
     ModelFile,
     OneOrMany,
     Param,
+    RequestModel,
     Target,
     load_workflows,
 )
@@ -46,10 +47,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class Hunyuan15T2vRequest(BaseModel):
+class Hunyuan15T2vRequest(RequestModel):
     """Request body of POST /hunyuan15-t2v."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -82,10 +81,8 @@ class Hunyuan15T2vRequest(BaseModel):
     )
 
 
-class Hunyuan15I2vRequest(BaseModel):
+class Hunyuan15I2vRequest(RequestModel):
     """Request body of POST /hunyuan15-i2v."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("blurry", description="What to avoid.")
@@ -122,10 +119,8 @@ class Hunyuan15I2vRequest(BaseModel):
     )
 
 
-class SvdRequest(BaseModel):
+class SvdRequest(RequestModel):
     """Request body of POST /svd."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image", "reference_image"),
@@ -157,10 +152,8 @@ class SvdRequest(BaseModel):
     )
 
 
-class Wan26Request(BaseModel):
+class Wan26Request(RequestModel):
     """Request body of POST /wan2.6."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -184,15 +177,13 @@ class Wan26Request(BaseModel):
     )
 
 
-class Wan26R2vRequest(BaseModel):
+class Wan26R2vRequest(RequestModel):
     """Request body of POST /wan2.6-r2v. One frame (reference_frame) of the first reference
     video is VAE-encoded and given to WanVaceToVideo as its reference image: the same
     subject, new motion from the prompt. Core VACE uses a single reference frame, so a
     second and third video are accepted (today's clients may send up to 3) and have no
     effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -234,10 +225,8 @@ class Wan26R2vRequest(BaseModel):
     )
 
 
-class Wan26LoraRequest(BaseModel):
+class Wan26LoraRequest(RequestModel):
     """Request body of POST /wan2.6-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -271,13 +260,11 @@ class Wan26LoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class Wan26I2vRequest(BaseModel):
+class Wan26I2vRequest(RequestModel):
     """Request body of POST /wan2.6-i2v. The 1.3B text-to-video model has no image
     conditioning, so this route runs the 14B image-to-video model: expect roughly 5-10x the
     run time of /wan2.6.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")

@@ -16,10 +16,18 @@ from functools import partial
 from pathlib import Path
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -35,13 +43,11 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class FluxKleinEditRequest(BaseModel):
+class FluxKleinEditRequest(RequestModel):
     """Request body of POST /flux-klein-edit. The source image is scaled to about `megapixels`
     (sides multiples of 16); the output has that size. Klein 4B is step-distilled: keep
     steps near 4 and cfg at 1.0.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -74,10 +80,8 @@ class FluxKleinEditRequest(BaseModel):
     )
 
 
-class ZImageSimpleRequest(BaseModel):
+class ZImageSimpleRequest(RequestModel):
     """Request body of POST /z-image-simple."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -99,10 +103,8 @@ class ZImageSimpleRequest(BaseModel):
     )
 
 
-class ZImageDanrisiRequest(BaseModel):
+class ZImageDanrisiRequest(RequestModel):
     """Request body of POST /z-image-danrisi."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -124,10 +126,8 @@ class ZImageDanrisiRequest(BaseModel):
     )
 
 
-class ZImageLoraRequest(BaseModel):
+class ZImageLoraRequest(RequestModel):
     """Request body of POST /z-image-lora. LoRA files are placed by hand (no Z-Image trainer)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")

@@ -708,3 +708,33 @@ async def test_a_client_graph_comfyui_rejects_is_422_not_500(standin, tmp_path) 
     assert response.json()["type"] == "prompt_rejected"
     assert response.json()["details"][0]["node_id"] == "1"
     await comfy.client.aclose()
+
+
+async def test_request_types_are_strict_but_integral_floats_are_integers(api_demo) -> None:
+    for body in ({"width": True}, {"width": "5"}, {"width": 2.5}, {"color": False}):
+        response = await api_demo.post("/invert", json=body)
+        assert response.status_code == 422, body
+        assert response.json()["details"][0]["field"] in body
+    assert (await api_demo.post("/invert", json={"width": 2.0, "height": 3})).status_code == 200
+    assert (await api_demo.post("/blur", json={"seed": False})).status_code == 422
+
+
+async def test_allow_lists_every_method_of_the_path(api_demo) -> None:
+    job = await api_demo.request("OPTIONS", "/jobs/job_x")
+    submit = await api_demo.request("OPTIONS", "/jobs/invert")
+    assert job.status_code == submit.status_code == 405
+    assert job.headers["Allow"] == "DELETE, GET" and submit.headers["Allow"] == "POST"
+
+
+async def test_webhook_url_is_offered_only_where_webhooks_are_signed(standin, monkeypatch) -> None:
+    monkeypatch.delenv("RYLA_WEBHOOK_SECRET", raising=False)
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    app = create_app(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        response = await client.post("/jobs/invert", json={"webhook_url": "https://example.com/h"})
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "webhook_url"
+    assert "webhook_url" not in json.dumps(
+        app.openapi()["components"]["schemas"]["InvertJobRequest"]
+    )
+    await comfy.client.aclose()

@@ -2,8 +2,11 @@
 
 Every operation of ryla-demo, and the monolith's client-workflow route (its reused endpoints
 need models and custom nodes the stand-in does not have), gets seeded, bounded positive and
-negative requests; each answer must not be a 5xx, its status must be documented, and its body
-and content type must match the documented schema.
+negative requests; each answer must not be a 5xx, its status must be documented, its body,
+headers and content type must match the documented schema, and schema-violating requests must
+be refused. (Not checked: that every schema-valid request is accepted - an image field holding
+"" is valid JSON Schema but not an image - and that a cancelled job disappears: its status
+stays readable as ``cancelled``.)
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
+    negative_data_rejection,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -37,7 +42,9 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     response_schema_conformance,
+    response_headers_conformance,
     content_type_conformance,
+    negative_data_rejection,  # "5" for an int, true for 1, unknown fields: refused
 ]
 APPS = {
     "ryla-demo": (DEMO.SETTINGS, DEMO.ENDPOINTS),

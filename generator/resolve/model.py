@@ -314,11 +314,11 @@ class AppModel:
     @property
     def pydantic_imports(self) -> list[str]:
         uses_alias = any("AliasChoices(" in f.field_args for f in self._fields)
-        return (["AliasChoices"] if uses_alias else []) + ["BaseModel", "ConfigDict", "Field"]
+        return (["AliasChoices"] if uses_alias else []) + ["Field"]
 
     @property
     def config_imports(self) -> list[str]:
-        names = ["AppSettings", "Endpoint", "Param", "load_workflows"]
+        names = ["AppSettings", "Endpoint", "Param", "RequestModel", "load_workflows"]
         names += ["ModelFile"] if self.models else []
         if any(f.annotation.startswith("OneOrMany") for f in self._fields):
             names.append("OneOrMany")

@@ -11,9 +11,9 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
 
 def choice_key(value: Any) -> str:
@@ -27,6 +27,36 @@ def _one_or_many(value: Any) -> Any:
 
 OneOrMany = Annotated[list[str], BeforeValidator(_one_or_many)]
 """A media list field that also accepts a single item (legacy clients send one)."""
+
+
+class RequestModel(BaseModel):
+    """Base of the generated request models: unknown fields refused, and strict types, so
+    ``"5"`` is not 5 and ``true`` is not 1; JSON ``78.0`` still counts as the integer 78 (JSON
+    Schema calls it one)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    _int_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        keys: set[str] = set()
+        for name, info in cls.model_fields.items():
+            if info.annotation in (int, int | None):
+                alias = info.validation_alias
+                choices = getattr(alias, "choices", None) or ([alias] if alias else [])
+                keys.update([name, *(c for c in choices if isinstance(c, str))])
+        cls._int_keys = frozenset(keys)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {
+            k: int(v) if k in cls._int_keys and isinstance(v, float) and v.is_integer() else v
+            for k, v in data.items()
+        }
 
 
 @dataclass(frozen=True)

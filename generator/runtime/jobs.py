@@ -396,17 +396,22 @@ def _submit_handler(
     settings: AppSettings, endpoint: Endpoint, jobs: LocalJobs | ModalJobs
 ) -> Callable[..., Awaitable[JSONResponse]]:
     """The submit route: the endpoint's request model plus ``webhook_url``."""
+    webhook = (
+        str | None,
+        Field(
+            None,
+            max_length=2048,
+            pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://",
+            description="Gets the final status, signed the Standard Webhooks way "
+            "(webhook-id, webhook-timestamp, webhook-signature).",
+        ),
+    )
+    # Offered only where webhooks can be signed: elsewhere the field is unknown (422).
+    fields = {"webhook_url": webhook} if os.environ.get(settings.webhook_secret_env) else {}
     submit_model = create_model(
         endpoint.request_model.__name__.removesuffix("Request") + "JobRequest",
         __base__=endpoint.request_model,
-        webhook_url=(
-            str | None,
-            Field(
-                None,
-                description="Gets the final status, signed the Standard Webhooks way "
-                "(webhook-id, webhook-timestamp, webhook-signature).",
-            ),
-        ),
+        **fields,
     )
 
     async def submit(body: BaseModel) -> JSONResponse:

@@ -188,6 +188,17 @@ def bearer_ok(header: str | None, token_env: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
+def _allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    from starlette.routing import Match
+
+    matching = [r for r in app.router.routes if r.matches(scope)[0] != Match.NONE]
+    if not matching:
+        return []
+    path = getattr(matching[0], "path", None)  # the route that answered, and its siblings
+    methods = {m for r in matching if getattr(r, "path", None) == path for m in r.methods or ()}
+    return sorted(methods)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error, body-parse and routing ones included, as ``{error, details, type}``."""
 
@@ -201,9 +212,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return error_response(422, f"invalid request: {fields}", "validation_error", details)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         type_ = _HTTP_TYPES.get(exc.status_code, "bad_request")
-        return error_response(exc.status_code, str(exc.detail), type_, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_allowed_methods(app, request.scope))
+        return error_response(exc.status_code, str(exc.detail), type_, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
