@@ -738,3 +738,32 @@ async def test_webhook_url_is_offered_only_where_webhooks_are_signed(standin, mo
         app.openapi()["components"]["schemas"]["InvertJobRequest"]
     )
     await comfy.client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "NaN or infinite"),
+        (float("inf"), "NaN or infinite"),
+        (json.loads("[" * 900 + "]" * 900), "nests deeper than 16"),
+    ],  # fmt: skip
+    ids=["nan", "inf", "deep"],
+)
+async def test_odd_values_in_client_graphs_are_422(monolith, standin, value, message) -> None:
+    graph = {"1": {**EMPTY, "inputs": {**EMPTY["inputs"], "color": value}},
+             "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}, "3": SAVE}  # fmt: skip
+    body = json.dumps({"workflow": graph}).encode()  # Python's json writes NaN and Infinity
+    response = await monolith.post(
+        "/workflow", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert message in response.json()["details"][0]["message"]
+    assert standin.history() == {}
+
+
+async def test_nan_in_a_typed_field_is_422(api_demo) -> None:
+    body = b'{"sigma": NaN}'
+    response = await api_demo.post(
+        "/blur", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422

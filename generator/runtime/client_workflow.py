@@ -11,6 +11,7 @@ request's upload or output, and no error lists what ComfyUI's input folder holds
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from ..comfy.catalog import Catalog, InputSpec
@@ -25,6 +26,7 @@ FILE_INPUTS = {
     ("VHS_LoadImages", "directory"),
 }
 _FILE_OPTIONS = ("image_folder", "upload", "vhs_path_extensions")
+MAX_DEPTH = 16  # lists and objects inside an input
 _HUGE = 1e18  # sizes are capped here, so inf or 1e308 never overflow
 _COUNT_INPUTS = ("batch_size", "length", "frames", "num_frames", "video_frames", "amount")
 
@@ -50,6 +52,12 @@ def check_client_workflow(
     def report(node_id: str | None, message: str) -> None:
         problems.append({"node_id": node_id, "message": message})
 
+    for node_id in workflow.nodes:
+        problem = _odd_value(workflow.inputs(node_id))
+        if problem:
+            report(node_id, problem)
+    if problems:
+        return workflow, problems
     looped = cycle_nodes(workflow)
     for node_id in looped:
         report(node_id, f"node {node_id} is part of a cycle (its inputs lead back to it)")
@@ -80,6 +88,22 @@ def check_client_workflow(
                     f"{max_output_pixels}",
                 )
     return workflow, problems
+
+
+def _odd_value(inputs: dict[str, Any]) -> str | None:
+    """Values no node takes: NaN or infinite numbers, nesting deeper than ``MAX_DEPTH``."""
+    stack: list[tuple[Any, int]] = [(inputs, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"an input nests deeper than {MAX_DEPTH} levels"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "an input is NaN or infinite"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return None
 
 
 def is_file_input(class_type: str, spec: InputSpec) -> bool:

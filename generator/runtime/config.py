@@ -34,7 +34,7 @@ class RequestModel(BaseModel):
     ``"5"`` is not 5 and ``true`` is not 1; JSON ``78.0`` still counts as the integer 78 (JSON
     Schema calls it one)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     _int_keys: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
