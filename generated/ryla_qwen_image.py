@@ -877,8 +877,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        job_id = job_id or modal.current_function_call_id()
-        return await jobs.run(job_id, path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.asgi_app()
     def fastapi_app(self):

@@ -247,11 +247,19 @@ class ModalJobs(_Jobs):
         return job_id
 
     async def run(
-        self, job_id: str, path: str, values: dict[str, Any], webhook_url: str | None
+        self,
+        job_id: str,
+        path: str,
+        values: dict[str, Any],
+        webhook_url: str | None,
+        call_id: str | None = None,
     ) -> dict[str, Any]:
-        """Inside the spawned call: run, publishing progress (at most every half second)."""
+        """Inside the spawned call: run, publishing progress (at most every half second).
+
+        ``call_id``: this call's id, kept in every record (the submitter may not have stored it
+        yet when the call starts)."""
         last = [0.0]
-        call_id = ((await self.state.get.aio(job_id)) or {}).get("call_id")
+        call_id = call_id or ((await self.state.get.aio(job_id)) or {}).get("call_id")
         keep = {"call_id": call_id} if call_id else {}
 
         def publish(update: dict[str, Any]) -> None:
@@ -367,7 +375,9 @@ def add_job_routes(
         if record["status"] != "succeeded":
             status = public_status(job_id, record)
             return error_response(409, f"job is {record['status']}", "not_ready", status)
-        result = record["result"]
+        result = record.get("result")
+        if result is None:
+            return error_response(409, "the job's result is not available", "not_ready")
         files, headers = result["files"], result["headers"]
         if len(files) == 1 and "application/json" not in request.headers.get("accept", ""):
             data = base64.b64decode(files[0]["data"])
