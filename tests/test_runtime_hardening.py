@@ -767,3 +767,24 @@ async def test_nan_in_a_typed_field_is_422(api_demo) -> None:
         "/blur", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("url", "parsed"),
+    [
+        ("HTTPS://Example.COM/a?b=1", ("https", "example.com", 443, "/a?b=1")),
+        ("http://example.com.:8080", ("http", "example.com", 8080, "/")),
+        ("http://[2001:db8::1]:81/x", ("http", "2001:db8::1", 81, "/x")),
+        ("https://bücher.example/x", ("https", "xn--bcher-kva.example", 443, "/x")),
+        ("http://" + "a" * 63 + ".com/", ("http", "a" * 63 + ".com", 80, "/")),
+    ],
+)
+def test_well_formed_urls_parse(url, parsed) -> None:
+    assert urls.parse_url(url) == parsed
+
+
+def test_the_connect_url_keeps_the_name_for_host_and_sni() -> None:
+    target = urls.Target("https", "cdn.example", 8443, "/x?y", "2001:db8::5")
+    assert target.connect_url == "https://[2001:db8::5]:8443/x?y"
+    assert target.host_header == "cdn.example:8443"
+    assert target.extensions == {"sni_hostname": "cdn.example"}
