@@ -19,6 +19,7 @@ import jinja2
 from jinja2 import meta
 
 from ..diagnostics import Diagnostics, Location
+from ..runtime.media import media_formats
 from ..runtime.training import (
     CONTEXT_NAMES,
     LOG_FILE,
@@ -58,7 +59,7 @@ _ANNOTATIONS = {
     "options": "dict",
 }
 _JINJA_GLOBALS = frozenset(template_environment().globals)
-_URL_ONLY = ("min_items", "max_items", "media", "max_bytes", "caption")
+_URL_ONLY = ("min_items", "max_items", "media", "max_bytes", "caption", "formats")
 _NUMERIC_ONLY = ("min", "max", "multiple_of")
 _MODULE_NAMES = ("arguments", "run_training", "modal", "app", "volumes", "secrets")
 """Names a generated training function reads: an argument of that name would hide them."""
@@ -258,6 +259,7 @@ class _TrainingResolver:
             self.error(f"argument '{name}': min_items is above max_items", *where, "min_items")
         if spec.caption is not None:
             self._template(spec.caption, self._names(), (*where, "caption"), with_context=False)
+        self._formats(name, spec, where)
         fields = tuple(
             self._option(name, field_name, option, (*where, "fields", field_name))
             for field_name, option in (spec.fields or {}).items()
@@ -276,9 +278,24 @@ class _TrainingResolver:
             media=spec.media,
             max_bytes=spec.max_bytes,
             caption=spec.caption,
+            formats=tuple(spec.formats) if spec.formats is not None else None,
             fields=fields,
         )
         return self._with_default(arg, spec.default, where)
+
+    def _formats(self, name: str, spec: TrainingArgument, where: tuple[str | int, ...]) -> None:
+        if spec.formats is None:
+            return
+        known = media_formats(spec.media)
+        for i, fmt in enumerate(spec.formats):
+            if fmt not in known:
+                self.error(
+                    f"argument '{name}': format '{fmt}' is not one ryla-gen recognises"
+                    f"{' for ' + spec.media if spec.media else ''} (known: {', '.join(known)})",
+                    *where,
+                    "formats",
+                    i,
+                )
 
     def _option(
         self, arg_name: str, name: str, spec: TrainingOption, where: tuple[str | int, ...]
