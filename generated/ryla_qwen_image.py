@@ -421,7 +421,7 @@ IMAGE_FACESWAP = Endpoint(
 )
 BATCH_VIDEO_FACESWAP = Endpoint(
     path="/batch-video-faceswap",
-    summary="Swap the face in every frame of an animated WEBP for the one in reference_image (MP4).",
+    summary="Swap the face in every frame of an animated WEBP for reference_image's (MP4).",
     request_model=BatchVideoFaceswapRequest,
     workflow="batch-video-faceswap.json",
     params=(

@@ -339,7 +339,7 @@ Z_IMAGE_LORA = Endpoint(
 )
 Z_IMAGE_REALISM = Endpoint(
     path="/z-image-realism",
-    summary="Z-Image Turbo photorealistic text-to-image (9 steps, a style phrase before the prompt).",
+    summary="Z-Image Turbo photorealistic text-to-image (9 steps, a style phrase first).",
     request_model=ZImageRealismRequest,
     workflow="z-image-realism.json",
     params=(

@@ -3,14 +3,18 @@ runs, as read from that script's source at the pinned commit (catalog/trainer-ar
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from helpers import REPO, import_generated
 
-from generator.resolve import Project, load_project
+from generator.cli import main
+from generator.resolve.project import Project, load_project
+from generator.resolve.trainer_args import check_arguments, load_rules, script_arguments
 from generator.runtime.training import render_command
-from generator.trainer_args import check_arguments, load_rules, script_arguments
 
 TRAINING = import_generated(REPO / "generated" / "ryla_lora_training.py")
 (MODEL,) = [app for app in load_project(Project.at(REPO))[0] if app.name == "ryla-lora-training"]
@@ -52,7 +56,7 @@ def _fits(runtime: Any, name: str, value: Any) -> bool:
 
 CASES = [
     pytest.param(job, config, id=f"{job.function}-{i}")
-    for job in MODEL.jobs
+    for job in MODEL.training
     for i, config in enumerate(CONFIGS)
 ]
 
@@ -68,7 +72,7 @@ def test_rendered_trainer_command_follows_the_pinned_scripts_rules(job: Any, con
 
 
 def test_every_pinned_trainer_has_rules() -> None:
-    pinned = {job.trainer.partition("@")[::2] for job in MODEL.jobs}
+    pinned = {job.trainer.partition("@")[::2] for job in MODEL.training}
     assert pinned <= {(r.git, r.commit) for r in RULES}
 
 
@@ -101,3 +105,27 @@ def test_rule_breaks_are_reported(rules, arguments: list[str], fragment: str) ->
 def test_good_forms_pass() -> None:
     args = [*WAN_BASE, "--training_type", "lora", "--target_modules", "a", "b", "--rank", "8"]
     assert check_arguments(args, FINETRAINERS) == []
+
+
+def test_validation_reports_todays_training_type_bug_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bring back `--training_type=lora` (the Wan trainers exited 0 without training)."""
+    for name in ("specs", "comfy_workflows"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "specs" / "ryla-lora-training.yaml"
+    text = spec.read_text(encoding="utf-8")
+    old = "      - --training_type\n      - lora\n"
+    assert text.count(old) == 2
+    spec.write_text(text.replace(old, "      - --training_type=lora\n"))
+    first = text[: text.index(old)].count("\n") + 1
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert len(errors) == 2, result.output
+    assert errors[0].startswith(
+        f"specs/ryla-lora-training.yaml:{first}:9: error: training function train_wan_lora: "
+        "finetrainers@358b616 train.py: '--training_type=lora': write --training_type and its "
+        "value as two argv items"
+    ), result.output

@@ -47,6 +47,7 @@ from .model import (
     TrainingParamModel,
 )
 from .pyliteral import py_literal
+from .trainer_args import load_rules, located_problems, sample_context, script_arguments
 
 MAX_TIMEOUT = 24 * 3600  # Modal's longest function timeout
 TRAINER_DIR = "/root/trainer"
@@ -162,6 +163,10 @@ class _TrainingResolver:
             trainer_dir=TRAINER_DIR if trainer.git else None,
             log_lines=training.log_lines,
         )
+        if trainer.git and trainer.commit:
+            self._trainer_argv(runtime, trainer.git, trainer.commit)
+        if len(self.diags.errors) > self.before:
+            return None
         return TrainingModel(
             function=training.function,
             summary=training.summary or f"TrainingFunction {training.function}.",
@@ -183,6 +188,30 @@ class _TrainingResolver:
             docs=tuple(d for name, arg in training.arguments.items() for d in _docs(name, arg)),
             trainer=f"{trainer.git}@{trainer.commit}" if trainer.git else str(trainer.package),
         )
+
+    def _trainer_argv(self, runtime: TrainingFunction, git: str, commit: str) -> None:
+        """The command, rendered for a call with default settings, against the argument rules
+        of the pinned script (catalog/trainer-args.json); each problem at its command item."""
+        context = sample_context(runtime)
+        argv: list[str] = []
+        origin: list[int] = []  # command item of each argv item
+        env = template_environment()
+        for index, item in enumerate(runtime.command):
+            try:
+                rendered = env.from_string(item).render(context)
+            except jinja2.TemplateError:
+                return  # reported by the template checks, or needs a real call's values
+            if rendered != "":
+                argv.append(rendered)
+                origin.append(index)
+        found = script_arguments(argv, TRAINER_DIR, load_rules(), git, commit)
+        if found is None:
+            return
+        rules, arguments = found
+        offset = len(argv) - len(arguments)
+        for at, message in located_problems(arguments, rules):
+            where = ("command", origin[offset + at]) if at is not None else ("command",)
+            self.error(f"{rules.label}: {message}", *where)
 
     def _gpu(self) -> str | None:
         value = self.training.gpu or self.entry.app.gpu

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RULES_FILE = Path(__file__).resolve().parents[1] / "catalog" / "trainer-args.json"
+RULES_FILE = Path(__file__).resolve().parents[2] / "catalog" / "trainer-args.json"
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class ScriptRules:
 
 
 def load_rules(path: Path = RULES_FILE) -> list[ScriptRules]:
+    """Every script's rules; none when the rules file is absent (an installed package)."""
+    if not path.is_file():
+        return []
     data = json.loads(path.read_text(encoding="utf-8"))
     return [
         ScriptRules(
@@ -66,34 +69,45 @@ def script_arguments(
 
 def check_arguments(arguments: Sequence[str], rules: ScriptRules) -> list[str]:
     """Every way ``arguments`` (what follows the script path) breaks the script's rules."""
-    problems: list[str] = []
+    return [message for _, message in located_problems(arguments, rules)]
+
+
+def located_problems(arguments: Sequence[str], rules: ScriptRules) -> list[tuple[int | None, str]]:
+    """Like :func:`check_arguments`, each message with the index of the item at fault (None for
+    a missing required option)."""
+    problems: list[tuple[int | None, str]] = []
     seen: set[str] = set()
     i = 0
     while i < len(arguments):
-        item = arguments[i]
+        at, item = i, arguments[i]
         i += 1
         if not item.startswith("--"):
-            problems.append(f"{item!r}: a stray value (the script takes no positional arguments)")
+            problems.append(
+                (at, f"{item!r}: a stray value (the script takes no positional arguments)")
+            )
             continue
         name, has_inline, inline = item.partition("=")
         if name in rules.exits_without_training:
-            problems.append(f"{name}: {rules.exits_without_training[name]}")
+            problems.append((at, f"{name}: {rules.exits_without_training[name]}"))
             continue
         spec = rules.options.get(name)
         if spec is None:
-            problems.append(f"{name}: no such option ({rules.unknown_options or 'unknown'})")
+            problems.append((at, f"{name}: no such option ({rules.unknown_options or 'unknown'})"))
             continue
         seen.add(name)
         kind = spec["value"]
         if kind == "none":
             if has_inline:
-                problems.append(f"{item!r}: {name} is a flag and takes no value")
+                problems.append((at, f"{item!r}: {name} is a flag and takes no value"))
             continue
         if has_inline:
             if name in rules.separate_value:
                 problems.append(
-                    f"{item!r}: write {name} and its value as two argv items "
-                    f"({rules.separate_value[name]})"
+                    (
+                        at,
+                        f"{item!r}: write {name} and its value as two argv items "
+                        f"({rules.separate_value[name]})",
+                    )
                 )
             values = [inline]
         else:
@@ -104,12 +118,12 @@ def check_arguments(arguments: Sequence[str], rules: ScriptRules) -> list[str]:
                 if kind == "one":
                     break
             if not values:
-                problems.append(f"{name}: expects a value")
+                problems.append((at, f"{name}: expects a value"))
                 continue
-        problems.extend(_check_values(name, spec, values))
+        problems.extend((at, message) for message in _check_values(name, spec, values))
     for name, spec in rules.options.items():
         if spec.get("required") and name not in seen:
-            problems.append(f"{name}: required by the script, missing")
+            problems.append((None, f"{name}: required by the script, missing"))
     return problems
 
 
@@ -127,3 +141,26 @@ def _check_values(name: str, spec: dict[str, Any], values: list[str]) -> list[st
         if choices is not None and value not in [str(c) for c in choices]:
             problems.append(f"{name}={value!r}: not one of {', '.join(map(str, choices))}")
     return problems
+
+
+def sample_context(training: Any) -> dict[str, Any]:
+    """Template values of a call with default settings (required values made up), to render a
+    training function's command for checking."""
+    values: dict[str, Any] = {}
+    for arg in training.arguments:
+        if arg.type == "options":
+            values[arg.name] = {f.name: f.default for f in arg.fields}
+        elif arg.type == "url_list":
+            values[arg.name] = [f"https://example.com/{i}" for i in range(arg.min_items or 1)]
+        elif arg.default is not None:
+            values[arg.name] = arg.default
+        else:
+            values[arg.name] = {"string": "x", "int": 1, "float": 1.0, "bool": False}[arg.type]
+    return {
+        **values,
+        "inputs": {a.name: f"/work/{a.name}" for a in training.arguments if a.type == "url_list"},
+        "work_dir": "/work",
+        "output_dir": "/work/output",
+        "trainer_dir": training.trainer_dir,
+        "python": "python",
+    }
