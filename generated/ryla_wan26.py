@@ -579,7 +579,7 @@ class Wan22I2vRequest(BaseModel):
     )
     prompt: str = Field(
         "high quality, smooth motion, detailed, professional",
-        description="What happens in the video.",
+        description="What happens in the video (empty or omitted: the default text).",
     )
     negative_prompt: str = Field(
         "blur, low quality, distorted, deformed", description="What to avoid."
@@ -615,7 +615,11 @@ WAN22_I2V = Endpoint(
     workflow="wan22-i2v.json",
     params=(
         Param("source_image", kind="image", targets=(Target("5", "image"),)),
-        Param("prompt", targets=(Target("7", "text"),)),
+        Param(
+            "prompt",
+            targets=(Target("7", "text"),),
+            blank_default="high quality, smooth motion, detailed, professional",
+        ),
         Param("negative_prompt", targets=(Target("8", "text"),)),
         Param(
             "width",

@@ -313,3 +313,14 @@ def test_wan22_runs_the_high_noise_expert_then_the_low_noise_expert() -> None:
     assert (split_high[1], split_low[1]) == (0, 1)  # high sigmas first, then the low ones
     assert workflow[low["inputs"]["latent_image"][0]] is high  # low continues high's latent
     assert workflow[low["inputs"]["noise"][0]]["class_type"] == "DisableNoise"
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", None])
+def test_wan22_blank_prompt_gets_todays_default_text(prompt) -> None:
+    runtime = RUNTIME["/wan22-i2v"]
+    body = {"source_image": PNG} | ({} if prompt is None else {"prompt": prompt})
+    request = runtime.request_model.model_validate(body).model_dump()
+    workflow = json.loads((REPO / "comfy_workflows" / runtime.workflow).read_text())
+    applied = apply_request(runtime, workflow, request, {"source_image": ["up.png"]})
+    positive = next(n for n in applied.prompt.values() if n["_meta"]["title"] == "Positive Prompt")
+    assert positive["inputs"]["text"] == "high quality, smooth motion, detailed, professional"

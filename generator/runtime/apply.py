@@ -26,6 +26,10 @@ def resolve_values(endpoint: Endpoint, request: dict[str, Any]) -> dict[str, Any
     """Final parameter values: request values, random seeds, choice-derived values."""
     values = dict(request)
     for param in endpoint.params:
+        blank = values.get(param.name)
+        if param.blank_default is not None and isinstance(blank, str) and not blank.strip():
+            values[param.name] = param.blank_default
+    for param in endpoint.params:
         if param.kind == "seed" and values.get(param.name) is None:
             values[param.name] = random.randint(0, SEED_MAX)
     for param in endpoint.params:
