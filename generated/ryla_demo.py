@@ -143,7 +143,7 @@ BLUR = Endpoint(
 )
 ANIMATE = Endpoint(
     path="/animate",
-    summary="A short animated WEBP of solid frames.",
+    summary="A short animated WEBP of noisy frames (each frame differs, so none are merged).",
     request_model=AnimateRequest,
     workflow="demo-animate.json",
     params=(

@@ -8,6 +8,7 @@ Endpoints (POST), by Modal class:
         /flux  <- comfy_workflows/flux.json
         /flux-dev  <- comfy_workflows/flux-dev.json
         /flux-dev-lora  <- comfy_workflows/flux-dev-lora.json
+        /flux-dev-realism  <- comfy_workflows/flux-dev-realism.json
 """
 
 from functools import partial
@@ -89,6 +90,27 @@ class FluxDevLoraRequest(RequestModel):
     )
     lora_strength: float = Field(1.0, ge=-2.0, le=2.0)
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
+
+
+class FluxDevRealismRequest(RequestModel):
+    """Request body of POST /flux-dev-realism."""
+
+    prompt: str = Field(description="What to draw.")
+    negative_prompt: str | None = Field(
+        None, description="What to avoid (default: the workflow's quality list)."
+    )
+    width: int = Field(1024, ge=256, le=2048, multiple_of=16)
+    height: int = Field(1024, ge=256, le=2048, multiple_of=16)
+    steps: int = Field(20, ge=1, le=100)
+    cfg: float = Field(1.0, ge=0.0, le=20.0)
+    seed: int = Field(42, ge=0, le=18446744073709551615)
+    realism_strength: float = Field(
+        0.85, ge=0.0, le=2.0, description="Strength of the realism LoRA on the diffusion model."
+    )
+    realism_prefix: str = Field(
+        "Ultra realistic",
+        description='Put before the prompt (", " between) unless it already starts with it.',
+    )
 
 
 FLUX = Endpoint(
@@ -181,10 +203,39 @@ FLUX_DEV_LORA = Endpoint(
         "steps": 1,
     },
 )
+FLUX_DEV_REALISM = Endpoint(
+    path="/flux-dev-realism",
+    summary='Flux dev with the XLabs realism LoRA (20 steps, "Ultra realistic" prefix).',
+    request_model=FluxDevRealismRequest,
+    workflow="flux-dev-realism.json",
+    params=(
+        Param("prompt", targets=(Target("4", "text"),)),
+        Param("negative_prompt", targets=(Target("6", "text"),)),
+        Param("width", targets=(Target("7", "width"),)),
+        Param("height", targets=(Target("7", "height"),)),
+        Param("steps", targets=(Target("8", "steps"),), header="X-Steps"),
+        Param("cfg", targets=(Target("8", "cfg"),)),
+        Param("seed", kind="seed", targets=(Target("8", "seed"),), header="X-Seed"),
+        Param("realism_strength", targets=(Target("11", "strength_model"),)),
+        Param("realism_prefix", prepend_to="prompt"),
+    ),
+    outputs=("10",),
+    timeout=1800,
+    headers={"X-Model": "flux1-dev", "X-LoRA": "flux-realism-lora"},
+    prefix_nodes=("10",),
+    warmup={
+        "prompt": "a man laughing in the rain, street photography",
+        "seed": 3,
+        "width": 256,
+        "height": 256,
+        "steps": 1,
+    },
+)
 COMFYUI_ENDPOINTS = (
     FLUX,
     FLUX_DEV,
     FLUX_DEV_LORA,
+    FLUX_DEV_REALISM,
 )
 COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 51.4 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
@@ -213,6 +264,12 @@ MODELS = (
         filename="flux1-dev.safetensors",
         repo="black-forest-labs/FLUX.1-dev",
         file="flux1-dev.safetensors",
+    ),
+    ModelFile(
+        folder="loras",
+        filename="flux-realism-lora.safetensors",
+        repo="XLabs-AI/flux-RealismLora",
+        file="lora.safetensors",
     ),
     ModelFile(
         folder="text_encoders",
@@ -266,6 +323,9 @@ image = (
     .add_local_python_source("generator", copy=True)
     .run_function(download_models, volumes=volumes, secrets=secrets)
     .add_local_file(WORKFLOWS / "flux-dev-lora.json", f"{REMOTE_WORKFLOWS}/flux-dev-lora.json")
+    .add_local_file(
+        WORKFLOWS / "flux-dev-realism.json", f"{REMOTE_WORKFLOWS}/flux-dev-realism.json"
+    )
     .add_local_file(WORKFLOWS / "flux-dev.json", f"{REMOTE_WORKFLOWS}/flux-dev.json")
     .add_local_file(WORKFLOWS / "flux.json", f"{REMOTE_WORKFLOWS}/flux.json")
 )
@@ -284,7 +344,7 @@ app = modal.App(APP_NAME, image=image)
 )
 @modal.concurrent(max_inputs=5)
 class ComfyUI:
-    """Serves /flux, /flux-dev, /flux-dev-lora on L40S."""
+    """Serves /flux, /flux-dev, /flux-dev-lora, /flux-dev-realism on L40S."""
 
     @modal.enter(snap=True)
     async def start(self) -> None:

@@ -184,8 +184,8 @@ def test_deploy_without_credentials_fails_with_modals_message(
 def test_endpoints_needing_another_gpu_get_their_own_class(project: Path) -> None:
     spec = project / "specs" / "ryla-demo.yaml"
     text = spec.read_text().replace(
-        "    summary: A short animated WEBP of solid frames.\n",
-        "    summary: A short animated WEBP of solid frames.\n    gpu: H100:2\n    timeout: 900\n",
+        "    workflow: demo-animate.json\n",
+        "    workflow: demo-animate.json\n    gpu: H100:2\n    timeout: 900\n",
     )
     spec.write_text(text)
     assert run("build", "specs/").exit_code == 0
@@ -220,6 +220,6 @@ def test_reuse_serves_another_apps_endpoint_and_reports_unknown_ones(project: Pa
     line = next(i for i, row in enumerate(spec.read_text().splitlines(), 1) if "/flux-nope" in row)
     assert f"specs/ryla-comfyui.yaml:{line}:" in result.stderr
     assert (
-        "reuse: ryla-flux has no endpoint /flux-nope (/flux, /flux-dev, /flux-dev-lora)"
-        in result.stderr
+        "reuse: ryla-flux has no endpoint /flux-nope (/flux, /flux-dev, /flux-dev-lora, "
+        "/flux-dev-realism)" in result.stderr
     )

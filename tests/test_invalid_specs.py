@@ -597,6 +597,14 @@ SPEC_CASES = [
         id="prepend-to-non-string",
     ),
     pytest.param(
+        edit(
+            "        type: string", "        type: string\n        blank_is_default: true", base=TWO
+        ),
+        f"{X}:16:27",
+        "parameter 'prefix': blank_is_default needs a string parameter with a non-empty default",
+        id="blank-is-default-without-default",
+    ),
+    pytest.param(
         edit("        type: string", "        type: string\n        prepend_to: prompt", base=TWO),
         f"{X}:16:21",
         "parameter 'prefix': prepend_to 'prompt' must name a string parameter",

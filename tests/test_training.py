@@ -195,19 +195,29 @@ def png(color: tuple[int, int, int]) -> bytes:
 
 
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 64
+WEBM = b"\x1a\x45\xdf\xa3" + b"\x00" * 64
 FILES = {
     "/a.png": png((255, 0, 0)),
     "/b.png": png((0, 0, 255)),
     "/clip.mp4": MP4,
+    "/clip.webm": WEBM,
     "/note.txt": b"not an image",
+}
+# path -> Location ({port} is the server's): one hop, two hops, a loop, another host.
+REDIRECTS = {
+    "/moved": "/a.png",
+    "/moved-twice": "/moved",
+    "/loop": "/loop",
+    "/to-localhost": "http://localhost:{port}/a.png",
 }
 
 
 class MediaHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/moved":
+        if self.path in REDIRECTS:
             self.send_response(302)
-            self.send_header("Location", "/note.txt")
+            port = self.server.server_address[1]
+            self.send_header("Location", REDIRECTS[self.path].format(port=port))
             self.end_headers()
             return
         body = FILES.get(self.path)
@@ -532,9 +542,7 @@ def test_unsafe_input_urls_are_refused_before_the_trainer_runs(
         ),
         pytest.param({"image_urls": ["{media}/missing.png"]}, "answered HTTP 404", id="http-404"),
         pytest.param(
-            {"image_urls": ["{media}/moved"]},
-            "image_urls[0]: not a supported image file",  # the redirect was followed
-            id="redirect-followed",
+            {"image_urls": ["{media}/loop"]}, "image_urls[0]: more than 5 redirects", id="loop"
         ),
         pytest.param({"image_urls": []}, "at least 1 URL(s)", id="no-images"),
         pytest.param(
@@ -700,6 +708,18 @@ def assert_error(root: Path, files: dict[str, str], where: str, fragment: str) -
 
 
 JOB_CASES = [
+    pytest.param(
+        training_edit("media: image}", "media: image, formats: [png, mp4]}"),
+        f"{X}:12:81",
+        "argument 'image_urls': format 'mp4' is not one ryla-gen recognises for image",
+        id="format-of-another-kind",
+    ),
+    pytest.param(
+        training_edit("min: 1}", "min: 1, formats: [png]}"),
+        f"{X}:13:47",
+        "argument 'steps': 'formats' is only for type url_list",
+        id="formats-on-a-number",
+    ),
     pytest.param(
         training_edit("    image:\n", "    gpus: L4\n    image:\n"),
         f"{X}:8:5",
@@ -1045,3 +1065,70 @@ def test_run_without_credentials_fails_with_modals_message(tmp_path: Path) -> No
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
     assert "token" in (result.stdout + result.stderr).lower()
+
+
+# --- downloads: redirects, formats the trainer reads ---------------------------------------------
+
+
+def test_redirects_are_followed_to_the_file(
+    trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare(monkeypatch, tmp_path, "train_flux_lora")
+    result = call(
+        "train_flux_lora",
+        job_id="j",
+        image_urls=[f"{media}/moved", f"{media}/moved-twice"],
+        trigger_word="t",
+        character_id="abc",
+    )
+    assert result["status"] == "completed", result
+    red = png((255, 0, 0)).hex()
+    assert trainer.record["inputs"] == {"0000.png": red, "0001.png": red}
+
+
+def test_every_redirect_hop_passes_the_address_checks(
+    trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """127.0.0.1 stands for a public host here; a hop to 'localhost' is refused like a private
+    one: the check runs again on the redirect's target, not only on the URL given."""
+    from generator.runtime import urls
+
+    checked: list[str] = []
+    check_url = urls.check_url
+
+    async def only_127(url: str, *, allow_private: bool) -> urls.Target:
+        checked.append(url)
+        if "//localhost" in url:
+            raise urls.UrlError("URL host 'localhost' is a private, loopback or link-local address")
+        return await check_url(url, allow_private=True)
+
+    monkeypatch.setattr(urls, "check_url", only_127)
+    prepare(monkeypatch, tmp_path, "train_flux_lora")
+    result = call(
+        "train_flux_lora",
+        job_id="j",
+        image_urls=[f"{media}/to-localhost"],
+        trigger_word="t",
+        character_id="abc",
+    )
+    assert result["status"] == "failed"
+    assert "image_urls[0]: URL host 'localhost' is a private" in result["error"], result
+    assert checked == [f"{media}/to-localhost", f"{media.replace('127.0.0.1', 'localhost')}/a.png"]
+    assert not trainer.ran
+
+
+@pytest.mark.parametrize("function", ["train_wan_lora", "train_wan_lora_14b"])
+def test_webm_clips_are_refused_before_the_trainer_runs(
+    trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str
+) -> None:
+    prepare(monkeypatch, tmp_path, function)
+    result = call(
+        function,
+        job_id="j",
+        video_urls=[f"{media}/clip.mp4", f"{media}/clip.webm"],
+        trigger_word="t",
+        character_id="abc",
+    )
+    assert result["status"] == "failed"
+    assert "video_urls[1]: WEBM is not read by the trainer (it reads MP4)" in result["error"]
+    assert not trainer.ran

@@ -247,6 +247,13 @@ def _check_param(
             f"parameter '{name}': a required parameter cannot have a default", *where, "default"
         )
     _check_default(ctx, name, param)
+    if param.blank_is_default and (param.type != "string" or not param.default):
+        ctx.error(
+            f"parameter '{name}': blank_is_default needs a string parameter with a non-empty "
+            "default",
+            *where,
+            "blank_is_default",
+        )
     if param.prepend_to is not None:
         target = ctx.endpoint.parameters.get(param.prepend_to)
         if target is None or target.type != "string":

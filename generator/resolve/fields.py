@@ -95,6 +95,7 @@ def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> 
         header=param.header,
         many=param.max_items is not None,
         volume_file=_volume_file(param),
+        blank_default=param.default if param.blank_is_default else None,
     )
 
 

@@ -54,6 +54,7 @@ class ParamModel:
     header: str | None = None
     many: bool = False
     volume_file: str | None = None  # e.g. "loras/flux-character-{lora_id}.safetensors"
+    blank_default: str | None = None  # the value an empty string is replaced with
 
     @property
     def runtime_args(self) -> str:
@@ -64,7 +65,15 @@ class ParamModel:
         if self.targets:
             targets = ", ".join(f"Target({n!r}, {i!r})" for n, i in self.targets)
             args.append(f"targets=({targets},)")
-        for key in ("format", "map", "prepend_to", "sets", "header", "volume_file"):
+        for key in (
+            "format",
+            "map",
+            "prepend_to",
+            "sets",
+            "header",
+            "volume_file",
+            "blank_default",
+        ):
             value = getattr(self, key)
             if value is not None:
                 args.append(f"{key}={value!r}")

@@ -19,6 +19,7 @@ import jinja2
 from jinja2 import meta
 
 from ..diagnostics import Diagnostics, Location
+from ..runtime.media import media_formats
 from ..runtime.training import (
     CONTEXT_NAMES,
     LOG_FILE,
@@ -46,6 +47,7 @@ from .model import (
     TrainingParamModel,
 )
 from .pyliteral import py_literal
+from .trainer_args import load_rules, located_problems, sample_context, script_arguments
 
 MAX_TIMEOUT = 24 * 3600  # Modal's longest function timeout
 TRAINER_DIR = "/root/trainer"
@@ -58,7 +60,7 @@ _ANNOTATIONS = {
     "options": "dict",
 }
 _JINJA_GLOBALS = frozenset(template_environment().globals)
-_URL_ONLY = ("min_items", "max_items", "media", "max_bytes", "caption")
+_URL_ONLY = ("min_items", "max_items", "media", "max_bytes", "caption", "formats")
 _NUMERIC_ONLY = ("min", "max", "multiple_of")
 _MODULE_NAMES = ("arguments", "run_training", "modal", "app", "volumes", "secrets")
 """Names a generated training function reads: an argument of that name would hide them."""
@@ -161,6 +163,10 @@ class _TrainingResolver:
             trainer_dir=TRAINER_DIR if trainer.git else None,
             log_lines=training.log_lines,
         )
+        if trainer.git and trainer.commit:
+            self._trainer_argv(runtime, trainer.git, trainer.commit)
+        if len(self.diags.errors) > self.before:
+            return None
         return TrainingModel(
             function=training.function,
             summary=training.summary or f"TrainingFunction {training.function}.",
@@ -182,6 +188,30 @@ class _TrainingResolver:
             docs=tuple(d for name, arg in training.arguments.items() for d in _docs(name, arg)),
             trainer=f"{trainer.git}@{trainer.commit}" if trainer.git else str(trainer.package),
         )
+
+    def _trainer_argv(self, runtime: TrainingFunction, git: str, commit: str) -> None:
+        """The command, rendered for a call with default settings, against the argument rules
+        of the pinned script (catalog/trainer-args.json); each problem at its command item."""
+        context = sample_context(runtime)
+        argv: list[str] = []
+        origin: list[int] = []  # command item of each argv item
+        env = template_environment()
+        for index, item in enumerate(runtime.command):
+            try:
+                rendered = env.from_string(item).render(context)
+            except jinja2.TemplateError:
+                return  # reported by the template checks, or needs a real call's values
+            if rendered != "":
+                argv.append(rendered)
+                origin.append(index)
+        found = script_arguments(argv, TRAINER_DIR, load_rules(), git, commit)
+        if found is None:
+            return
+        rules, arguments = found
+        offset = len(argv) - len(arguments)
+        for at, message in located_problems(arguments, rules):
+            where = ("command", origin[offset + at]) if at is not None else ("command",)
+            self.error(f"{rules.label}: {message}", *where)
 
     def _gpu(self) -> str | None:
         value = self.training.gpu or self.entry.app.gpu
@@ -258,6 +288,7 @@ class _TrainingResolver:
             self.error(f"argument '{name}': min_items is above max_items", *where, "min_items")
         if spec.caption is not None:
             self._template(spec.caption, self._names(), (*where, "caption"), with_context=False)
+        self._formats(name, spec, where)
         fields = tuple(
             self._option(name, field_name, option, (*where, "fields", field_name))
             for field_name, option in (spec.fields or {}).items()
@@ -276,9 +307,24 @@ class _TrainingResolver:
             media=spec.media,
             max_bytes=spec.max_bytes,
             caption=spec.caption,
+            formats=tuple(spec.formats) if spec.formats is not None else None,
             fields=fields,
         )
         return self._with_default(arg, spec.default, where)
+
+    def _formats(self, name: str, spec: TrainingArgument, where: tuple[str | int, ...]) -> None:
+        if spec.formats is None:
+            return
+        known = media_formats(spec.media)
+        for i, fmt in enumerate(spec.formats):
+            if fmt not in known:
+                self.error(
+                    f"argument '{name}': format '{fmt}' is not one ryla-gen recognises"
+                    f"{' for ' + spec.media if spec.media else ''} (known: {', '.join(known)})",
+                    *where,
+                    "formats",
+                    i,
+                )
 
     def _option(
         self, arg_name: str, name: str, spec: TrainingOption, where: tuple[str | int, ...]

@@ -86,6 +86,7 @@ class Param:
     header: str | None = None  # response header reporting the used value
     many: bool = False  # a list of media items, one per target
     volume_file: str | None = None  # models-volume file it loads (404 when missing)
+    blank_default: str | None = None  # an empty (or blank) string sent gets this value
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ class Arg:
     media: str | None = None  # url_list: image | video, checked by content
     max_bytes: int | None = None  # url_list: per download
     caption: str | None = None  # url_list: template of <file>.txt next to each download
+    formats: tuple[str, ...] | None = None  # url_list: file types the trainer reads (sniffed)
     fields: tuple[Arg, ...] = ()  # options
 
     @property
@@ -427,6 +428,12 @@ async def _fetch_all(
             sniffed = sniff(data)
             if arg.media and (sniffed is None or not sniffed[1].startswith(f"{arg.media}/")):
                 raise TrainingError(f"{arg.name}[{i}]: not a supported {arg.media} file")
+            if arg.formats and (sniffed is None or sniffed[0] not in arg.formats):
+                found = sniffed[0].upper() if sniffed else "this file type"
+                raise TrainingError(
+                    f"{arg.name}[{i}]: {found} is not read by the trainer (it reads "
+                    f"{', '.join(f.upper() for f in arg.formats)}); convert the file first"
+                )
             (folder / f"{i:04d}.{sniffed[0] if sniffed else 'bin'}").write_bytes(data)
             if caption is not None:
                 (folder / f"{i:04d}.txt").write_text(caption, encoding="utf-8")

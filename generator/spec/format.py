@@ -77,6 +77,10 @@ class Parameter(_Strict):
         None, description="Prefix this value to another string parameter (trigger words)."
     )
     separator: str = Field(", ", description="Joins the value and the target (prepend_to).")
+    blank_is_default: bool = Field(
+        False,
+        description="A string sent empty (or only spaces) gets the default, as an omitted one.",
+    )
     map: dict[str, int | float | str | bool] | None = Field(
         None,
         description="Bound value per request value (keys as strings; booleans 'true'/'false').",

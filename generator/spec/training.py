@@ -61,6 +61,11 @@ class TrainingArgument(_Value):
         None, description="url_list: each download must be an image (or a video), by content."
     )
     max_bytes: int | None = Field(None, gt=0, description="url_list: size limit per download.")
+    formats: list[str] | None = Field(
+        None,
+        description="url_list: the file types the trainer reads, by content (e.g. [mp4]); a "
+        "download of another type fails the job before the trainer starts.",
+    )
     caption: str | None = Field(
         None,
         description="url_list: Jinja template written next to each download as <name>.txt.",
