@@ -445,6 +445,7 @@ BATCH_VIDEO_FACESWAP = Endpoint(
         "fps": 16,
         "restore_face": True,
     },
+    max_body_bytes=268435456,
 )
 LIVEPORTRAIT = Endpoint(
     path="/liveportrait",

@@ -464,11 +464,11 @@ def test_media_probes() -> None:
     with pytest.raises(MediaError, match="truncated or corrupt"):
         decode_image(png_bytes(64, 64)[:-40], 10_000)
     frames = io.BytesIO()
-    images = [Image.new("RGB", (10, 10), (i, 0, 0)) for i in range(5)]
+    images = [Image.new("RGB", (10, 10), (i * 5, 0, 0)) for i in range(40)]
     images[0].save(frames, format="GIF", save_all=True, append_images=images[1:])
-    with pytest.raises(MediaError, match="10x10x5 frames exceeds"):
-        decode_image(frames.getvalue(), 400)  # every frame counts
-    decode_image(frames.getvalue(), 500)
+    with pytest.raises(MediaError, match="10x10x40 frames exceeds"):
+        decode_image(frames.getvalue(), 200)  # every frame counts: 4000 > 16 x 200
+    decode_image(frames.getvalue(), 250)
 
 
 async def test_a_truncated_png_is_422_and_nothing_is_queued(api_demo, standin) -> None:

@@ -30,6 +30,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
     (b"ftyp", 4, "mp4", "video/mp4"),
     (b"\x1a\x45\xdf\xa3", 0, "webm", "video/webm"),
 )
+ANIMATION_FRAMES = 16  # an animation may hold this many full-size frames' pixels in all
 _KIND_PREFIX = {"image": "image/", "mask": "image/", "video": "video/"}
 
 
@@ -128,8 +129,8 @@ def decode_base64(value: str, *, max_bytes: int) -> bytes:
 
 
 def decode_image(data: bytes, max_pixels: int) -> None:
-    """Size check (every frame counts) without decoding, then verify and decode every frame:
-    a truncated or corrupt file is refused here, not inside ComfyUI."""
+    """Size checks (per frame, and all frames of an animation) without decoding, then verify
+    and decode every frame: a truncated or corrupt file is refused here, not inside ComfyUI."""
     from PIL import Image, ImageSequence
 
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding
@@ -139,9 +140,13 @@ def decode_image(data: bytes, max_pixels: int) -> None:
             frames = getattr(image, "n_frames", 1)
     except Exception:  # noqa: BLE001 - Pillow raises many kinds for broken headers
         raise MediaError("the image cannot be read") from None
-    if width * height * frames > max_pixels:
-        size = f"{width}x{height}" + (f"x{frames} frames" if frames > 1 else "")
-        raise MediaError(f"image of {size} exceeds the {max_pixels} pixel limit")
+    if width * height > max_pixels:
+        raise MediaError(f"image of {width}x{height} exceeds the {max_pixels} pixel limit")
+    if width * height * frames > max_pixels * ANIMATION_FRAMES:
+        raise MediaError(
+            f"animation of {width}x{height}x{frames} frames exceeds the "
+            f"{max_pixels * ANIMATION_FRAMES} pixel limit of all its frames"
+        )
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
