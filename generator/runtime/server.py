@@ -80,7 +80,7 @@ def create_app(
     @app.get(
         "/ready",
         summary="ComfyUI answers and the warm-up requests are done",
-        responses=error_docs(503),
+        responses=error_docs(*((401,) if settings.auth == "bearer" else ()), 503),
     )
     async def ready() -> JSONResponse:
         if warmup is not None and warmup.state != "ok":
