@@ -15,6 +15,7 @@ from ..diagnostics import Diagnostics, Location, SpecError
 from ..spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
 from ..spec.load import LoadedSpec, find_spec_files, load_spec
 from .endpoints import EndpointContext, resolve_endpoint, resolve_workflow_route
+from .fleet import AppSpecs, resolve_fleet
 from .gpus import parse_gpu
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
 from .plan import launch_args, plan_class
@@ -69,6 +70,12 @@ def load_project(
         if m
     ]
     _check_shared_models(models, diags)
+    fleet_specs = {
+        name: AppSpecs(_app_of(src), src.definition, tuple(src.spec_files))
+        for name, src in apps.items()
+        if src.definition is not None
+    }
+    models = resolve_fleet(models, fleet_specs, diags)
     if len(apps) > WORKSPACE_APP_LIMIT:
         diags.warning(
             Location(", ".join(str(p) for p in project.specs)),
@@ -133,6 +140,14 @@ def _declared_endpoints(
                     f"reuse: {reuse.app} has no endpoint {reuse.path} ({known})",
                 )
                 continue
+            if reuse.run == "owner":
+                if not _app_of(sources).fleet:
+                    diags.error(
+                        spec.loc("reuse", i, "run"),
+                        "reuse run: owner forwards the route, which only the app with "
+                        "'fleet: true' does; co-locate it here with run: here",
+                    )
+                continue  # the fleet's front door forwards it (resolve/fleet.py)
             origin_spec, index, endpoint = origin
             if reuse.as_path:
                 endpoint = endpoint.model_copy(update={"path": reuse.as_path})
