@@ -170,7 +170,11 @@ def _counts(apps: list[AppModel]) -> str:
     n_endpoints = sum(len(a.endpoints) for a in apps)
     n_training = sum(len(a.training) for a in apps)
     training = f", {n_training} training function(s)" if n_training else ""
-    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){training}"
+    n_chains = sum(len(a.fleet.chains) for a in apps if a.fleet)
+    chains = f", {n_chains} chain(s)" if n_chains else ""
+    n_retired = sum(len(a.retired) for a in apps)
+    retired = f", {n_retired} retired route(s)" if n_retired else ""
+    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){chains}{training}{retired}"
 
 
 @main.command("list")
@@ -212,16 +216,71 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
         for app in apps
         for training in app.training
     ]
+    rows += [
+        {
+            "kind": "forward",
+            "app": app.name,
+            "path": fw.path,
+            "gpu": None,
+            "timeout": fw.endpoint.timeout,
+            "url": app.fleet_url(workspace) + fw.path,
+            "spec": app.sources[0],
+            "runs_in": f"{fw.app}{fw.owner_path}",
+        }
+        for app in apps
+        if app.fleet
+        for fw in app.fleet.forwards
+        if fw.owner_path
+    ]
+    rows += [
+        {
+            "kind": "chain",
+            "app": app.name,
+            "path": chain.path,
+            "gpu": None,
+            "timeout": chain.timeout,
+            "url": app.fleet_url(workspace) + chain.path,
+            "spec": chain.source,
+            "steps": [f"{step.app}{step.path}" for step in chain.steps],
+        }
+        for app in apps
+        if app.fleet
+        for chain in app.fleet.chains
+    ]
+    rows += [
+        {
+            "kind": "retired",
+            "app": app.name,
+            "path": gone.path,
+            "gpu": None,
+            "timeout": None,
+            "url": None,
+            "spec": gone.source,
+            "use": gone.use,
+        }
+        for app in apps
+        for gone in app.retired
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     width = max((len(r["path"] or r["function"]) for r in rows), default=4)
     for app in apps:
         click.echo(f"{app.name}  ({', '.join(app.sources)})")
+        if app.fleet:
+            click.echo(
+                f"  fleet URL (every route below and of every app): {app.fleet_url(workspace)}"
+            )
         for r in (r for r in rows if r["app"] == app.name):
             if r["kind"] == "training":
                 where = f"training (timeout {r['timeout']} s)"
                 click.echo(f"  {r['function']:<{width}}  {r['gpu']:<10} {where}")
+            elif r["kind"] == "forward":
+                click.echo(f"  {r['path']:<{width}}  {'forward':<10} runs as {r['runs_in']}")
+            elif r["kind"] == "chain":
+                click.echo(f"  {r['path']:<{width}}  {'chain':<10} {' -> '.join(r['steps'])}")
+            elif r["kind"] == "retired":
+                click.echo(f"  {r['path']:<{width}}  {'retired':<10} 410, use {r['use']}")
             else:
                 click.echo(f"  {r['path']:<{width}}  {r['gpu']:<10} {r['url']}")
 
