@@ -61,7 +61,7 @@ def resolve_fleet(
         for spec in app_specs.files:
             if spec.spec.chains and not app_specs.app.fleet:
                 diags.error(
-                    spec.loc("chains"),
+                    spec.loc("chains", key=True),
                     "chains run on the fleet's front door: declare them in the app with "
                     f"'fleet: true'{hint}, not in '{name}'",
                 )
