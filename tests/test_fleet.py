@@ -262,3 +262,52 @@ async def test_a_failing_step_keeps_its_status_and_error_body(owners: Recording)
     assert [path for _, path, _ in owners.calls] == ["/invert", "/scale"]  # stopped there
     spent = float(owners.outcomes[0].header("X-Cost-USD"))
     assert float(response.headers["X-Cost-USD"]) == pytest.approx(spent, abs=1e-6)
+
+
+class FakeRemote:
+    """Stands in for a deployed class's ``run_request`` (``.remote.aio``)."""
+
+    def __init__(self, answer: dict[str, Any] | Exception) -> None:
+        self.answer = answer
+        self.calls: list[tuple[Any, ...]] = []
+        self.remote = self
+        self.run_request = self
+
+    def __call__(self) -> FakeRemote:  # modal.Cls.from_name(...)() gives an instance
+        return self
+
+    async def aio(self, *args: Any) -> dict[str, Any]:
+        self.calls.append(args)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_on_modal_a_route_is_a_call_of_the_owning_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import modal
+
+    from generator.runtime.fleet import ModalOwners
+
+    answer = Outcome(200, b"png", "image/png", {"x-gpu-type": "T4"}).as_dict()
+    fake, looked_up = FakeRemote(answer), []
+
+    def from_name(app: str, cls: str, **_: Any) -> FakeRemote:
+        looked_up.append((app, cls))
+        return fake
+
+    monkeypatch.setattr(modal.Cls, "from_name", from_name)
+    app = create_fleet_app(
+        MODULE.SETTINGS, MODULE.FORWARDS, MODULE.CHAINS, MODULE.RETIRED, ModalOwners()
+    )
+    async with client_for(app) as client:
+        response = await client.post("/flux-lora", json=LORA)
+        fake.answer = RuntimeError("app not found")
+        failed = await client.post("/invert", json={})
+    assert looked_up == [("ryla-flux", "ComfyUI"), ("ryla-demo", "ComfyUI")]
+    assert fake.calls[0][0] == "/flux-dev-lora" and fake.calls[0][1]["lora_id"] == "c1"
+    assert response.status_code == 200 and response.content == b"png"
+    assert response.headers["x-gpu-type"] == "T4"
+    assert failed.status_code == 502 and failed.json()["type"] == "upstream_unavailable"
+    assert "app not found" in failed.json()["details"]
