@@ -229,14 +229,6 @@ NOT_ROUTES = {
     "/history": "ComfyUI's own API",
     "/pulid-flux-lora": "a route named by /z-image-pulid-lora's 501 message; it never existed",
 }
-# Routes added by the other half of issue 14 (fleet URL, chains, retired routes). Once a path
-# is listed, remove it here: test_pending_routes_are_still_pending fails until then.
-PENDING_ELSEWHERE = {
-    "/wan2.6-i2v-faceswap", "/wan22-i2v-faceswap", "/qwen-faceswap", "/qwen-faceswap-fast",
-    "/qwen-character-scene",  # chains
-    "/wan2", "/wan2-lora", "/flux-instantid", "/z-image-instantid", "/z-image-pulid",
-    "/z-image-pulid-lora",  # retired (410)
-}  # fmt: skip
 
 
 def _reference_paths(shared_dir) -> set[str]:
@@ -255,14 +247,8 @@ def _listed_paths() -> set[str]:
 def test_every_reference_path_is_listed(shared_dir) -> None:
     referenced = _reference_paths(shared_dir)
     assert "/wan22-i2v" in referenced and "/flux" in referenced  # the files were parsed
-    missing = referenced - _listed_paths() - set(NOT_ROUTES) - PENDING_ELSEWHERE
+    missing = referenced - _listed_paths() - set(NOT_ROUTES)
     assert not missing, f"reference paths missing from `ryla-gen list --json`: {sorted(missing)}"
-
-
-def test_pending_routes_are_still_pending(shared_dir) -> None:
-    assert PENDING_ELSEWHERE <= _reference_paths(shared_dir)
-    landed = PENDING_ELSEWHERE & _listed_paths()
-    assert not landed, f"now listed, remove from PENDING_ELSEWHERE: {sorted(landed)}"
 
 
 def _diffusion_files(workflow: dict) -> set[str]:

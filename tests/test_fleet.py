@@ -54,8 +54,7 @@ CLIENT_CALLS += [
     ("/qwen-character-scene", {"character_image": PNG, "scene": "a beach", "denoise": 0.7,
                                "seed": 1}),
 ]  # fmt: skip
-# Calls whose routes come with issue 14's spec half (branch issue-14a): skipped until it lands.
-CLIENT_CALLS_14A = [
+CLIENT_CALLS += [
     ("/wan2.6-i2v", {"prompt": "waves", "reference_image": PNG, "num_frames": 33, "seed": 1}),
     ("/wan2.6-i2v-faceswap", {"prompt": "waves", "reference_image": PNG, "face_image": PNG}),
     ("/wan22-i2v", {"source_image": PNG, "prompt": "waves", "num_frames": 33}),
@@ -106,16 +105,6 @@ def reached_its_route(response: httpx.Response) -> bool:
 async def test_every_client_call_reaches_a_route_on_the_fleet_url(
     fleet: httpx.AsyncClient, path: str, body: dict[str, Any]
 ) -> None:
-    response = await fleet.post(path, json=body)
-    assert reached_its_route(response), (response.status_code, response.text[:500])
-
-
-@pytest.mark.parametrize(("path", "body"), CLIENT_CALLS_14A, ids=[c[0] for c in CLIENT_CALLS_14A])
-async def test_client_calls_of_the_video_routes_reach_a_route(
-    fleet: httpx.AsyncClient, path: str, body: dict[str, Any]
-) -> None:
-    if "/batch-video-faceswap" not in {f.path for f in MODULE.FORWARDS}:
-        pytest.skip("the video routes come with issue 14's spec half (branch issue-14a)")
     response = await fleet.post(path, json=body)
     assert reached_its_route(response), (response.status_code, response.text[:500])
 
