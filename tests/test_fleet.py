@@ -300,3 +300,48 @@ async def test_on_modal_a_route_is_a_call_of_the_owning_class(
     assert response.headers["x-gpu-type"] == "T4"
     assert failed.status_code == 502 and failed.json()["type"] == "upstream_unavailable"
     assert "app not found" in failed.json()["details"]
+
+
+async def test_a_client_that_leaves_a_chain_stops_its_run_and_later_steps(slow_standin) -> None:
+    import asyncio
+    import threading
+
+    import uvicorn
+
+    from generator.standin import free_port
+
+    comfy = RemoteComfy(slow_standin.url, base_dir=slow_standin.base_dir)
+    owners = Recording(LocalOwners(fleet_owners(MODULE, FLEET.parent), comfy))
+    chain = Chain(
+        "/blur-then-invert",
+        NoFields,
+        (
+            Step("slow", "ryla-demo", "ComfyUI", "/blur", values={"sigma": 1.0}),
+            Step("after", "ryla-demo", "ComfyUI", "/invert"),
+        ),
+        timeout=60,
+    )
+    app = create_fleet_app(MODULE.SETTINGS, (), (chain,), (), owners)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(timeout=0.4) as client:
+            with pytest.raises(httpx.ReadTimeout):  # the client gives up and disconnects
+                await client.post(f"http://127.0.0.1:{port}/blur-then-invert", json={})
+        for _ in range(100):
+            queue = slow_standin.queue()
+            if not queue["queue_running"] and not queue["queue_pending"]:
+                break
+            await asyncio.sleep(0.05)
+        assert queue == {"queue_running": [], "queue_pending": []}
+        await asyncio.sleep(0.3)
+        assert [path for _, path, _ in owners.calls] == ["/blur"]  # /invert never started
+        history = slow_standin.history()
+        assert all(h.get("status", {}).get("status_str") != "success" for h in history.values())
+    finally:
+        server.should_exit = True
+        thread.join(5)

@@ -9,7 +9,9 @@ paths 404 listing the routes. The front door holds no GPU and no ComfyUI.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import inspect
 import os
 from collections.abc import Iterable, Mapping
@@ -315,7 +317,21 @@ def _chainer(chain: Chain, owners: Owners):  # noqa: ANN202
 
 def _post(app: FastAPI, path: str, model: type[BaseModel], summary: str, run) -> None:  # noqa: ANN001
     async def handler(request: Request, body: BaseModel) -> Response:
-        return (await run(body, wants_json(request))).response()
+        work = asyncio.ensure_future(run(body, wants_json(request)))
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server cancelled us: stop the run as well
+            work.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if work in done:
+            return work.result().response()
+        work.cancel()  # the client left: stop the owner's run (and a chain's later steps)
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return error_response(499, "client closed the request", "cancelled")
 
     handler.__signature__ = inspect.Signature(
         [
@@ -327,6 +343,11 @@ def _post(app: FastAPI, path: str, model: type[BaseModel], summary: str, run) ->
         return_annotation=Response,
     )
     app.post(path, summary=summary or f"POST {path}", response_class=Response)(handler)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def add_retired_routes(app: FastAPI, retired: Iterable[Retired]) -> None:
