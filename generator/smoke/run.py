@@ -105,7 +105,7 @@ async def smoke_app(
         in_class = [t for t in pending if any(e.path == t.path for e in cls.endpoints)]
         if not in_class:
             continue
-        async with _comfy(cls, options, echo) as (comfy, started_s):
+        async with _comfy(app.name, cls, options, echo) as (comfy, started_s):
             for target in in_class:
                 endpoint, settings = runtime[target.path]
                 app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
@@ -190,7 +190,7 @@ def _run_synth(
 
 
 @contextlib.asynccontextmanager
-async def _comfy(cls: ClassModel, options: SmokeOptions, echo: Echo):  # noqa: ANN202
+async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo):  # noqa: ANN202
     if options.comfy_url:
         comfy = RemoteComfy(options.comfy_url, models_dir=options.models_dir)
         try:
@@ -218,7 +218,7 @@ async def _comfy(cls: ClassModel, options: SmokeOptions, echo: Echo):  # noqa: A
         port=options.port,
         command=command,
         start_timeout=options.start_timeout,
-        log_path=base / f"comfyui-{cls.name}.log",
+        log_path=base / f"comfyui-{app}-{cls.name}.log",
     )
     server.base_dir = base  # input/output/temp live there: request files get removed
     echo(f"starting ComfyUI for class {cls.name}: {' '.join(args)}")

@@ -449,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.comfy_dir))
     os.chdir(args.comfy_dir)  # ComfyUI resolves some data files relative to its tree
-    if args.device == "cpu" or args.verify:
-        sys.argv = [sys.argv[0], "--cpu"]
+    # ComfyUI parses sys.argv itself: give it only its own flags
+    sys.argv = [sys.argv[0], *(["--cpu"] if args.device == "cpu" or args.verify else [])]
     import comfy.options
 
     comfy.options.enable_args_parsing()
