@@ -386,7 +386,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
         click.echo(line(row))
     if options["markdown"]:
         options["markdown"].write_text(markdown(rows))
-    sys.exit(1 if any(r.get("status") == "failed" for r in rows) else 0)
+    sys.exit(1 if any(r.get("status") in ("failed", "output-mismatch") for r in rows) else 0)
 
 
 def _find_app(apps: list[AppModel], name: str) -> AppModel:

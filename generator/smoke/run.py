@@ -306,8 +306,9 @@ async def _measure(
             await sampling
     first, warm = runs[0], (runs[-1] if len(runs) > len(examples) else None)
     ok = all(r["ok"] for r in runs)
+    problems = sorted({p for r in runs for p in r.get("problems", [])})
     result: dict[str, Any] = {
-        "status": "executed" if ok else "failed",
+        "status": "failed" if not ok else "output-mismatch" if problems else "executed",
         "first_s": first["seconds"],
         "warm_s": warm["seconds"] if warm else None,
         "load_s": round(first["seconds"] - warm["seconds"], 2) if warm and ok else None,
@@ -316,6 +317,8 @@ async def _measure(
     }
     if not ok:
         result["error"] = next(r["error"] for r in runs if not r["ok"])
+    if problems:
+        result["problems"] = problems
     return result
 
 
@@ -339,10 +342,8 @@ async def _one(client: httpx.AsyncClient, endpoint: Endpoint, example: dict) -> 
         run.update(ok=False, error=_error_text(response))
         return run
     outputs, problems = check_response(response.content, response.headers, request)
-    run.update(ok=not problems, outputs=outputs)
+    run.update(ok=True, outputs=outputs, problems=problems)
     run["execution_s"] = _float(response.headers.get("x-execution-time-sec"))
-    if problems:
-        run["error"] = "; ".join(problems)
     return run
 
 
@@ -369,7 +370,8 @@ def _float(value: str | None) -> float | None:
 
 def _run_text(run: dict[str, Any]) -> str:
     if run["ok"]:
-        return f"{run['seconds']} s, " + ", ".join(run.get("outputs", []))
+        text = f"{run['seconds']} s, " + ", ".join(run.get("outputs", []))
+        return text + "".join(f"; MISMATCH: {p}" for p in run.get("problems", []))
     return f"FAILED after {run['seconds']} s: {run['error']}"
 
 
