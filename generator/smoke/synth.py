@@ -135,7 +135,7 @@ def _unet_model(config: dict, device, dtype):
 def _clip_sd(model_config, device, dtype) -> dict:
     target = model_config.clip_target()
     clip = target.clip(**{**target.params, "device": device, "dtype": dtype, "model_options": {}})
-    return model_config.process_clip_state_dict_for_saving(clip.state_dict())
+    return clip.state_dict()  # BaseModel.state_dict_for_saving puts the checkpoint's prefixes
 
 
 def _kl_vae_sd(device, z_channels: int = 4, quant_conv: bool = True) -> dict:
@@ -412,8 +412,10 @@ def verify(arch: str) -> str:
         config = comfy.model_detection.model_config_from_unet(sd, prefix)
         if config is None:
             raise ValueError("ComfyUI detects no model")
-        detected = type(config).__name__
-        return f"{detected} {config.unet_config.get('image_model', '')}".strip()
+        detected = f"{type(config).__name__} {config.unet_config.get('image_model', '')}".strip()
+        if arch.endswith("checkpoint"):
+            detected += ", " + _verify_checkpoint_parts(config, sd)
+        return detected
     if arch in ("clip-l", "t5-xxl", "umt5-xxl"):
         vocab = sd.get("shared.weight", sd.get("text_model.embeddings.token_embedding.weight"))
         return f"{comfy.sd.detect_te_model(sd)}, vocabulary {vocab.shape[0]}"
@@ -422,6 +424,32 @@ def verify(arch: str) -> str:
     keys = sorted(sd)
     first = sd[keys[0]]
     return f"{len(keys)} tensors, {keys[0]} .. {keys[-1]} ({first.dtype}, {list(first.shape)})"
+
+
+def _verify_checkpoint_parts(config, sd: dict) -> str:
+    """The text encoders and VAE ComfyUI's checkpoint loader takes out of the file."""
+    import comfy.utils
+
+    target = config.clip_target(state_dict=sd)
+    clip = target.clip(**{**target.params, "device": "meta", "dtype": None, "model_options": {}})
+    clip_sd = config.process_clip_state_dict(dict(sd))
+    expected = set(clip.state_dict())
+    found = {k for k in clip_sd if k in expected}
+    # published SD1.5/SDXL checkpoints hold neither CLIP-L's logit scale nor its projection
+    optional = {
+        k
+        for k in expected
+        if k.endswith(("logit_scale", "clip_l.transformer.text_projection.weight"))
+    }
+    missing = sorted(expected - found - optional)
+    if missing:
+        raise ValueError(f"text encoder: {len(missing)} tensors missing, e.g. {missing[0]}")
+    vae = comfy.utils.state_dict_prefix_replace(
+        dict(sd), {k: "" for k in config.vae_key_prefix}, filter_keys=True
+    )
+    if not vae:
+        raise ValueError("no VAE tensors under " + ", ".join(config.vae_key_prefix))
+    return f"text encoders {len(found)} tensors, VAE {len(vae)} tensors"
 
 
 def _verify_lora(arch: str, sd: dict) -> str:
