@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -199,6 +200,8 @@ async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo): 
             await comfy.client.aclose()
         return
     assert options.comfy_dir is not None
+    if _port_taken(options.port):  # else the readiness check would find that other server
+        raise SmokeError(f"port {options.port} is taken (a ComfyUI left running?); use --port")
     base = options.scratch
     (base / "frontend").mkdir(parents=True, exist_ok=True)
     (base / "frontend" / "index.html").write_text("<!doctype html><title>smoke</title>\n")
@@ -237,6 +240,12 @@ async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo): 
         await server.stop()
 
 
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 class _MemorySampler:
     """Peak device memory while requests run, from ComfyUI's ``/system_stats``."""
 
@@ -248,6 +257,7 @@ class _MemorySampler:
         self.device_name: str | None = None
         self.comfyui_version: str | None = None
         self.total = 0
+        self.last_free = 0
 
     async def sample(self, http: httpx.AsyncClient) -> None:
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
@@ -256,7 +266,8 @@ class _MemorySampler:
             device = stats["devices"][0]
             self.device_type, self.device_name = device.get("type"), device.get("name")
             self.total = int(device["vram_total"])
-            self.peak_used = max(self.peak_used, self.total - int(device["vram_free"]))
+            self.last_free = int(device["vram_free"])
+            self.peak_used = max(self.peak_used, self.total - self.last_free)
             self.peak_torch = max(self.peak_torch, int(device.get("torch_vram_total", 0)))
 
     async def run(self) -> None:
@@ -284,6 +295,7 @@ async def _measure(
     async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
         with contextlib.suppress(httpx.HTTPError):
             await http.post(f"{url}/free", json={"unload_models": True, "free_memory": True})
+        unload_s = await _settled(http, url)
     sampler = _MemorySampler(url)
     sampling = asyncio.ensure_future(sampler.run())
     examples = list(target.endpoint.examples)
@@ -313,6 +325,7 @@ async def _measure(
         "warm_s": warm["seconds"] if warm else None,
         "load_s": round(first["seconds"] - warm["seconds"], 2) if warm and ok else None,
         "memory": sampler.as_dict(),
+        "unload_wait_s": unload_s,
         "runs": runs,
     }
     if not ok:
@@ -320,6 +333,24 @@ async def _measure(
     if problems:
         result["problems"] = problems
     return result
+
+
+async def _settled(http: httpx.AsyncClient, url: str, timeout: float = 180.0) -> float:
+    """Wait until the previous endpoint's models left the GPU (``/free`` works in the
+    background: moving tens of GB back to RAM takes seconds that are no part of this
+    endpoint's first latency). Settled: device memory unchanged over three samples."""
+    sampler = _MemorySampler(url)
+    started = time.perf_counter()
+    last: list[int] = []
+    while time.perf_counter() - started < timeout:
+        await sampler.sample(http)
+        if sampler.device_type != "cuda":
+            break
+        last = [*last[-2:], sampler.total - sampler.last_free]
+        if len(last) == 3 and max(last) - min(last) < 64 * 1024**2:
+            break
+        await asyncio.sleep(0.5)
+    return round(time.perf_counter() - started, 2)
 
 
 def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
