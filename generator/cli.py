@@ -321,7 +321,11 @@ def bench(**options: object) -> None:
 @click.option("--comfy-url", help="Use this running ComfyUI instead of starting one.")
 @click.option("--models-dir", type=click.Path(path_type=Path), help="Synthetic files go here.")
 @click.option(
-    "--out", default="smoke/results.json", show_default=True, type=click.Path(path_type=Path)
+    "--out",
+    default="docs/gpu-smoke-results.json",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Results file (JSON); endpoints measured at this commit there are skipped.",
 )
 @click.option("--scratch", type=click.Path(path_type=Path), help="Base directory ComfyUI runs in.")
 @click.option("--python", "python_", help="ComfyUI's Python (default: a venv beside the tree).")

@@ -62,6 +62,7 @@ def apps() -> dict[str, AppModel]:
         ),
         ("diffusion_models", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors", "flux-dev"),
         ("vae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", "flux-vae"),
+        ("vae", "Comfy-Org/z_image_turbo", "split_files/vae/ae.safetensors", "flux-vae"),
         ("text_encoders", "comfyanonymous/flux_text_encoders", "t5xxl_fp16.safetensors", "t5-xxl"),
         (
             "text_encoders",

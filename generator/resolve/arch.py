@@ -78,7 +78,7 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("clip_vision",), r"clip_vision_h", "clip-vision-h"),
     (("clip_vision",), r"sigclip_vision", "siglip-vision"),
     (("vae",), r"^black-forest-labs/flux\.1-(dev|schnell)/ae\.", "flux-vae"),
-    (("vae",), r"z-image.*/ae\.", "flux-vae"),
+    (("vae",), r"z[-_]image.*/ae\.", "flux-vae"),
     (("vae",), r"flux2-vae", "flux2-vae"),
     (("vae",), r"wan_2\.1_vae", "wan21-vae"),
     (("vae",), r"qwen_image_vae", "qwen-image-vae"),

@@ -235,11 +235,13 @@ def vae(kind: str):
         import torch
 
         if kind == "flux-vae":
-            return _kl_vae_sd(device, 16, quant_conv=False)
-        from comfy.ldm.wan.vae import WanVAE
+            sd = _kl_vae_sd(device, 16, quant_conv=False)
+        else:
+            from comfy.ldm.wan.vae import WanVAE
 
-        with torch.device(device):
-            return WanVAE(**WAN21_VAE).state_dict()
+            with torch.device(device):
+                sd = WanVAE(**WAN21_VAE).state_dict()
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
 
     return build
 
