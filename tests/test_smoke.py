@@ -113,12 +113,15 @@ def test_every_buildable_architecture_is_one_a_spec_may_declare() -> None:
 
 def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
     targets = {t.path: t for t in plan_app(apps["ryla-flux"])}
-    assert all(t.covered for t in targets.values())
+    assert all(t.covered for t in targets.values())  # /flux-dev-realism declares its LoRA's arch
     lora = targets["/flux-dev-lora"].files[-1]
     assert (lora.name, lora.arch) == ("loras/flux-character-abc123.safetensors", "flux-lora")
     built, links = builds(list(targets.values()))
     assert [f.name for f in built].count("diffusion_models/flux1-dev.safetensors") == 1
-    assert links == {}
+    # the realism LoRA is the same architecture: one file serves both names
+    assert links == {
+        "loras/flux-realism-lora.safetensors": "loras/flux-character-abc123.safetensors"
+    }
 
 
 def test_files_of_one_architecture_are_built_once(apps) -> None:
