@@ -374,6 +374,84 @@ def bench(**options: object) -> None:
     sys.exit(status)
 
 
+@main.command()
+@click.argument("names", nargs=-1, required=True, metavar="APP|PATH...")
+@click.option("--comfy-dir", type=click.Path(path_type=Path, file_okay=False), help="ComfyUI tree.")
+@click.option("--comfy-url", help="Use this running ComfyUI instead of starting one.")
+@click.option("--models-dir", type=click.Path(path_type=Path), help="Synthetic files go here.")
+@click.option(
+    "--out",
+    default="docs/gpu-smoke-results.json",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Results file (JSON); endpoints measured at this commit there are skipped.",
+)
+@click.option("--scratch", type=click.Path(path_type=Path), help="Base directory ComfyUI runs in.")
+@click.option("--python", "python_", help="ComfyUI's Python (default: a venv beside the tree).")
+@click.option("--port", default=8190, show_default=True, type=int)
+@click.option("--device", default="cuda", show_default=True, type=click.Choice(["cuda", "cpu"]))
+@click.option("--commit", help="Commit the results are keyed by (default: git HEAD).")
+@click.option("--force", is_flag=True, help="Measure again what this commit measured already.")
+@click.option("--clean", is_flag=True, help="Remove each app's synthetic files after its run.")
+@click.option("--markdown", type=click.Path(path_type=Path), help="Also write a Markdown table.")
+def smoke(names: tuple[str, ...], **options: Any) -> None:
+    """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures."""
+    import asyncio
+
+    from .dev import DevError, load_generated
+    from .smoke.modal_stub import install as install_modal_stub
+    from .smoke.report import line, markdown
+    from .smoke.run import SmokeError, SmokeOptions, default_python, scratch_default, smoke_app
+    from .smoke.store import ResultStore, StoreError, current_commit
+
+    if bool(options["comfy_dir"]) == bool(options["comfy_url"]) and not options["comfy_dir"]:
+        raise click.UsageError("give --comfy-dir (start ComfyUI) or --comfy-url (a running one)")
+    install_modal_stub()
+    apps = _load((), ())
+    selected: list[tuple[AppModel, str | None]] = []
+    for name in names:
+        app = _find_app(apps, name)
+        path = (
+            "/" + name.lstrip("/")
+            if any(e.path == "/" + name.lstrip("/") for e in app.endpoints)
+            else None
+        )
+        selected.append((app, path))
+    comfy_dir = options["comfy_dir"].resolve() if options["comfy_dir"] else None
+    scratch = (options["scratch"] or scratch_default()).resolve()
+    try:
+        store = ResultStore(options["out"])
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    commit = options["commit"] or current_commit(Path.cwd())
+    rows: list[dict[str, Any]] = []
+    for app, path in selected:
+        opts = SmokeOptions(
+            comfy_dir=comfy_dir,
+            comfy_url=options["comfy_url"],
+            models_dir=options["models_dir"].resolve() if options["models_dir"] else None,
+            scratch=scratch,
+            python=options["python_"] or default_python(comfy_dir),
+            port=options["port"],
+            commit=commit,
+            force=options["force"],
+            clean=options["clean"],
+            only=path,
+            device=options["device"],
+        )
+        try:
+            module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")
+            rows += asyncio.run(smoke_app(app, module, opts, store, click.echo))
+        except (DevError, SmokeError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"\nsmoke results at {commit} ({options['out']}):")
+    for row in rows:
+        click.echo(line(row))
+    if options["markdown"]:
+        options["markdown"].write_text(markdown(rows))
+    sys.exit(1 if any(r.get("status") in ("failed", "output-mismatch") for r in rows) else 0)
+
+
 def _find_app(apps: list[AppModel], name: str) -> AppModel:
     for app in apps:
         stems = {Path(s).stem for s in app.sources}

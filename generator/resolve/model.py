@@ -145,6 +145,7 @@ class ModelFileModel:
     size_gb: float | None
     repo_type: str = "model"
     where: str = field(default="", compare=False)  # spec position that declared it
+    arch: str | None = None  # declared architecture (resolve/arch.py infers the rest)
 
     @property
     def source(self) -> str:

@@ -14,6 +14,7 @@ from ..comfy.catalog import Catalog
 from ..diagnostics import Diagnostics, Location, SpecError
 from ..spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
 from ..spec.load import LoadedSpec, find_spec_files, load_spec
+from .arch import ARCHITECTURES
 from .endpoints import EndpointContext, resolve_endpoint, resolve_workflow_route
 from .fleet import AppSpecs, resolve_fleet
 from .gpus import parse_gpu
@@ -231,6 +232,11 @@ def _resolve_app(
             _merge_custom_node(node, spec.loc(section, i, "custom_nodes", j), custom_nodes, diags)
         for j, model in enumerate(ep.models):
             _merge_model(model, spec.loc(section, i, "models", j), models, diags)
+            if model.arch is not None and model.arch not in ARCHITECTURES:
+                diags.error(
+                    spec.loc(section, i, "models", j, "arch"),
+                    f"unknown architecture '{model.arch}'; known: {', '.join(ARCHITECTURES)}",
+                )
     if models and app.models_volume not in app.volumes:
         diags.error(
             sources.definition.loc("app", "models_volume"),
@@ -428,6 +434,7 @@ def _model_file(model: Model, where: Location) -> ModelFileModel:
         size_gb=model.size_gb,
         repo_type=model.repo_type,
         where=str(where),
+        arch=model.arch,
     )
 
 

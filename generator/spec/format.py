@@ -118,6 +118,11 @@ class Model(_Strict):
     name: str | None = Field(None, description="File name ComfyUI sees (default: basename).")
     sha256: Sha256 | None = None
     size_gb: float | None = Field(None, gt=0, description="Size, for the residency plan.")
+    arch: str | None = Field(
+        None,
+        description="Architecture of the file, e.g. sdxl-checkpoint, flux-dev, t5-xxl "
+        "(default: inferred from repo/file; `ryla-gen smoke` builds a synthetic file of it).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Model:
