@@ -31,9 +31,11 @@ from generator.runtime.config import (
     OneOrMany,
     Param,
     RequestModel,
+    Retired,
     Target,
     load_workflows,
 )
+from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -669,6 +671,18 @@ COMFYUIA10080GB_SETTINGS = AppSettings(
 
 ENDPOINTS = COMFYUI_ENDPOINTS + COMFYUIA10080GB_ENDPOINTS
 SETTINGS = COMFYUI_SETTINGS
+CLASSES = {
+    "ComfyUI": (COMFYUI_SETTINGS, COMFYUI_ENDPOINTS),
+    "ComfyUIA10080GB": (COMFYUIA10080GB_SETTINGS, COMFYUIA10080GB_ENDPOINTS),
+}
+RETIRED = (
+    Retired("/wan2", use="/wan2.6", reason="Wan 2.1 is deprecated; /wan2.6 takes the same fields."),
+    Retired(
+        "/wan2-lora",
+        use="/wan2.6-lora",
+        reason="Wan 2.1 is deprecated; /wan2.6-lora takes the same fields.",
+    ),
+)
 
 MODELS = (
     ModelFile(
@@ -895,6 +909,15 @@ class ComfyUI:
         call_id = modal.current_function_call_id()
         return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, workflows, path, values, as_json
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app()
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
@@ -905,6 +928,7 @@ class ComfyUI:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )
 
 
@@ -960,6 +984,21 @@ class ComfyUIA10080GB:
         call_id = modal.current_function_call_id()
         return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUIA10080GB_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUIA10080GB_SETTINGS,
+            COMFYUIA10080GB_ENDPOINTS,
+            self.server,
+            workflows,
+            path,
+            values,
+            as_json,
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app()
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUIA10080GB().run_job.spawn)
@@ -970,4 +1009,5 @@ class ComfyUIA10080GB:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )

@@ -27,9 +27,11 @@ from generator.runtime.config import (
     ModelFile,
     Param,
     RequestModel,
+    Retired,
     Target,
     load_workflows,
 )
+from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
@@ -408,6 +410,26 @@ COMFYUI_SETTINGS = AppSettings(
 
 ENDPOINTS = COMFYUI_ENDPOINTS
 SETTINGS = COMFYUI_SETTINGS
+CLASSES = {
+    "ComfyUI": (COMFYUI_SETTINGS, COMFYUI_ENDPOINTS),
+}
+RETIRED = (
+    Retired(
+        "/z-image-instantid",
+        use="/sdxl-instantid",
+        reason="InstantID does not fit Z-Image's Qwen text encoder (encoder mismatch).",
+    ),
+    Retired(
+        "/z-image-pulid",
+        use="/flux-pulid",
+        reason="PuLID does not fit Z-Image's Qwen text encoder (encoder mismatch).",
+    ),
+    Retired(
+        "/z-image-pulid-lora",
+        use="/flux-pulid",
+        reason="Never worked (answered 501 naming a nonexistent /pulid-flux-lora).",
+    ),
+)
 
 MODELS = (
     ModelFile(
@@ -538,6 +560,15 @@ class ComfyUI:
         call_id = modal.current_function_call_id()
         return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, workflows, path, values, as_json
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app()
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
@@ -548,4 +579,5 @@ class ComfyUI:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )

@@ -170,7 +170,11 @@ def _counts(apps: list[AppModel]) -> str:
     n_endpoints = sum(len(a.endpoints) for a in apps)
     n_training = sum(len(a.training) for a in apps)
     training = f", {n_training} training function(s)" if n_training else ""
-    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){training}"
+    n_chains = sum(len(a.fleet.chains) for a in apps if a.fleet)
+    chains = f", {n_chains} chain(s)" if n_chains else ""
+    n_retired = sum(len(a.retired) for a in apps)
+    retired = f", {n_retired} retired route(s)" if n_retired else ""
+    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){chains}{training}{retired}"
 
 
 @main.command("list")
@@ -212,16 +216,71 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
         for app in apps
         for training in app.training
     ]
+    rows += [
+        {
+            "kind": "forward",
+            "app": app.name,
+            "path": fw.path,
+            "gpu": None,
+            "timeout": fw.endpoint.timeout,
+            "url": app.fleet_url(workspace) + fw.path,
+            "spec": app.sources[0],
+            "runs_in": f"{fw.app}{fw.owner_path}",
+        }
+        for app in apps
+        if app.fleet
+        for fw in app.fleet.forwards
+        if fw.owner_path
+    ]
+    rows += [
+        {
+            "kind": "chain",
+            "app": app.name,
+            "path": chain.path,
+            "gpu": None,
+            "timeout": chain.timeout,
+            "url": app.fleet_url(workspace) + chain.path,
+            "spec": chain.source,
+            "steps": [f"{step.app}{step.path}" for step in chain.steps],
+        }
+        for app in apps
+        if app.fleet
+        for chain in app.fleet.chains
+    ]
+    rows += [
+        {
+            "kind": "retired",
+            "app": app.name,
+            "path": gone.path,
+            "gpu": None,
+            "timeout": None,
+            "url": None,
+            "spec": gone.source,
+            "use": gone.use,
+        }
+        for app in apps
+        for gone in app.retired
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     width = max((len(r["path"] or r["function"]) for r in rows), default=4)
     for app in apps:
         click.echo(f"{app.name}  ({', '.join(app.sources)})")
+        if app.fleet:
+            click.echo(
+                f"  fleet URL (every route below and of every app): {app.fleet_url(workspace)}"
+            )
         for r in (r for r in rows if r["app"] == app.name):
             if r["kind"] == "training":
                 where = f"training (timeout {r['timeout']} s)"
                 click.echo(f"  {r['function']:<{width}}  {r['gpu']:<10} {where}")
+            elif r["kind"] == "forward":
+                click.echo(f"  {r['path']:<{width}}  {'forward':<10} runs as {r['runs_in']}")
+            elif r["kind"] == "chain":
+                click.echo(f"  {r['path']:<{width}}  {'chain':<10} {' -> '.join(r['steps'])}")
+            elif r["kind"] == "retired":
+                click.echo(f"  {r['path']:<{width}}  {'retired':<10} 410, use {r['use']}")
             else:
                 click.echo(f"  {r['path']:<{width}}  {r['gpu']:<10} {r['url']}")
 
@@ -313,6 +372,84 @@ def bench(**options: object) -> None:
     except BenchUsageError as exc:
         raise click.UsageError(str(exc)) from None
     sys.exit(status)
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True, metavar="APP|PATH...")
+@click.option("--comfy-dir", type=click.Path(path_type=Path, file_okay=False), help="ComfyUI tree.")
+@click.option("--comfy-url", help="Use this running ComfyUI instead of starting one.")
+@click.option("--models-dir", type=click.Path(path_type=Path), help="Synthetic files go here.")
+@click.option(
+    "--out",
+    default="docs/gpu-smoke-results.json",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Results file (JSON); endpoints measured at this commit there are skipped.",
+)
+@click.option("--scratch", type=click.Path(path_type=Path), help="Base directory ComfyUI runs in.")
+@click.option("--python", "python_", help="ComfyUI's Python (default: a venv beside the tree).")
+@click.option("--port", default=8190, show_default=True, type=int)
+@click.option("--device", default="cuda", show_default=True, type=click.Choice(["cuda", "cpu"]))
+@click.option("--commit", help="Commit the results are keyed by (default: git HEAD).")
+@click.option("--force", is_flag=True, help="Measure again what this commit measured already.")
+@click.option("--clean", is_flag=True, help="Remove each app's synthetic files after its run.")
+@click.option("--markdown", type=click.Path(path_type=Path), help="Also write a Markdown table.")
+def smoke(names: tuple[str, ...], **options: Any) -> None:
+    """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures."""
+    import asyncio
+
+    from .dev import DevError, load_generated
+    from .smoke.modal_stub import install as install_modal_stub
+    from .smoke.report import line, markdown
+    from .smoke.run import SmokeError, SmokeOptions, default_python, scratch_default, smoke_app
+    from .smoke.store import ResultStore, StoreError, current_commit
+
+    if bool(options["comfy_dir"]) == bool(options["comfy_url"]) and not options["comfy_dir"]:
+        raise click.UsageError("give --comfy-dir (start ComfyUI) or --comfy-url (a running one)")
+    install_modal_stub()
+    apps = _load((), ())
+    selected: list[tuple[AppModel, str | None]] = []
+    for name in names:
+        app = _find_app(apps, name)
+        path = (
+            "/" + name.lstrip("/")
+            if any(e.path == "/" + name.lstrip("/") for e in app.endpoints)
+            else None
+        )
+        selected.append((app, path))
+    comfy_dir = options["comfy_dir"].resolve() if options["comfy_dir"] else None
+    scratch = (options["scratch"] or scratch_default()).resolve()
+    try:
+        store = ResultStore(options["out"])
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    commit = options["commit"] or current_commit(Path.cwd())
+    rows: list[dict[str, Any]] = []
+    for app, path in selected:
+        opts = SmokeOptions(
+            comfy_dir=comfy_dir,
+            comfy_url=options["comfy_url"],
+            models_dir=options["models_dir"].resolve() if options["models_dir"] else None,
+            scratch=scratch,
+            python=options["python_"] or default_python(comfy_dir),
+            port=options["port"],
+            commit=commit,
+            force=options["force"],
+            clean=options["clean"],
+            only=path,
+            device=options["device"],
+        )
+        try:
+            module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")
+            rows += asyncio.run(smoke_app(app, module, opts, store, click.echo))
+        except (DevError, SmokeError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"\nsmoke results at {commit} ({options['out']}):")
+    for row in rows:
+        click.echo(line(row))
+    if options["markdown"]:
+        options["markdown"].write_text(markdown(rows))
+    sys.exit(1 if any(r.get("status") in ("failed", "output-mismatch") for r in rows) else 0)
 
 
 def _find_app(apps: list[AppModel], name: str) -> AppModel:

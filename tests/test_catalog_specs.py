@@ -26,7 +26,13 @@ RUNTIME_BY_APP = {
     for ep in app.endpoints
 }
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg=="
-MP4 = "data:video/mp4;base64,AAAAIGZ0eXBpc29tAAACAGlzb21pc28yYXZjMW1wNDE="
+# A structurally whole MP4 (ftyp, moov with a 1 s movie header and a track, mdat): the runtime
+# probes videos before queueing them, so a bare ftyp box is refused as truncated.
+MP4 = (
+    "data:video/mp4;base64,AAAAEGZ0eXBpc29tAAAAAAAAAHxtb292AAAAbG12aGQAAAAAAAAAAAAAAAAAAAPoAAAD"
+    "6AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAACHRyYWsAAAAYbWRhdAAAAAAAAAAAAAAAAAAAAAA="
+)
 WEBP = "data:image/webp;base64,UklGRogAAABXRUJQVlA4WAoAAAACAAAADwAADwAAQU5JTQYAAAAAAAAAAABBTk1GKgAAAAAAAAAAAA8AAA8AAH0AAAJWUDhMEQAAAC8PwAMAB1CUIhel/4GI6H8AAEFOTUYqAAAAAAAAAAAADwAADwAAfQAAAFZQOEwRAAAALw/AAwAHUJSiFLn/gYjofwAA"  # 2 frames
 
 # Every route of shared/reference/existing-endpoints.md, and the planned additions.
@@ -229,14 +235,6 @@ NOT_ROUTES = {
     "/history": "ComfyUI's own API",
     "/pulid-flux-lora": "a route named by /z-image-pulid-lora's 501 message; it never existed",
 }
-# Routes added by the other half of issue 14 (fleet URL, chains, retired routes). Once a path
-# is listed, remove it here: test_pending_routes_are_still_pending fails until then.
-PENDING_ELSEWHERE = {
-    "/wan2.6-i2v-faceswap", "/wan22-i2v-faceswap", "/qwen-faceswap", "/qwen-faceswap-fast",
-    "/qwen-character-scene",  # chains
-    "/wan2", "/wan2-lora", "/flux-instantid", "/z-image-instantid", "/z-image-pulid",
-    "/z-image-pulid-lora",  # retired (410)
-}  # fmt: skip
 
 
 def _reference_paths(shared_dir) -> set[str]:
@@ -255,14 +253,8 @@ def _listed_paths() -> set[str]:
 def test_every_reference_path_is_listed(shared_dir) -> None:
     referenced = _reference_paths(shared_dir)
     assert "/wan22-i2v" in referenced and "/flux" in referenced  # the files were parsed
-    missing = referenced - _listed_paths() - set(NOT_ROUTES) - PENDING_ELSEWHERE
+    missing = referenced - _listed_paths() - set(NOT_ROUTES)
     assert not missing, f"reference paths missing from `ryla-gen list --json`: {sorted(missing)}"
-
-
-def test_pending_routes_are_still_pending(shared_dir) -> None:
-    assert PENDING_ELSEWHERE <= _reference_paths(shared_dir)
-    landed = PENDING_ELSEWHERE & _listed_paths()
-    assert not landed, f"now listed, remove from PENDING_ELSEWHERE: {sorted(landed)}"
 
 
 def _diffusion_files(workflow: dict) -> set[str]:

@@ -759,6 +759,17 @@ SPEC_CASES = [
         "models_volume '/root/models' is not among the app's volumes (none)",
         id="models-volume-not-mounted",
     ),
+    pytest.param(
+        edit(
+            "    workflow: wf.json",
+            "    workflow: wf.json\n    models:\n"
+            "      - repo: org/a\n        file: m.safetensors\n        folder: checkpoints\n"
+            "        arch: sdxl",
+        ),
+        f"{X}:13:15",
+        "unknown architecture 'sdxl'; known: sd15-checkpoint, sdxl-checkpoint",
+        id="model-arch-unknown",
+    ),
 ]
 
 

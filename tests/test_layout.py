@@ -23,8 +23,19 @@ ALLOWED = {
     "runtime": {"comfy"},
     "standin": set(),
     "quality": {"resolve"},
+    "smoke": {"resolve", "runtime", "quality"},
     "dev": {"runtime"},
-    "cli": {"diagnostics", "spec", "comfy", "resolve", "render", "runtime", "quality", "dev"},
+    "cli": {
+        "diagnostics",
+        "spec",
+        "comfy",
+        "resolve",
+        "render",
+        "runtime",
+        "quality",
+        "dev",
+        "smoke",
+    },
 }
 
 

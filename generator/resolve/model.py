@@ -10,6 +10,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from .pyliteral import py_string
+
 
 @dataclass(frozen=True)
 class RequestField:
@@ -146,6 +148,7 @@ class ModelFileModel:
     size_gb: float | None
     repo_type: str = "model"
     where: str = field(default="", compare=False)  # spec position that declared it
+    arch: str | None = None  # declared architecture (resolve/arch.py infers the rest)
 
     @property
     def source(self) -> str:
@@ -243,6 +246,120 @@ class ClassModel:
 
 
 @dataclass(frozen=True)
+class RetiredModel:
+    """A route that answers 410 Gone naming its replacement."""
+
+    path: str
+    use: str
+    reason: str
+    app: str  # the app whose spec retired it (its own URL answers 410 too)
+    source: str
+
+    @property
+    def runtime_args(self) -> str:
+        return f"{self.path!r}, use={self.use!r}, reason={py_string(self.reason)}"
+
+
+@dataclass(frozen=True)
+class ForwardModel:
+    """A route of the fleet front door, run by the class owning it."""
+
+    app: str
+    cls: str
+    endpoint: EndpointModel  # as the front door serves it (path, request class)
+    own: bool  # the fleet app's own class (its request model is rendered with the class)
+    owner_path: str = ""  # the path in the owning app when it differs (reuse ... as:)
+
+    @property
+    def path(self) -> str:
+        return self.endpoint.path
+
+    @property
+    def runtime_args(self) -> str:
+        ep = self.endpoint
+        args = [
+            repr(ep.path),
+            f"app={self.app!r}",
+            f"cls={self.cls!r}",
+            f"request_model={ep.request_class}",
+            f"timeout={ep.timeout}",
+            f"summary={py_string(ep.summary)}",
+        ]
+        if self.owner_path:
+            args.append(f"owner_path={self.owner_path!r}")
+        if ep.max_body_bytes:
+            args.append(f"max_body_bytes={ep.max_body_bytes}")
+        return ", ".join(args)
+
+
+@dataclass(frozen=True)
+class ChainStepModel:
+    name: str
+    app: str
+    cls: str
+    path: str
+    inputs: dict[str, str]  # step field -> chain field
+    outputs: dict[str, str]  # step field -> earlier step whose output it receives
+    values: dict[str, Any]  # step field -> constant
+
+    @property
+    def runtime_args(self) -> str:
+        args = [f"{self.name!r}", f"app={self.app!r}", f"cls={self.cls!r}", f"path={self.path!r}"]
+        for key in ("inputs", "outputs", "values"):
+            if getattr(self, key):
+                args.append(f"{key}={getattr(self, key)!r}")
+        return ", ".join(args)
+
+
+@dataclass(frozen=True)
+class ChainModel:
+    """A front-door route running endpoints of any apps one after another."""
+
+    path: str
+    request_class: str
+    summary: str
+    description: str | None
+    fields: tuple[RequestField, ...]
+    docs: tuple[ParamDoc, ...]
+    steps: tuple[ChainStepModel, ...]
+    timeout: int  # the steps' timeouts added up
+    source: str
+    examples: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def constant(self) -> str:
+        name = re.sub(r"[^A-Za-z0-9]+", "_", self.path).strip("_").upper()
+        return "CHAIN_" + name
+
+    @property
+    def docstring(self) -> str:
+        extra = f" {self.description}" if self.description else ""
+        return docstring(f"Request body of POST {self.path} (a chain).{extra}")
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9 _-]", "", self.path.lower()).replace(" ", "-")
+
+
+@dataclass(frozen=True)
+class FleetModel:
+    """The fleet's one URL: a CPU front door in the app that declares ``fleet: true``."""
+
+    label: str  # Modal web label: the URL the default class had (clients keep it)
+    timeout: int
+    forwards: tuple[ForwardModel, ...]
+    chains: tuple[ChainModel, ...]
+    retired: tuple[RetiredModel, ...]
+    modules: dict[str, str]  # owning app -> generated module name (ryla-gen dev loads them)
+    concurrent_inputs: int = 100  # it only waits on other containers
+
+    @property
+    def rendered_forwards(self) -> tuple[ForwardModel, ...]:
+        """Forwards of other apps: their request models are rendered in the front door's part."""
+        return tuple(f for f in self.forwards if not f.own)
+
+
+@dataclass(frozen=True)
 class AppModel:
     name: str
     module: str
@@ -274,6 +391,13 @@ class AppModel:
     training_volume_sets: tuple[NamedSet, ...] = ()
     training_secret_sets: tuple[NamedSet, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)  # AppSettings keyword arguments
+    retired: tuple[RetiredModel, ...] = ()  # declared in this app's specs
+    fleet: FleetModel | None = None
+
+    @property
+    def served_retired(self) -> tuple[RetiredModel, ...]:
+        """Retired routes this app's URL answers: the fleet's all, others their own."""
+        return self.fleet.retired if self.fleet else self.retired
 
     @property
     def template(self) -> str:
@@ -309,7 +433,11 @@ class AppModel:
 
     @property
     def _fields(self) -> list[RequestField]:
-        return [f for e in self.endpoints for f in e.fields]
+        fields = [f for e in self.endpoints for f in e.fields]
+        if self.fleet:
+            fields += [f for fw in self.fleet.rendered_forwards for f in fw.endpoint.fields]
+            fields += [f for c in self.fleet.chains for f in c.fields]
+        return fields
 
     @property
     def typing_imports(self) -> list[str]:
@@ -327,16 +455,27 @@ class AppModel:
 
     @property
     def config_imports(self) -> list[str]:
-        names = ["AppSettings", "Endpoint", "Param", "RequestModel", "load_workflows"]
+        names = ["AppSettings", "Endpoint", "RequestModel", "load_workflows"]
+        names += ["Param"] if any(e.params for e in self.endpoints) else []
         names += ["ModelFile"] if self.models else []
         if any(f.annotation.startswith("OneOrMany") for f in self._fields):
             names.append("OneOrMany")
         if any(p.targets for e in self.endpoints for p in e.params):
             names.append("Target")
+        if self.served_retired:
+            names.append("Retired")
+        if self.fleet:
+            names += ["Forward"] + (["Chain", "Step"] if self.fleet.chains else [])
         return sorted(names)
 
     def url(self, cls: ClassModel, workspace: str = "<workspace>") -> str:
+        if self.fleet:  # every class is reached through the front door
+            return self.fleet_url(workspace)
         return f"https://{workspace}--{self.name}-{cls.url_label}.modal.run"
+
+    def fleet_url(self, workspace: str = "<workspace>") -> str:
+        assert self.fleet is not None
+        return f"https://{workspace}--{self.fleet.label}.modal.run"
 
 
 @dataclass(frozen=True)

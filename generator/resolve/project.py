@@ -14,7 +14,9 @@ from ..comfy.catalog import Catalog
 from ..diagnostics import Diagnostics, Location, SpecError
 from ..spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
 from ..spec.load import LoadedSpec, find_spec_files, load_spec
+from .arch import ARCHITECTURES
 from .endpoints import EndpointContext, resolve_endpoint, resolve_workflow_route
+from .fleet import AppSpecs, resolve_fleet
 from .gpus import parse_gpu
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
 from .plan import launch_args, plan_class
@@ -69,6 +71,12 @@ def load_project(
         if m
     ]
     _check_shared_models(models, diags)
+    fleet_specs = {
+        name: AppSpecs(_app_of(src), src.definition, tuple(src.spec_files))
+        for name, src in apps.items()
+        if src.definition is not None
+    }
+    models = resolve_fleet(models, fleet_specs, diags)
     if len(apps) > WORKSPACE_APP_LIMIT:
         diags.warning(
             Location(", ".join(str(p) for p in project.specs)),
@@ -133,6 +141,14 @@ def _declared_endpoints(
                     f"reuse: {reuse.app} has no endpoint {reuse.path} ({known})",
                 )
                 continue
+            if reuse.run == "owner":
+                if not _app_of(sources).fleet:
+                    diags.error(
+                        spec.loc("reuse", i, "run"),
+                        "reuse run: owner forwards the route, which only the app with "
+                        "'fleet: true' does; co-locate it here with run: here",
+                    )
+                continue  # the fleet's front door forwards it (resolve/fleet.py)
             origin_spec, index, endpoint = origin
             if reuse.as_path:
                 endpoint = endpoint.model_copy(update={"path": reuse.as_path})
@@ -222,6 +238,11 @@ def _resolve_app(
             _merge_custom_node(node, spec.loc(section, i, "custom_nodes", j), custom_nodes, diags)
         for j, model in enumerate(ep.models):
             _merge_model(model, spec.loc(section, i, "models", j), models, diags)
+            if model.arch is not None and model.arch not in ARCHITECTURES:
+                diags.error(
+                    spec.loc(section, i, "models", j, "arch"),
+                    f"unknown architecture '{model.arch}'; known: {', '.join(ARCHITECTURES)}",
+                )
     if models and app.models_volume not in app.volumes:
         diags.error(
             sources.definition.loc("app", "models_volume"),
@@ -425,6 +446,7 @@ def _model_file(model: Model, where: Location) -> ModelFileModel:
         size_gb=model.size_gb,
         repo_type=model.repo_type,
         where=str(where),
+        arch=model.arch,
     )
 
 

@@ -110,6 +110,61 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """A route no longer served: 410 Gone, naming the route to use instead."""
+
+    path: str
+    use: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A route of the fleet front door that runs in the app owning it (a Modal call to its
+    class's ``run_request``; in ``ryla-gen dev`` in-process against the same ComfyUI)."""
+
+    path: str
+    app: str
+    cls: str
+    request_model: type[BaseModel]
+    timeout: float
+    summary: str = ""
+    owner_path: str = ""  # the path in the owning app, when the front door uses another
+    max_body_bytes: int | None = None  # the owning endpoint's body limit (default: the app's)
+
+    @property
+    def target(self) -> str:
+        return self.owner_path or self.path
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a chain: a request to ``path`` of class ``cls`` of ``app``.
+
+    ``inputs``: step field -> chain field; ``outputs``: step field -> an earlier step whose
+    output file it receives (as a data URL); ``values``: step field -> constant."""
+
+    name: str
+    app: str
+    cls: str
+    path: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A front-door route running its steps in order; the last step's output answers."""
+
+    path: str
+    request_model: type[BaseModel]
+    steps: tuple[Step, ...]
+    timeout: float
+    summary: str = ""
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """A model file in the shared models volume, linked into ``ComfyUI/models/<folder>``."""
 

@@ -6,7 +6,6 @@ as a subprocess next to it) and for ``ryla-gen dev`` (``RemoteComfy``: any runni
 
 import asyncio
 import contextlib
-import hmac
 import inspect
 import logging
 import os
@@ -22,8 +21,10 @@ from starlette.exceptions import HTTPException
 
 from .backends import ComfyServer, RemoteComfy
 from .body_limit import BodyLimit
-from .config import AppSettings, Endpoint, load_workflows
+from .config import AppSettings, Endpoint, Retired, load_workflows
 from .execute import Trail, cleanup, execute, wants_json
+from .fleet import add_retired_routes
+from .guards import BearerAuth, allowed_methods
 from .jobs import JobsFactory, LocalJobs, add_job_routes
 from .responses import error_docs, error_response
 from .warmup import Warmup
@@ -40,10 +41,12 @@ def create_app(
     workflows_dir: str | os.PathLike[str],
     warmup: "Warmup | None" = None,
     jobs: "JobsFactory | None" = None,
+    retired: Iterable[Retired] = (),
 ) -> FastAPI:
     """The app's FastAPI. ``warmup``: done already (Modal runs it in ``@modal.enter``), or
     pending, and then run in the background at start-up while ``/ready`` answers 503.
-    ``jobs``: how submitted jobs run (default: tasks of this process, as in ``ryla-gen dev``)."""
+    ``jobs``: how submitted jobs run (default: tasks of this process, as in ``ryla-gen dev``).
+    ``retired``: routes answering 410 Gone with their replacement."""
     endpoints = tuple(endpoints)
     workflows = load_workflows(workflows_dir, endpoints)
 
@@ -95,6 +98,7 @@ def create_app(
     add_job_routes(
         app, settings, endpoints, (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
     )
+    add_retired_routes(app, retired)
     return app
 
 
@@ -160,45 +164,6 @@ def _add_route(
     )(handler)
 
 
-class BearerAuth:
-    """ASGI middleware: every route but ``/health`` needs ``Authorization: Bearer <token>``.
-
-    Plain ASGI (no BaseHTTPMiddleware), so errors raised while the body is read reach the
-    routes' handlers as themselves."""
-
-    def __init__(self, app: Any, token_env: str) -> None:
-        self.app, self.token_env = app, token_env
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("path") != "/health":
-            header = dict(scope.get("headers", [])).get(b"authorization", b"")
-            if not bearer_ok(header.decode("latin-1"), self.token_env):
-                response = error_response(401, "missing or wrong bearer token", "unauthorized")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def bearer_ok(header: str | None, token_env: str) -> bool:
-    """``Authorization: Bearer <token>`` (scheme in any case), compared in constant time."""
-    token = os.environ.get(token_env, "")
-    scheme, _, given = (header or "").strip().partition(" ")
-    if not token or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-def _allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
-    from starlette.routing import Match
-
-    matching = [r for r in app.router.routes if r.matches(scope)[0] != Match.NONE]
-    if not matching:
-        return []
-    path = getattr(matching[0], "path", None)  # the route that answered, and its siblings
-    methods = {m for r in matching if getattr(r, "path", None) == path for m in r.methods or ()}
-    return sorted(methods)
-
-
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error, body-parse and routing ones included, as ``{error, details, type}``."""
 
@@ -216,7 +181,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         type_ = _HTTP_TYPES.get(exc.status_code, "bad_request")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not only the first route's
-            headers["Allow"] = ", ".join(_allowed_methods(app, request.scope))
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return error_response(exc.status_code, str(exc.detail), type_, headers=headers or None)
 
     @app.exception_handler(Exception)
