@@ -788,3 +788,52 @@ def test_the_connect_url_keeps_the_name_for_host_and_sni() -> None:
     assert target.connect_url == "https://[2001:db8::5]:8443/x?y"
     assert target.host_header == "cdn.example:8443"
     assert target.extensions == {"sni_hostname": "cdn.example"}
+
+
+# --- the fleet front door (the monolith's public URL) has the same guards ------------------------
+
+
+async def test_the_front_door_limits_bodies_checks_tokens_and_shapes_errors(
+    standin, monkeypatch
+) -> None:
+    from generator.dev import fleet_owners
+    from generator.runtime.fleet import LocalOwners, create_fleet_app
+
+    fleet = REPO / "generated" / "ryla_comfyui.py"
+    module = import_generated(fleet)
+    monkeypatch.setenv("RYLA_API_TOKEN", "s3cret")
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    owners = LocalOwners(fleet_owners(module, fleet.parent), comfy)
+    settings = dataclasses.replace(module.SETTINGS, auth="bearer", max_body_bytes=10_000)
+    app = create_fleet_app(settings, module.FORWARDS, module.CHAINS, module.RETIRED, owners)
+    sent = 0
+
+    async def chunks():
+        nonlocal sent
+        for _ in range(1000):
+            sent += 1000
+            yield b" " * 1000
+
+    token = {"Authorization": "bearer s3cret"}
+    async with client_for(app) as client:
+        streamed = await client.post("/workflow", content=chunks(), headers=token)
+        wrong = await client.post(
+            "/workflow", json={"workflow": {}}, headers={"Authorization": "Bearer s3cre"}
+        )
+        broken = await client.post(
+            "/workflow", content=b"{", headers={**token, "content-type": "application/json"}
+        )
+        method = await client.get("/workflow", headers=token)
+        ok = await client.post(
+            "/workflow", json={"workflow": load_graph("x.png") | {"1": EMPTY}}, headers=token
+        )
+    assert streamed.status_code == 413 and sent <= 12_000
+    assert wrong.status_code == 401
+    assert broken.status_code == 422 and broken.json()["details"][0]["field"] == "body"
+    assert method.status_code == 405 and method.headers["Allow"] == "POST"
+    for response in (streamed, wrong, broken, method):
+        assert set(response.json()) >= {"error", "details", "type"}
+    assert ok.status_code == 200, ok.text
+    responses = app.openapi()["paths"]["/workflow"]["post"]["responses"]
+    assert set(responses) >= {"200", "401", "413", "422", "499", "500", "503", "504"}
+    await comfy.client.aclose()
