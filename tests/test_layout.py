@@ -24,6 +24,7 @@ ALLOWED = {
     "standin": set(),
     "quality": {"resolve"},
     "smoke": {"resolve", "runtime", "quality"},
+    "api": {"resolve", "render", "runtime"},
     "dev": {"runtime"},
     "cli": {
         "diagnostics",
@@ -35,6 +36,7 @@ ALLOWED = {
         "quality",
         "dev",
         "smoke",
+        "api",
     },
 }
 
