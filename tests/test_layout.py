@@ -16,10 +16,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "generator"
 # What each part of the package may import from the rest of it (besides itself).
 ALLOWED = {
     "diagnostics": set(),
+    "shipped": set(),
     "spec": {"diagnostics"},
     "comfy": set(),
-    "resolve": {"diagnostics", "spec", "comfy", "runtime"},
-    "render": {"resolve"},
+    "resolve": {"diagnostics", "spec", "comfy", "runtime", "shipped"},
+    "render": {"resolve", "shipped"},
     "runtime": {"comfy"},
     "standin": set(),
     "quality": {"resolve"},

@@ -62,13 +62,17 @@ def test_wheel_install_builds_the_committed_outputs(installed: tuple[Path, Path]
         "import generator",
     )
     assert str(venv) in where, f"generator imported from {where.strip()}, not from the wheel"
-    templates = Path(where.strip()).parent / "templates"
-    assert (templates / "app.py.j2").is_file(), "the wheel lacks the templates"
+    package = Path(where.strip()).parent
+    for folder in ("templates", "catalog"):  # every data folder build reads, as in the checkout
+        shipped = {p.relative_to(package / folder) for p in (package / folder).rglob("*.*")}
+        source = {p.relative_to(clone / folder) for p in (clone / folder).rglob("*.*")}
+        assert source - {Path("README.md")} <= shipped, f"the wheel lacks {folder}/ files"
 
-    # Break the checkout's own templates: the build must use the wheel's copy.
-    shutil.rmtree(clone / "templates")
+    # Without the checkout's own data folders, the build must use the wheel's copies.
+    for folder in ("templates", "catalog"):
+        shutil.rmtree(clone / folder)
     _run([str(venv / "bin" / "ryla-gen"), "build", "specs/"], clone, "ryla-gen build specs/")
-    _run(["git", "checkout", "--quiet", "--", "templates"], clone, "git checkout templates")
+    _run(["git", "checkout", "--quiet", "--", "templates", "catalog"], clone, "git checkout")
     status = _run(["git", "status", "--porcelain", "--untracked-files=all"], clone, "git status")
     changed = status.splitlines()
     assert changed == [], "the installed ryla-gen rendered other bytes:\n" + "\n".join(changed)

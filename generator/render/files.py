@@ -17,22 +17,19 @@ from ..resolve import container
 from ..resolve.model import AppModel
 from ..resolve.plan import HEADROOM, plan_app
 from ..resolve.pyliteral import py_literal, py_string
+from ..shipped import shipped_dir
 
 GENERATED_SUFFIX = ".py"
 
 
 def templates_dir() -> Path:
-    """The Jinja templates: the checkout's top-level ``templates/`` (source or editable install)
-    or their copy inside the installed wheel, ``generator/templates/`` (setup.py maps them)."""
-    package = Path(__file__).resolve().parents[1]
-    candidates = (package / "templates", package.parent / "templates")
-    for candidate in candidates:
-        if (candidate / "app.py.j2").is_file():
-            return candidate
-    raise RuntimeError(
-        f"templates not found at {' or '.join(map(str, candidates))}; "
-        "reinstall ryla-gen (`pip install .` ships them in the wheel)"
-    )
+    """The Jinja templates: the checkout's ``templates/`` or the wheel's copy (``shipped``)."""
+    found = shipped_dir("templates")
+    if not (found / "app.py.j2").is_file():
+        raise RuntimeError(
+            f"templates not found at {found}; reinstall ryla-gen (`pip install .` ships them)"
+        )
+    return found
 
 
 def _environment() -> jinja2.Environment:

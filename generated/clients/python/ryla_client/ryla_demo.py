@@ -90,8 +90,8 @@ class RylaDemo:
     def animate(
         self, request: AnimateRequest | None = None, *, timeout: float | None = None
     ) -> RunResult:
-        """POST /animate: A short animated WEBP of solid frames. Reports X-FPS, X-Frames (see
-        headers).
+        """POST /animate: A short animated WEBP of noisy frames (each frame differs, so none are
+        merged). Reports X-FPS, X-Frames (see headers).
         """
         return self.transport.run(TARGETS["/animate"], "/animate", request or {}, timeout=timeout)
 

@@ -10,11 +10,12 @@ from typing import Any, Literal, Required, TypedDict
 
 from ._runtime import Job, RunResult, Target, Transport
 
-Path = Literal["/flux", "/flux-dev", "/flux-dev-lora"]
+Path = Literal["/flux", "/flux-dev", "/flux-dev-lora", "/flux-dev-realism"]
 TARGETS: dict[str, Target] = {
     "/flux": Target("ryla-flux", "comfyui-fastapi-app"),
     "/flux-dev": Target("ryla-flux", "comfyui-fastapi-app"),
     "/flux-dev-lora": Target("ryla-flux", "comfyui-fastapi-app"),
+    "/flux-dev-realism": Target("ryla-flux", "comfyui-fastapi-app"),
 }
 
 
@@ -77,6 +78,29 @@ class FluxDevLoraRequest(TypedDict, total=False):
     """Prepended to the prompt (\", \" between)."""
 
 
+class FluxDevRealismRequest(TypedDict, total=False):
+    prompt: Required[str]
+    """What to draw."""
+    negative_prompt: str | None
+    """What to avoid (default: the workflow's quality list)."""
+    width: int
+    """Range 256..2048. Default 1024."""
+    height: int
+    """Range 256..2048. Default 1024."""
+    steps: int
+    """Range 1..100. Default 20."""
+    cfg: float
+    """Range 0.0..20.0. Default 1.0."""
+    seed: int
+    """Range 0..18446744073709551615. Default 42."""
+    realism_strength: float
+    """Strength of the realism LoRA on the diffusion model. Range 0.0..2.0. Default 0.85."""
+    realism_prefix: str
+    """Put before the prompt (\", \" between) unless it already starts with it. Default \"Ultra
+    realistic\".
+    """
+
+
 class RylaFlux:
     """The endpoints of ryla-flux."""
 
@@ -103,6 +127,16 @@ class RylaFlux:
         """
         return self.transport.run(
             TARGETS["/flux-dev-lora"], "/flux-dev-lora", request, timeout=timeout
+        )
+
+    def flux_dev_realism(
+        self, request: FluxDevRealismRequest, *, timeout: float | None = None
+    ) -> RunResult:
+        """POST /flux-dev-realism: Flux dev with the XLabs realism LoRA (20 steps, \"Ultra
+        realistic\" prefix). Reports X-LoRA, X-Model, X-Seed, X-Steps (see headers).
+        """
+        return self.transport.run(
+            TARGETS["/flux-dev-realism"], "/flux-dev-realism", request, timeout=timeout
         )
 
     def submit(

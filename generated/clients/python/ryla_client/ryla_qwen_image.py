@@ -13,6 +13,7 @@ from ._runtime import Job, RunResult, Target, Transport
 Path = Literal[
     "/video-faceswap",
     "/image-faceswap",
+    "/batch-video-faceswap",
     "/liveportrait",
     "/qwen-image-2512",
     "/qwen-image-2512-fast",
@@ -23,6 +24,7 @@ Path = Literal[
 TARGETS: dict[str, Target] = {
     "/video-faceswap": Target("ryla-qwen-image", "comfyui-fastapi-app"),
     "/image-faceswap": Target("ryla-qwen-image", "comfyui-fastapi-app"),
+    "/batch-video-faceswap": Target("ryla-qwen-image", "comfyui-fastapi-app"),
     "/liveportrait": Target("ryla-qwen-image", "comfyui-fastapi-app"),
     "/qwen-image-2512": Target("ryla-qwen-image", "comfyui-fastapi-app"),
     "/qwen-image-2512-fast": Target("ryla-qwen-image", "comfyui-fastapi-app"),
@@ -85,6 +87,26 @@ ImageFaceswapRequest = (
     | _ImageFaceswapRequest2Image
 )
 """Request body of POST /image-faceswap."""
+
+
+class BatchVideoFaceswapRequest(TypedDict, total=False):
+    source_video: Required[str]
+    """Animated image (WEBP as produced by the Wan routes, GIF or APNG) whose frames are
+    face-swapped; MP4/WebM: use /video-faceswap. (image: data URL, bare base64, or http(s)
+    URL)
+    """
+    reference_image: Required[str]
+    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
+    fps: float
+    """Frame rate of the output MP4. Range 1..60. Default 24."""
+    restore_face: bool
+    """Restore the swapped face with GFPGAN v1.4. Default true."""
+    face_restore_visibility: float
+    """Blend of the restored face over the swapped one. Range 0.1..1.0. Default 1.0."""
+    codeformer_weight: float
+    """CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0.
+    Default 0.5.
+    """
 
 
 class _LiveportraitRequestBase(TypedDict, total=False):
@@ -324,6 +346,16 @@ class RylaQwenImage:
         """POST /image-faceswap: Swap the face in an image for the one in reference_image (PNG)."""
         return self.transport.run(
             TARGETS["/image-faceswap"], "/image-faceswap", request, timeout=timeout
+        )
+
+    def batch_video_faceswap(
+        self, request: BatchVideoFaceswapRequest, *, timeout: float | None = None
+    ) -> RunResult:
+        """POST /batch-video-faceswap: Swap the face in every frame of an animated WEBP for
+        reference_image's (MP4). Reports X-FPS (see headers).
+        """
+        return self.transport.run(
+            TARGETS["/batch-video-faceswap"], "/batch-video-faceswap", request, timeout=timeout
         )
 
     def liveportrait(

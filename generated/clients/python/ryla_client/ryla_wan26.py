@@ -18,6 +18,7 @@ Path = Literal[
     "/wan2.6-r2v",
     "/wan2.6-lora",
     "/wan2.6-i2v",
+    "/wan22-i2v",
 ]
 TARGETS: dict[str, Target] = {
     "/hunyuan15-t2v": Target("ryla-wan26", "comfyui-fastapi-app"),
@@ -27,6 +28,7 @@ TARGETS: dict[str, Target] = {
     "/wan2.6-r2v": Target("ryla-wan26", "comfyui-fastapi-app"),
     "/wan2.6-lora": Target("ryla-wan26", "comfyui-fastapi-app"),
     "/wan2.6-i2v": Target("ryla-wan26", "comfyui-fastapi-app"),
+    "/wan22-i2v": Target("ryla-wan26", "comfyuia10080gb-fastapi-app"),
 }
 
 
@@ -298,18 +300,78 @@ class _Wan26I2vRequest0Image(_Wan26I2vRequestBase):
     """The first frame. (image: data URL, bare base64, or http(s) URL)"""
 
 
-class _Wan26I2vRequest1StartImage(_Wan26I2vRequestBase):
+class _Wan26I2vRequest1ReferenceImage(_Wan26I2vRequestBase):
+    reference_image: Required[str]
+    """Deprecated: use image."""
+
+
+class _Wan26I2vRequest2StartImage(_Wan26I2vRequestBase):
     start_image: Required[str]
     """Deprecated: use image."""
 
 
-class _Wan26I2vRequest2InputImage(_Wan26I2vRequestBase):
+class _Wan26I2vRequest3InputImage(_Wan26I2vRequestBase):
     input_image: Required[str]
     """Deprecated: use image."""
 
 
-Wan26I2vRequest = _Wan26I2vRequest0Image | _Wan26I2vRequest1StartImage | _Wan26I2vRequest2InputImage
+Wan26I2vRequest = (
+    _Wan26I2vRequest0Image
+    | _Wan26I2vRequest1ReferenceImage
+    | _Wan26I2vRequest2StartImage
+    | _Wan26I2vRequest3InputImage
+)
 """Request body of POST /wan2.6-i2v."""
+
+
+class _Wan22I2vRequestBase(TypedDict, total=False):
+    prompt: str
+    """What happens in the video (empty or omitted: the default text). Default \"high quality,
+    smooth motion, detailed, professional\".
+    """
+    negative_prompt: str
+    """What to avoid. Default \"blur, low quality, distorted, deformed\"."""
+    width: int
+    """Video width in pixels. Range 256..1280. Default 512."""
+    height: int
+    """Video height in pixels. Range 256..1280. Default 768."""
+    num_frames: int
+    """Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81). Range 1..121. Default
+    33.
+    """
+    length: int
+    """Deprecated: use num_frames. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33,
+    49, 81). Range 1..121. Default 33.
+    """
+    fps: float
+    """Frame rate of the output video. Range 1..60. Default 16."""
+    steps: int
+    """Sampling steps, split evenly between the two experts. Range 2..100. Default 20."""
+    cfg: float
+    """Classifier-free guidance scale (both experts). Range 0.0..20.0. Default 3.5."""
+    seed: int | None
+    """Noise seed; reported in X-Seed. Random when omitted. Range 0..18446744073709551615."""
+
+
+class _Wan22I2vRequest0SourceImage(_Wan22I2vRequestBase):
+    source_image: Required[str]
+    """The image to animate (the first frame). (image: data URL, bare base64, or http(s) URL)"""
+
+
+class _Wan22I2vRequest1Image(_Wan22I2vRequestBase):
+    image: Required[str]
+    """Deprecated: use source_image."""
+
+
+class _Wan22I2vRequest2StartImage(_Wan22I2vRequestBase):
+    start_image: Required[str]
+    """Deprecated: use source_image."""
+
+
+Wan22I2vRequest = (
+    _Wan22I2vRequest0SourceImage | _Wan22I2vRequest1Image | _Wan22I2vRequest2StartImage
+)
+"""Request body of POST /wan22-i2v."""
 
 
 class RylaWan26:
@@ -368,6 +430,12 @@ class RylaWan26:
         X-FPS, X-Frames, X-Model, X-Seed, X-Steps (see headers).
         """
         return self.transport.run(TARGETS["/wan2.6-i2v"], "/wan2.6-i2v", request, timeout=timeout)
+
+    def wan22_i2v(self, request: Wan22I2vRequest, *, timeout: float | None = None) -> RunResult:
+        """POST /wan22-i2v: Wan 2.2 I2V A14B image-to-video (high-noise then low-noise expert,
+        animated WEBP). Reports X-FPS, X-Frames, X-Model, X-Seed, X-Steps (see headers).
+        """
+        return self.transport.run(TARGETS["/wan22-i2v"], "/wan22-i2v", request, timeout=timeout)
 
     def submit(
         self,

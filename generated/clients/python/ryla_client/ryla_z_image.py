@@ -10,12 +10,21 @@ from typing import Any, Literal, Required, TypedDict
 
 from ._runtime import Job, RunResult, Target, Transport
 
-Path = Literal["/flux-klein-edit", "/z-image-simple", "/z-image-danrisi", "/z-image-lora"]
+Path = Literal[
+    "/flux-klein-edit",
+    "/z-image-simple",
+    "/z-image-danrisi",
+    "/z-image-lora",
+    "/z-image-realism",
+    "/z-image-nsfw",
+]
 TARGETS: dict[str, Target] = {
     "/flux-klein-edit": Target("ryla-z-image", "comfyui-fastapi-app"),
     "/z-image-simple": Target("ryla-z-image", "comfyui-fastapi-app"),
     "/z-image-danrisi": Target("ryla-z-image", "comfyui-fastapi-app"),
     "/z-image-lora": Target("ryla-z-image", "comfyui-fastapi-app"),
+    "/z-image-realism": Target("ryla-z-image", "comfyui-fastapi-app"),
+    "/z-image-nsfw": Target("ryla-z-image", "comfyui-fastapi-app"),
 }
 
 
@@ -128,6 +137,48 @@ class ZImageLoraRequest(TypedDict, total=False):
     """Sent by the RYLA client. Accepted for compatibility; has no effect. Default false."""
 
 
+class ZImageRealismRequest(TypedDict, total=False):
+    prompt: Required[str]
+    """What to draw."""
+    negative_prompt: str
+    """What to avoid (no effect at cfg 1.0). Default \"\"."""
+    width: int
+    """Image width in pixels. Range 256..2048. Default 1024."""
+    height: int
+    """Image height in pixels. Range 256..2048. Default 1024."""
+    steps: int
+    """Sampling steps (the turbo model is tuned for 8-9). Range 1..50. Default 9."""
+    cfg: float
+    """Classifier-free guidance scale; 1.0 = off (right for the turbo model). Range 0.0..10.0.
+    Default 1.0.
+    """
+    seed: int
+    """Sampler seed; reported in X-Seed. Range 0..18446744073709551615. Default 42."""
+    style: str
+    """Style phrase put before the prompt (assumed semantics; \"\" for none). Default
+    \"photorealistic\".
+    """
+
+
+class ZImageNsfwRequest(TypedDict, total=False):
+    prompt: Required[str]
+    """What to draw."""
+    negative_prompt: str
+    """What to avoid (no effect at cfg 1.0). Default \"\"."""
+    width: int
+    """Image width in pixels. Range 256..2048. Default 1024."""
+    height: int
+    """Image height in pixels. Range 256..2048. Default 1024."""
+    steps: int
+    """Sampling steps (the turbo model is tuned for 8-9). Range 1..50. Default 9."""
+    cfg: float
+    """Classifier-free guidance scale; 1.0 = off (right for the turbo model). Range 0.0..10.0.
+    Default 1.0.
+    """
+    seed: int
+    """Sampler seed; reported in X-Seed. Range 0..18446744073709551615. Default 42."""
+
+
 class RylaZImage:
     """The endpoints of ryla-z-image."""
 
@@ -172,6 +223,26 @@ class RylaZImage:
         """
         return self.transport.run(
             TARGETS["/z-image-lora"], "/z-image-lora", request, timeout=timeout
+        )
+
+    def z_image_realism(
+        self, request: ZImageRealismRequest, *, timeout: float | None = None
+    ) -> RunResult:
+        """POST /z-image-realism: Z-Image Turbo photorealistic text-to-image (9 steps, a style
+        phrase first). Reports X-Model, X-Seed, X-Steps (see headers).
+        """
+        return self.transport.run(
+            TARGETS["/z-image-realism"], "/z-image-realism", request, timeout=timeout
+        )
+
+    def z_image_nsfw(
+        self, request: ZImageNsfwRequest, *, timeout: float | None = None
+    ) -> RunResult:
+        """POST /z-image-nsfw: Z-Image Turbo text-to-image without a content filter (9 steps).
+        Reports X-Model, X-Seed, X-Steps (see headers).
+        """
+        return self.transport.run(
+            TARGETS["/z-image-nsfw"], "/z-image-nsfw", request, timeout=timeout
         )
 
     def submit(

@@ -44,7 +44,7 @@ export interface BlurRequest {
   seed?: number | null;
 }
 
-/** Request body of POST /animate: A short animated WEBP of solid frames. */
+/** Request body of POST /animate: A short animated WEBP of noisy frames (each frame differs, so none are merged). */
 export interface AnimateRequest {
   /** Range 1..64. Default 4. */
   frames?: number;
@@ -94,7 +94,7 @@ export class RylaDemo {
   }
 
   /**
-   * POST /animate: A short animated WEBP of solid frames.
+   * POST /animate: A short animated WEBP of noisy frames (each frame differs, so none are merged).
    * Reports X-FPS, X-Frames (see `headers`).
    */
   animate(request: AnimateRequest = {}, options?: CallOptions): Promise<RunResult> {

@@ -66,11 +66,34 @@ export interface FluxDevLoraRequest {
   trigger_word?: string | null;
 }
 
+/** Request body of POST /flux-dev-realism: Flux dev with the XLabs realism LoRA (20 steps, "Ultra realistic" prefix). */
+export interface FluxDevRealismRequest {
+  /** What to draw. */
+  prompt: string;
+  /** What to avoid (default: the workflow's quality list). */
+  negative_prompt?: string | null;
+  /** Range 256..2048. Default 1024. */
+  width?: number;
+  /** Range 256..2048. Default 1024. */
+  height?: number;
+  /** Range 1..100. Default 20. */
+  steps?: number;
+  /** Range 0.0..20.0. Default 1.0. */
+  cfg?: number;
+  /** Range 0..18446744073709551615. Default 42. */
+  seed?: number;
+  /** Strength of the realism LoRA on the diffusion model. Range 0.0..2.0. Default 0.85. */
+  realism_strength?: number;
+  /** Put before the prompt (", " between) unless it already starts with it. Default "Ultra realistic". */
+  realism_prefix?: string;
+}
+
 /** Request body by endpoint path (for `submit`). */
 export interface Requests {
   "/flux": FluxRequest;
   "/flux-dev": FluxDevRequest;
   "/flux-dev-lora": FluxDevLoraRequest;
+  "/flux-dev-realism": FluxDevRealismRequest;
 }
 
 /** Which deployed class serves each path (its Modal URL label). */
@@ -78,6 +101,7 @@ export const TARGETS: Record<keyof Requests, Target> = {
   "/flux": { app: "ryla-flux", urlLabel: "comfyui-fastapi-app" },
   "/flux-dev": { app: "ryla-flux", urlLabel: "comfyui-fastapi-app" },
   "/flux-dev-lora": { app: "ryla-flux", urlLabel: "comfyui-fastapi-app" },
+  "/flux-dev-realism": { app: "ryla-flux", urlLabel: "comfyui-fastapi-app" },
 };
 
 /**
@@ -109,6 +133,14 @@ export class RylaFlux {
    */
   fluxDevLora(request: FluxDevLoraRequest, options?: CallOptions): Promise<RunResult> {
     return this.transport.run(TARGETS["/flux-dev-lora"], "/flux-dev-lora", request, options);
+  }
+
+  /**
+   * POST /flux-dev-realism: Flux dev with the XLabs realism LoRA (20 steps, "Ultra realistic" prefix).
+   * Reports X-LoRA, X-Model, X-Seed, X-Steps (see `headers`).
+   */
+  fluxDevRealism(request: FluxDevRealismRequest, options?: CallOptions): Promise<RunResult> {
+    return this.transport.run(TARGETS["/flux-dev-realism"], "/flux-dev-realism", request, options);
   }
 
   /** Submit a run as a job (POST /jobs/<path>): poll, stream progress, fetch, cancel. */

@@ -57,6 +57,22 @@ export type ImageFaceswapRequest = {
     }
 );
 
+/** Request body of POST /batch-video-faceswap: Swap the face in every frame of an animated WEBP for reference_image's (MP4). */
+export interface BatchVideoFaceswapRequest {
+  /** Animated image (WEBP as produced by the Wan routes, GIF or APNG) whose frames are face-swapped; MP4/WebM: use /video-faceswap. (image: data URL, bare base64, or http(s) URL) */
+  source_video: string;
+  /** Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) */
+  reference_image: string;
+  /** Frame rate of the output MP4. Range 1..60. Default 24. */
+  fps?: number;
+  /** Restore the swapped face with GFPGAN v1.4. Default true. */
+  restore_face?: boolean;
+  /** Blend of the restored face over the swapped one. Range 0.1..1.0. Default 1.0. */
+  face_restore_visibility?: number;
+  /** CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0. Default 0.5. */
+  codeformer_weight?: number;
+}
+
 /** Request body of POST /liveportrait: Animate a portrait photo with the head and face motion of a driving video (MP4). */
 export type LiveportraitRequest = {
   /** Video of a face whose motion and expressions drive the portrait. (video: data URL, bare base64, or http(s) URL) */
@@ -268,6 +284,7 @@ export type QwenImageInpaint2511Request = {
 export interface Requests {
   "/video-faceswap": VideoFaceswapRequest;
   "/image-faceswap": ImageFaceswapRequest;
+  "/batch-video-faceswap": BatchVideoFaceswapRequest;
   "/liveportrait": LiveportraitRequest;
   "/qwen-image-2512": QwenImage2512Request;
   "/qwen-image-2512-fast": QwenImage2512FastRequest;
@@ -280,6 +297,7 @@ export interface Requests {
 export const TARGETS: Record<keyof Requests, Target> = {
   "/video-faceswap": { app: "ryla-qwen-image", urlLabel: "comfyui-fastapi-app" },
   "/image-faceswap": { app: "ryla-qwen-image", urlLabel: "comfyui-fastapi-app" },
+  "/batch-video-faceswap": { app: "ryla-qwen-image", urlLabel: "comfyui-fastapi-app" },
   "/liveportrait": { app: "ryla-qwen-image", urlLabel: "comfyui-fastapi-app" },
   "/qwen-image-2512": { app: "ryla-qwen-image", urlLabel: "comfyui-fastapi-app" },
   "/qwen-image-2512-fast": { app: "ryla-qwen-image", urlLabel: "comfyui-fastapi-app" },
@@ -306,6 +324,14 @@ export class RylaQwenImage {
   /** POST /image-faceswap: Swap the face in an image for the one in reference_image (PNG). */
   imageFaceswap(request: ImageFaceswapRequest, options?: CallOptions): Promise<RunResult> {
     return this.transport.run(TARGETS["/image-faceswap"], "/image-faceswap", request, options);
+  }
+
+  /**
+   * POST /batch-video-faceswap: Swap the face in every frame of an animated WEBP for reference_image's (MP4).
+   * Reports X-FPS (see `headers`).
+   */
+  batchVideoFaceswap(request: BatchVideoFaceswapRequest, options?: CallOptions): Promise<RunResult> {
+    return this.transport.run(TARGETS["/batch-video-faceswap"], "/batch-video-faceswap", request, options);
   }
 
   /**

@@ -280,6 +280,17 @@ export type Wan26I2vRequest = {
   | {
       /** The first frame. (image: data URL, bare base64, or http(s) URL) */
       image: string;
+      reference_image?: never;
+      start_image?: never;
+      input_image?: never;
+    }
+  | {
+      /**
+       * The first frame. (image: data URL, bare base64, or http(s) URL)
+       * @deprecated Use `image`.
+       */
+      reference_image: string;
+      image?: never;
       start_image?: never;
       input_image?: never;
     }
@@ -290,6 +301,7 @@ export type Wan26I2vRequest = {
        */
       start_image: string;
       image?: never;
+      reference_image?: never;
       input_image?: never;
     }
   | {
@@ -299,7 +311,60 @@ export type Wan26I2vRequest = {
        */
       input_image: string;
       image?: never;
+      reference_image?: never;
       start_image?: never;
+    }
+);
+
+/** Request body of POST /wan22-i2v: Wan 2.2 I2V A14B image-to-video (high-noise then low-noise expert, animated WEBP). */
+export type Wan22I2vRequest = {
+  /** What happens in the video (empty or omitted: the default text). Default "high quality, smooth motion, detailed, professional". */
+  prompt?: string;
+  /** What to avoid. Default "blur, low quality, distorted, deformed". */
+  negative_prompt?: string;
+  /** Video width in pixels. Range 256..1280. Default 512. */
+  width?: number;
+  /** Video height in pixels. Range 256..1280. Default 768. */
+  height?: number;
+  /** Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81). Range 1..121. Default 33. */
+  num_frames?: number;
+  /**
+   * Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81). Range 1..121. Default 33.
+   * @deprecated Use `num_frames` (older name, still accepted).
+   */
+  length?: number;
+  /** Frame rate of the output video. Range 1..60. Default 16. */
+  fps?: number;
+  /** Sampling steps, split evenly between the two experts. Range 2..100. Default 20. */
+  steps?: number;
+  /** Classifier-free guidance scale (both experts). Range 0.0..20.0. Default 3.5. */
+  cfg?: number;
+  /** Noise seed; reported in X-Seed. Random when omitted. Range 0..18446744073709551615. */
+  seed?: number | null;
+} & (
+  | {
+      /** The image to animate (the first frame). (image: data URL, bare base64, or http(s) URL) */
+      source_image: string;
+      image?: never;
+      start_image?: never;
+    }
+  | {
+      /**
+       * The image to animate (the first frame). (image: data URL, bare base64, or http(s) URL)
+       * @deprecated Use `source_image`.
+       */
+      image: string;
+      source_image?: never;
+      start_image?: never;
+    }
+  | {
+      /**
+       * The image to animate (the first frame). (image: data URL, bare base64, or http(s) URL)
+       * @deprecated Use `source_image`.
+       */
+      start_image: string;
+      source_image?: never;
+      image?: never;
     }
 );
 
@@ -312,6 +377,7 @@ export interface Requests {
   "/wan2.6-r2v": Wan26R2vRequest;
   "/wan2.6-lora": Wan26LoraRequest;
   "/wan2.6-i2v": Wan26I2vRequest;
+  "/wan22-i2v": Wan22I2vRequest;
 }
 
 /** Which deployed class serves each path (its Modal URL label). */
@@ -323,6 +389,7 @@ export const TARGETS: Record<keyof Requests, Target> = {
   "/wan2.6-r2v": { app: "ryla-wan26", urlLabel: "comfyui-fastapi-app" },
   "/wan2.6-lora": { app: "ryla-wan26", urlLabel: "comfyui-fastapi-app" },
   "/wan2.6-i2v": { app: "ryla-wan26", urlLabel: "comfyui-fastapi-app" },
+  "/wan22-i2v": { app: "ryla-wan26", urlLabel: "comfyuia10080gb-fastapi-app" },
 };
 
 /**
@@ -386,6 +453,14 @@ export class RylaWan26 {
    */
   wan26I2v(request: Wan26I2vRequest, options?: CallOptions): Promise<RunResult> {
     return this.transport.run(TARGETS["/wan2.6-i2v"], "/wan2.6-i2v", request, options);
+  }
+
+  /**
+   * POST /wan22-i2v: Wan 2.2 I2V A14B image-to-video (high-noise then low-noise expert, animated WEBP).
+   * Reports X-FPS, X-Frames, X-Model, X-Seed, X-Steps (see `headers`).
+   */
+  wan22I2v(request: Wan22I2vRequest, options?: CallOptions): Promise<RunResult> {
+    return this.transport.run(TARGETS["/wan22-i2v"], "/wan22-i2v", request, options);
   }
 
   /** Submit a run as a job (POST /jobs/<path>): poll, stream progress, fetch, cancel. */

@@ -108,12 +108,52 @@ export interface ZImageLoraRequest {
   nsfw?: boolean;
 }
 
+/** Request body of POST /z-image-realism: Z-Image Turbo photorealistic text-to-image (9 steps, a style phrase first). */
+export interface ZImageRealismRequest {
+  /** What to draw. */
+  prompt: string;
+  /** What to avoid (no effect at cfg 1.0). Default "". */
+  negative_prompt?: string;
+  /** Image width in pixels. Range 256..2048. Default 1024. */
+  width?: number;
+  /** Image height in pixels. Range 256..2048. Default 1024. */
+  height?: number;
+  /** Sampling steps (the turbo model is tuned for 8-9). Range 1..50. Default 9. */
+  steps?: number;
+  /** Classifier-free guidance scale; 1.0 = off (right for the turbo model). Range 0.0..10.0. Default 1.0. */
+  cfg?: number;
+  /** Sampler seed; reported in X-Seed. Range 0..18446744073709551615. Default 42. */
+  seed?: number;
+  /** Style phrase put before the prompt (assumed semantics; "" for none). Default "photorealistic". */
+  style?: string;
+}
+
+/** Request body of POST /z-image-nsfw: Z-Image Turbo text-to-image without a content filter (9 steps). */
+export interface ZImageNsfwRequest {
+  /** What to draw. */
+  prompt: string;
+  /** What to avoid (no effect at cfg 1.0). Default "". */
+  negative_prompt?: string;
+  /** Image width in pixels. Range 256..2048. Default 1024. */
+  width?: number;
+  /** Image height in pixels. Range 256..2048. Default 1024. */
+  height?: number;
+  /** Sampling steps (the turbo model is tuned for 8-9). Range 1..50. Default 9. */
+  steps?: number;
+  /** Classifier-free guidance scale; 1.0 = off (right for the turbo model). Range 0.0..10.0. Default 1.0. */
+  cfg?: number;
+  /** Sampler seed; reported in X-Seed. Range 0..18446744073709551615. Default 42. */
+  seed?: number;
+}
+
 /** Request body by endpoint path (for `submit`). */
 export interface Requests {
   "/flux-klein-edit": FluxKleinEditRequest;
   "/z-image-simple": ZImageSimpleRequest;
   "/z-image-danrisi": ZImageDanrisiRequest;
   "/z-image-lora": ZImageLoraRequest;
+  "/z-image-realism": ZImageRealismRequest;
+  "/z-image-nsfw": ZImageNsfwRequest;
 }
 
 /** Which deployed class serves each path (its Modal URL label). */
@@ -122,6 +162,8 @@ export const TARGETS: Record<keyof Requests, Target> = {
   "/z-image-simple": { app: "ryla-z-image", urlLabel: "comfyui-fastapi-app" },
   "/z-image-danrisi": { app: "ryla-z-image", urlLabel: "comfyui-fastapi-app" },
   "/z-image-lora": { app: "ryla-z-image", urlLabel: "comfyui-fastapi-app" },
+  "/z-image-realism": { app: "ryla-z-image", urlLabel: "comfyui-fastapi-app" },
+  "/z-image-nsfw": { app: "ryla-z-image", urlLabel: "comfyui-fastapi-app" },
 };
 
 /**
@@ -161,6 +203,22 @@ export class RylaZImage {
    */
   zImageLora(request: ZImageLoraRequest, options?: CallOptions): Promise<RunResult> {
     return this.transport.run(TARGETS["/z-image-lora"], "/z-image-lora", request, options);
+  }
+
+  /**
+   * POST /z-image-realism: Z-Image Turbo photorealistic text-to-image (9 steps, a style phrase first).
+   * Reports X-Model, X-Seed, X-Steps (see `headers`).
+   */
+  zImageRealism(request: ZImageRealismRequest, options?: CallOptions): Promise<RunResult> {
+    return this.transport.run(TARGETS["/z-image-realism"], "/z-image-realism", request, options);
+  }
+
+  /**
+   * POST /z-image-nsfw: Z-Image Turbo text-to-image without a content filter (9 steps).
+   * Reports X-Model, X-Seed, X-Steps (see `headers`).
+   */
+  zImageNsfw(request: ZImageNsfwRequest, options?: CallOptions): Promise<RunResult> {
+    return this.transport.run(TARGETS["/z-image-nsfw"], "/z-image-nsfw", request, options);
   }
 
   /** Submit a run as a job (POST /jobs/<path>): poll, stream progress, fetch, cancel. */
