@@ -3,6 +3,7 @@ the generated app's FastAPI against the stand-in (as ryla-gen dev serves it)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -90,3 +91,12 @@ async def test_an_invalid_submission_does_not_take_the_key(api: httpx.AsyncClien
     assert good.status_code == 202
     empty = await api.post("/jobs/invert", json={}, headers={"Idempotency-Key": " "})
     assert empty.status_code == 422
+
+
+async def test_concurrent_submissions_with_one_key_make_one_job(api: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "retry-storm"}
+    answers = await asyncio.gather(
+        *(api.post("/jobs/invert", json={"width": 8}, headers=key) for _ in range(5))
+    )
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.json()["job_id"] for a in answers}) == 1

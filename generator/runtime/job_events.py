@@ -101,7 +101,7 @@ class _Keys:
     def __init__(self, jobs: LocalJobs | ModalJobs) -> None:
         self.jobs = jobs
         self.local: dict[str, tuple[str, str]] = {}
-        self.locks: dict[str, asyncio.Lock] = {}
+        self.locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # with its users
 
     @staticmethod
     def _name(key: str) -> str:
@@ -162,13 +162,19 @@ class IdempotentSubmit:
                 response = error_response(413, "request body too large", "payload_too_large", limit)
                 return await response(scope, receive, send)
         fingerprint = _fingerprint(scope["path"], body)
-        lock = self.keys.locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            known = await self.keys.get(key)
-            if known is not None:
-                response = self._replay(known, fingerprint)
-                return await response(scope, receive, send)
-            await self._forward(scope, body, send, key, fingerprint)
+        lock, users = self.keys.locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:  # one submission per key at a time in this process
+                known = await self.keys.get(key)
+                if known is not None:
+                    response = self._replay(known, fingerprint)
+                    return await response(scope, receive, send)
+                await self._forward(scope, body, send, key, fingerprint)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self.keys.locks[key]
         return None
 
     def _replay(self, known: tuple[str, str], fingerprint: str) -> Response:
