@@ -190,3 +190,9 @@ def test_committed_openapi_is_what_the_app_serves(module: str) -> None:
     committed = json.loads((REPO / "generated" / "openapi" / f"{module}.json").read_text())
     assert committed == served
     assert "/jobs/{job_id}/events" in committed["paths"]
+    submits = [
+        o["post"] for p, o in committed["paths"].items() if p.startswith("/jobs/") and "post" in o
+    ]
+    assert submits and all(
+        "Idempotency-Key" in [p["name"] for p in s.get("parameters", [])] for s in submits
+    )

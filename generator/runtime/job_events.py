@@ -212,7 +212,34 @@ class IdempotentSubmit:
             await self.keys.put(key, fingerprint, json.loads(b"".join(chunks))["job_id"])
 
 
+KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Same key, path and body: the first submission's job again (202, "
+    "Idempotent-Replayed: true); same key, other path or body: 422 idempotency_key_reused.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+
+
+def _document_key(app: FastAPI) -> None:
+    """The middleware's header in the OpenAPI document of every POST /jobs/<path>."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/jobs/") and "post" in operations:
+                operations["post"].setdefault("parameters", []).append(KEY_PARAMETER)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def add_job_extras(app: FastAPI, settings: AppSettings, jobs: LocalJobs | ModalJobs) -> None:
     """GET /jobs/{id}/events and Idempotency-Key on POST /jobs/<path>."""
     add_job_event_route(app, jobs)
     app.add_middleware(IdempotentSubmit, settings=settings, jobs=jobs)
+    _document_key(app)
