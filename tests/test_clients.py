@@ -49,11 +49,12 @@ def _pixels(source: Path | bytes) -> set[tuple[int, ...]]:
 
 @dataclass
 class Demo:
-    url: str
+    url: str  # ryla-gen dev ryla-demo
+    fleet_url: str  # ryla-gen dev ryla-comfyui: the fleet's front door, same stand-in
 
 
 def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"ryla-gen dev exited:\n{log.read_text()}")
@@ -66,28 +67,37 @@ def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"ryla-gen dev did not come up:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """`ryla-gen dev ryla-demo` (the committed module) against a stand-in whose blur is slow."""
-    root = tmp_path_factory.mktemp("clients")
-    standin = StandinProcess(root / "comfy", node_delay=0.5).start()
+def _dev(app: str, comfy_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    log = root / "dev.log"
     with log.open("wb") as sink:
-        dev = subprocess.Popen(
-            [sys.executable, "-m", "generator.cli", "dev", "ryla-demo"]
-            + ["--comfy-url", standin.url, "--port", str(port)],
+        process = subprocess.Popen(
+            [sys.executable, "-m", "generator.cli", "dev", app]
+            + ["--comfy-url", comfy_url, "--port", str(port)],
             cwd=REPO,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`ryla-gen dev ryla-demo` and `ryla-gen dev ryla-comfyui` (the committed modules) against
+    one stand-in whose blur is slow."""
+    root = tmp_path_factory.mktemp("clients")
+    standin = StandinProcess(root / "comfy", node_delay=0.5).start()
+    servers = [
+        (*_dev(name, standin.url, root / f"{name}.log"), root / f"{name}.log")
+        for name in ("ryla-demo", "ryla-comfyui")
+    ]
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_up(url, dev, log)
-        yield Demo(url)
+        for process, url, log in servers:
+            _wait_up(url, process, log)
+        yield Demo(servers[0][1], servers[1][1])
     finally:
-        dev.terminate()
-        dev.wait(timeout=10)
+        for process, _, _ in servers:
+            process.terminate()
+            process.wait(timeout=10)
         standin.stop()
 
 
@@ -112,13 +122,15 @@ def test_typescript_client_type_checks_and_passes_its_node_test(demo: Demo, tmp_
     assert installed.returncode == 0, installed.stderr
     out = tmp_path / "received"
     out.mkdir()
-    env |= {"RYLA_DEMO_URL": demo.url, "RYLA_DEMO_OUT": str(out)}
+    env |= {"RYLA_DEMO_URL": demo.url, "RYLA_FLEET_URL": demo.fleet_url, "RYLA_DEMO_OUT": str(out)}
     tested = _npm(["test"], client, env)
     output = tested.stdout + tested.stderr
     assert tested.returncode == 0, output
     assert "# fail 0" in output and "# skipped 0" in output, output
     assert _pixels(out / "invert.png") == _pixels(out / "job-result.png") == INVERTED
     assert _pixels(out / "scale-legacy.png") == _pixels(out / "scale-current.png")
+    assert _pixels(out / "fleet-invert.png") == INVERTED
+    assert _pixels(out / "fleet-chain.png") == INVERTED
 
 
 @pytest.fixture(scope="module")
@@ -182,17 +194,35 @@ def test_python_client_jobs(fleet, demo: Demo) -> None:
     assert slow.wait(interval=0.05, timeout=20)["status"] == "cancelled"
 
 
-@pytest.mark.parametrize("module", ["ryla_demo", "ryla_flux", "ryla_comfyui"])
-def test_committed_openapi_is_what_the_app_serves(module: str) -> None:
+def test_python_client_through_the_fleet_url(fleet, demo: Demo) -> None:
+    """One URL for every app: the front door forwards /invert to ryla-demo, runs the chain."""
+    import ryla_client
+
+    one_url = ryla_client.Fleet(fleet_url=demo.fleet_url, timeout=30)
+    try:
+        assert _pixels(one_url.ryla_demo.invert(INVERT).data) == INVERTED
+        chained = one_url.ryla_comfyui.demo_invert_scale({"size": 4, "color": 0x112233})
+        assert chained.content_type == "image/png" and _pixels(chained.data) == INVERTED
+        with Image.open(io.BytesIO(chained.data)) as image:
+            assert image.size == (8, 8)  # scaled by 2
+        assert not hasattr(one_url.ryla_comfyui, "submit")  # the front door runs no jobs
+    finally:
+        one_url.transport.client.close()
+
+
+@pytest.mark.parametrize(
+    ("module", "jobs"), [("ryla_demo", True), ("ryla_flux", True), ("ryla_comfyui", False)]
+)
+def test_committed_openapi_is_what_the_app_serves(module: str, jobs: bool) -> None:
+    """ryla_comfyui is the fleet's front door (every route, chains; no jobs)."""
     app = dev_app(REPO / "generated" / f"{module}.py", "http://127.0.0.1:9")
     with TestClient(app) as client:
         served = client.get("/openapi.json").json()
     committed = json.loads((REPO / "generated" / "openapi" / f"{module}.json").read_text())
     assert committed == served
-    assert "/jobs/{job_id}/events" in committed["paths"]
+    assert ("/jobs/{job_id}/events" in committed["paths"]) == jobs
     submits = [
         o["post"] for p, o in committed["paths"].items() if p.startswith("/jobs/") and "post" in o
     ]
-    assert submits and all(
-        "Idempotency-Key" in [p["name"] for p in s.get("parameters", [])] for s in submits
-    )
+    assert bool(submits) == jobs
+    assert all("Idempotency-Key" in [p["name"] for p in s.get("parameters", [])] for s in submits)

@@ -16,6 +16,7 @@ from pydantic import AliasChoices, BaseModel
 from ..render.files import RenderedFile
 from ..resolve.model import AppModel, ClassModel
 from ..runtime.backends import RemoteComfy
+from ..runtime.fleet import LocalOwners, create_fleet_app
 from ..runtime.server import create_app
 
 UNUSED_COMFY = "http://127.0.0.1:9"  # never called: building the app and its schema sends nothing
@@ -39,6 +40,7 @@ class ServedApp:
     description: str
     endpoints: tuple[ServedEndpoint, ...]
     fastapi: FastAPI
+    jobs: bool  # serves POST /jobs/<path> (the fleet's front door does not)
 
     @property
     def camel(self) -> str:
@@ -76,24 +78,47 @@ def _class_of(app: AppModel, path: str) -> ClassModel:
     return next(c for c in app.classes if any(e.path == path for e in c.endpoints))
 
 
-def served_app(app: AppModel, rendered: RenderedFile, generated_dir: Path) -> ServedApp:
-    module = load_rendered(rendered, generated_dir)
-    fastapi = create_app(
-        module.SETTINGS, module.ENDPOINTS, RemoteComfy(UNUSED_COMFY), module.WORKFLOWS
+def _endpoint(
+    model: type[BaseModel], path: str, summary: str, headers: set[str], url_label: str
+) -> ServedEndpoint:
+    return ServedEndpoint(
+        path=path,
+        summary=summary,
+        request_class=model.__name__,
+        schema=model.model_json_schema(mode="validation"),
+        legacy=_legacy_names(model),
+        headers=tuple(sorted(headers)),
+        url_label=url_label,
     )
-    endpoints = []
-    for endpoint in module.ENDPOINTS:
-        model_endpoint = next(e for e in app.endpoints if e.path == endpoint.path)
-        headers = {p.header for p in endpoint.params if p.header} | set(endpoint.headers)
-        endpoints.append(
-            ServedEndpoint(
-                path=endpoint.path,
-                summary=endpoint.summary,
-                request_class=endpoint.request_model.__name__,
-                schema=endpoint.request_model.model_json_schema(mode="validation"),
-                legacy=_legacy_names(endpoint.request_model),
-                headers=tuple(sorted(headers)),
-                url_label=_class_of(app, model_endpoint.path).url_label,
-            )
+
+
+def served_app(app: AppModel, rendered: RenderedFile, generated_dir: Path) -> ServedApp:
+    """The app as ``ryla-gen dev`` and the container serve it (``dev.dev_app``): the fleet app
+    (``FORWARDS``) is its front door, every other app ``create_app`` of its endpoints."""
+    module = load_rendered(rendered, generated_dir)
+    comfy = RemoteComfy(UNUSED_COMFY)
+    if hasattr(module, "FORWARDS"):
+        owners = LocalOwners({}, comfy)
+        fastapi = create_fleet_app(
+            module.SETTINGS, module.FORWARDS, module.CHAINS, module.RETIRED, owners
         )
-    return ServedApp(app.name, app.module, app.description, tuple(endpoints), fastapi)
+        label = app.classes[0].url_label  # the front door answers at the default class's URL
+        routes = [*module.FORWARDS, *module.CHAINS]
+        endpoints = [_endpoint(r.request_model, r.path, r.summary, set(), label) for r in routes]
+        return ServedApp(
+            app.name, app.module, app.description, tuple(endpoints), fastapi, jobs=False
+        )
+    fastapi = create_app(
+        module.SETTINGS, module.ENDPOINTS, comfy, module.WORKFLOWS, retired=module.RETIRED
+    )
+    endpoints = [
+        _endpoint(
+            e.request_model,
+            e.path,
+            e.summary,
+            {p.header for p in e.params if p.header} | set(e.headers),
+            _class_of(app, e.path).url_label,
+        )
+        for e in module.ENDPOINTS
+    ]
+    return ServedApp(app.name, app.module, app.description, tuple(endpoints), fastapi, jobs=True)

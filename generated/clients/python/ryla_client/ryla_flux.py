@@ -108,14 +108,14 @@ class RylaFlux:
         self.transport = transport
 
     def flux(self, request: FluxRequest, *, timeout: float | None = None) -> RunResult:
-        """POST /flux: Flux schnell text-to-image (4 steps). Reports X-Model, X-Seed, X-Steps (see
-        headers).
+        """POST /flux: Flux schnell text-to-image (4 steps). Reports X-Model, X-Seed, X-Steps
+        (see headers).
         """
         return self.transport.run(TARGETS["/flux"], "/flux", request, timeout=timeout)
 
     def flux_dev(self, request: FluxDevRequest, *, timeout: float | None = None) -> RunResult:
-        """POST /flux-dev: Flux dev text-to-image (20 steps). Reports X-Model, X-Seed, X-Steps (see
-        headers).
+        """POST /flux-dev: Flux dev text-to-image (20 steps). Reports X-Model, X-Seed, X-Steps
+        (see headers).
         """
         return self.transport.run(TARGETS["/flux-dev"], "/flux-dev", request, timeout=timeout)
 

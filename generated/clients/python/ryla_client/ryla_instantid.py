@@ -34,9 +34,7 @@ class SdxlInstantidRequest(TypedDict, total=False):
         "RealVisXL_V4.0.safetensors",
         "Juggernaut-XL_v9_RunDiffusionPhoto_v2.safetensors",
     ]
-    """SDXL checkpoint to draw with; reported in X-Model. Default
-    \"sd_xl_base_1.0.safetensors\".
-    """
+    """SDXL checkpoint to draw with; reported in X-Model. Default \"sd_xl_base_1.0.safetensors\"."""
     face_provider: Literal["CPU", "GPU"]
     """Where InsightFace face analysis runs (GPU = CUDA). Default \"CPU\"."""
     instantid_strength: float
@@ -44,8 +42,8 @@ class SdxlInstantidRequest(TypedDict, total=False):
     Default 0.8.
     """
     controlnet_strength: float | None
-    """Sent by the RYLA client; ApplyInstantID has no separate ControlNet strength. Accepted
-    for compatibility; has no effect. Range 0.0..10.0.
+    """Sent by the RYLA client; ApplyInstantID has no separate ControlNet strength. Accepted for
+    compatibility; has no effect. Range 0.0..10.0.
     """
     width: int
     """Image width in pixels. Range 256..2048. Default 1024."""
@@ -132,9 +130,7 @@ class FluxPulidRequest(TypedDict, total=False):
     pulid_weight: float
     """Strength of the face identity. Range -1.0..5.0. Default 0.9."""
     pulid_strength: float
-    """Deprecated: use pulid_weight. Strength of the face identity. Range -1.0..5.0. Default
-    0.9.
-    """
+    """Deprecated: use pulid_weight. Strength of the face identity. Range -1.0..5.0. Default 0.9."""
     start_at: float
     """Fraction of the sampling at which PuLID starts to apply. Range 0.0..1.0. Default 0.0."""
     pulid_start: float
@@ -150,9 +146,7 @@ class FluxPulidRequest(TypedDict, total=False):
     guidance: float
     """Flux distilled guidance. Range 0.0..20.0. Default 3.5."""
     cfg: float | None
-    """Sent by the RYLA client; use guidance instead. Accepted for compatibility; has no
-    effect.
-    """
+    """Sent by the RYLA client; use guidance instead. Accepted for compatibility; has no effect."""
     width: int
     """Image width in pixels. Range 256..2048. Default 1024."""
     height: int
@@ -206,8 +200,8 @@ class SdxlTurboRequest(TypedDict, total=False):
     steps: int
     """Sampling steps (Turbo is made for 1-4). Range 1..10. Default 1."""
     cfg: float
-    """Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects). Range
-    0.0..10.0. Default 1.0.
+    """Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects). Range 0.0..10.0.
+    Default 1.0.
     """
     seed: int
     """Sampler seed; reported in X-Seed. Range 0..18446744073709551615. Default 42."""
@@ -233,8 +227,8 @@ class SdxlLightningRequest(TypedDict, total=False):
     steps: int
     """Sampling steps (the checkpoint is distilled for 4). Range 1..10. Default 4."""
     cfg: float
-    """Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects). Range
-    0.0..10.0. Default 1.0.
+    """Classifier-free guidance scale; 1.0 = off (what distilled SDXL expects). Range 0.0..10.0.
+    Default 1.0.
     """
     seed: int
     """Sampler seed; reported in X-Seed. Range 0..18446744073709551615. Default 42."""
@@ -257,8 +251,8 @@ class RylaInstantid:
     def sdxl_instantid(
         self, request: SdxlInstantidRequest, *, timeout: float | None = None
     ) -> RunResult:
-        """POST /sdxl-instantid: SDXL + InstantID portrait from a reference face (20 steps, cfg 7).
-        Reports X-Model, X-Seed, X-Steps (see headers).
+        """POST /sdxl-instantid: SDXL + InstantID portrait from a reference face (20 steps, cfg
+        7). Reports X-Model, X-Seed, X-Steps (see headers).
         """
         return self.transport.run(
             TARGETS["/sdxl-instantid"], "/sdxl-instantid", request, timeout=timeout

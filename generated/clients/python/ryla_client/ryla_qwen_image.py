@@ -48,8 +48,8 @@ class VideoFaceswapRequest(TypedDict, total=False):
     face_restore_visibility: float
     """Blend of the restored face over the swapped one. Range 0.1..1.0. Default 1.0."""
     codeformer_weight: float
-    """CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0.
-    Default 0.5.
+    """CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0. Default
+    0.5.
     """
 
 
@@ -61,8 +61,8 @@ class _ImageFaceswapRequestBase(TypedDict, total=False):
     face_restore_visibility: float
     """Blend of the restored face over the swapped one. Range 0.1..1.0. Default 1.0."""
     codeformer_weight: float
-    """CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0.
-    Default 0.5.
+    """CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0. Default
+    0.5.
     """
 
 
@@ -91,9 +91,8 @@ ImageFaceswapRequest = (
 
 class BatchVideoFaceswapRequest(TypedDict, total=False):
     source_video: Required[str]
-    """Animated image (WEBP as produced by the Wan routes, GIF or APNG) whose frames are
-    face-swapped; MP4/WebM: use /video-faceswap. (image: data URL, bare base64, or http(s)
-    URL)
+    """Animated image (WEBP as produced by the Wan routes, GIF or APNG) whose frames are face-
+    swapped; MP4/WebM: use /video-faceswap. (image: data URL, bare base64, or http(s) URL)
     """
     reference_image: Required[str]
     """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
@@ -104,8 +103,8 @@ class BatchVideoFaceswapRequest(TypedDict, total=False):
     face_restore_visibility: float
     """Blend of the restored face over the swapped one. Range 0.1..1.0. Default 1.0."""
     codeformer_weight: float
-    """CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0.
-    Default 0.5.
+    """CodeFormer fidelity weight (only used with a CodeFormer restorer). Range 0.0..1.0. Default
+    0.5.
     """
 
 
@@ -157,9 +156,7 @@ class QwenImage2512Request(TypedDict, total=False):
     negative_prompt: str
     """What to avoid (no effect at cfg 1.0). Default \"\"."""
     width: int
-    """Image width in pixels (ignored when aspect_ratio is given). Range 256..2048. Default
-    1328.
-    """
+    """Image width in pixels (ignored when aspect_ratio is given). Range 256..2048. Default 1328."""
     height: int
     """Image height in pixels (ignored when aspect_ratio is given). Range 256..2048. Default
     1328.
@@ -182,9 +179,7 @@ class QwenImage2512FastRequest(TypedDict, total=False):
     negative_prompt: str
     """What to avoid (no effect at cfg 1.0). Default \"\"."""
     width: int
-    """Image width in pixels (ignored when aspect_ratio is given). Range 256..2048. Default
-    1328.
-    """
+    """Image width in pixels (ignored when aspect_ratio is given). Range 256..2048. Default 1328."""
     height: int
     """Image height in pixels (ignored when aspect_ratio is given). Range 256..2048. Default
     1328.
@@ -194,8 +189,8 @@ class QwenImage2512FastRequest(TypedDict, total=False):
     steps: int
     """Sampling steps (the Lightning LoRA is distilled for 4). Range 1..16. Default 4."""
     cfg: float
-    """Classifier-free guidance scale (1.0 = off, as Lightning expects). Range 0.0..20.0.
-    Default 1.0.
+    """Classifier-free guidance scale (1.0 = off, as Lightning expects). Range 0.0..20.0. Default
+    1.0.
     """
     seed: int | None
     """Sampler seed; reported in X-Seed. Random when omitted. Range 0..18446744073709551615."""
@@ -207,9 +202,7 @@ class QwenImage2512LoraRequest(TypedDict, total=False):
     negative_prompt: str
     """What to avoid (no effect at cfg 1.0). Default \"\"."""
     width: int
-    """Image width in pixels (ignored when aspect_ratio is given). Range 256..2048. Default
-    1328.
-    """
+    """Image width in pixels (ignored when aspect_ratio is given). Range 256..2048. Default 1328."""
     height: int
     """Image height in pixels (ignored when aspect_ratio is given). Range 256..2048. Default
     1328.
@@ -361,8 +354,8 @@ class RylaQwenImage:
     def liveportrait(
         self, request: LiveportraitRequest, *, timeout: float | None = None
     ) -> RunResult:
-        """POST /liveportrait: Animate a portrait photo with the head and face motion of a driving
-        video (MP4). Reports X-Model (see headers).
+        """POST /liveportrait: Animate a portrait photo with the head and face motion of a
+        driving video (MP4). Reports X-Model (see headers).
         """
         return self.transport.run(
             TARGETS["/liveportrait"], "/liveportrait", request, timeout=timeout
@@ -381,8 +374,8 @@ class RylaQwenImage:
     def qwen_image_2512_fast(
         self, request: QwenImage2512FastRequest, *, timeout: float | None = None
     ) -> RunResult:
-        """POST /qwen-image-2512-fast: Qwen-Image 2512 with the Lightning LoRA always on (4 steps,
-        cfg 1). Reports X-Model, X-Seed, X-Steps (see headers).
+        """POST /qwen-image-2512-fast: Qwen-Image 2512 with the Lightning LoRA always on (4
+        steps, cfg 1). Reports X-Model, X-Seed, X-Steps (see headers).
         """
         return self.transport.run(
             TARGETS["/qwen-image-2512-fast"], "/qwen-image-2512-fast", request, timeout=timeout
@@ -391,8 +384,8 @@ class RylaQwenImage:
     def qwen_image_2512_lora(
         self, request: QwenImage2512LoraRequest, *, timeout: float | None = None
     ) -> RunResult:
-        """POST /qwen-image-2512-lora: Qwen-Image 2512 with a character LoRA trained by
-        ryla-lora-training. Reports X-LoRA-Used, X-Model, X-Seed, X-Steps (see headers).
+        """POST /qwen-image-2512-lora: Qwen-Image 2512 with a character LoRA trained by ryla-
+        lora-training. Reports X-LoRA-Used, X-Model, X-Seed, X-Steps (see headers).
         """
         return self.transport.run(
             TARGETS["/qwen-image-2512-lora"], "/qwen-image-2512-lora", request, timeout=timeout
@@ -411,8 +404,8 @@ class RylaQwenImage:
     def qwen_image_inpaint_2511(
         self, request: QwenImageInpaint2511Request, *, timeout: float | None = None
     ) -> RunResult:
-        """POST /qwen-image-inpaint-2511: Inpaint the masked region of an image with
-        Qwen-Image-Edit 2511. Reports X-Model, X-Seed, X-Steps (see headers).
+        """POST /qwen-image-inpaint-2511: Inpaint the masked region of an image with Qwen-Image-
+        Edit 2511. Reports X-Model, X-Seed, X-Steps (see headers).
         """
         return self.transport.run(
             TARGETS["/qwen-image-inpaint-2511"],

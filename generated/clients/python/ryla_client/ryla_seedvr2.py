@@ -21,9 +21,7 @@ class _Seedvr2RequestBase(TypedDict, total=False):
     resolution: int
     """Target length of the short edge in pixels. Range 16..16384. Default 1080."""
     seed: int
-    """SeedVR2 noise seed (32-bit); reported in X-Seed. Range 0..4294967295. Default
-    4105349922.
-    """
+    """SeedVR2 noise seed (32-bit); reported in X-Seed. Range 0..4294967295. Default 4105349922."""
     max_resolution: int
     """Upper bound for the long edge in pixels (0 = no limit). Range 0..16384. Default 4000."""
     max_resolution_2: int

@@ -38,8 +38,8 @@ class Hunyuan15T2vRequest(TypedDict, total=False):
     negative_prompt: str
     """What to avoid. Default \"\"."""
     width: int
-    """Video width in pixels (the 720p model's native size is 1280x720). Range 256..1280.
-    Default 848.
+    """Video width in pixels (the 720p model's native size is 1280x720). Range 256..1280. Default
+    848.
     """
     height: int
     """Video height in pixels. Range 256..1280. Default 480."""
@@ -67,8 +67,8 @@ class _Hunyuan15I2vRequestBase(TypedDict, total=False):
     negative_prompt: str
     """What to avoid. Default \"blurry\"."""
     width: int
-    """Video width in pixels (the 720p model's native size is 1280x720). Range 256..1280.
-    Default 848.
+    """Video width in pixels (the 720p model's native size is 1280x720). Range 256..1280. Default
+    848.
     """
     height: int
     """Video height in pixels. Range 256..1280. Default 480."""
@@ -125,9 +125,7 @@ class _SvdRequestBase(TypedDict, total=False):
     motion_bucket_id: int
     """More motion with higher values. Range 1..255. Default 127."""
     augmentation_level: float
-    """Noise added to the first frame; higher departs more from it. Range 0.0..1.0. Default
-    0.0.
-    """
+    """Noise added to the first frame; higher departs more from it. Range 0.0..1.0. Default 0.0."""
     fps: int
     """Frame rate of the output video (and the conditioning). Range 1..30. Default 8."""
     steps: int
@@ -171,8 +169,8 @@ class Wan26Request(TypedDict, total=False):
     33.
     """
     num_frames: int
-    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49,
-    81). Range 1..161. Default 33.
+    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).
+    Range 1..161. Default 33.
     """
     steps: int
     """Sampling steps. Range 1..100. Default 30."""
@@ -198,8 +196,8 @@ class _Wan26R2vRequestBase(TypedDict, total=False):
     33.
     """
     num_frames: int
-    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49,
-    81). Range 1..161. Default 33.
+    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).
+    Range 1..161. Default 33.
     """
     steps: int
     """Sampling steps. Range 1..100. Default 30."""
@@ -247,8 +245,8 @@ class Wan26LoraRequest(TypedDict, total=False):
     33.
     """
     num_frames: int
-    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49,
-    81). Range 1..161. Default 33.
+    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).
+    Range 1..161. Default 33.
     """
     steps: int
     """Sampling steps. Range 1..100. Default 30."""
@@ -282,8 +280,8 @@ class _Wan26I2vRequestBase(TypedDict, total=False):
     33.
     """
     num_frames: int
-    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49,
-    81). Range 1..161. Default 33.
+    """Deprecated: use length. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49, 81).
+    Range 1..161. Default 33.
     """
     steps: int
     """Sampling steps. Range 1..100. Default 30."""
@@ -340,8 +338,8 @@ class _Wan22I2vRequestBase(TypedDict, total=False):
     33.
     """
     length: int
-    """Deprecated: use num_frames. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33,
-    49, 81). Range 1..121. Default 33.
+    """Deprecated: use num_frames. Number of frames; Wan works in steps of 4 (4n+1, e.g. 33, 49,
+    81). Range 1..121. Default 33.
     """
     fps: float
     """Frame rate of the output video. Range 1..60. Default 16."""
@@ -401,8 +399,8 @@ class RylaWan26:
         )
 
     def svd(self, request: SvdRequest, *, timeout: float | None = None) -> RunResult:
-        """POST /svd: Image-to-video with Stable Video Diffusion XT (25 frames, 1024x576). Reports
-        X-FPS, X-Frames, X-Seed (see headers).
+        """POST /svd: Image-to-video with Stable Video Diffusion XT (25 frames, 1024x576).
+        Reports X-FPS, X-Frames, X-Seed (see headers).
         """
         return self.transport.run(TARGETS["/svd"], "/svd", request, timeout=timeout)
 
@@ -419,15 +417,15 @@ class RylaWan26:
         return self.transport.run(TARGETS["/wan2.6-r2v"], "/wan2.6-r2v", request, timeout=timeout)
 
     def wan2_6_lora(self, request: Wan26LoraRequest, *, timeout: float | None = None) -> RunResult:
-        """POST /wan2.6-lora: Wan 2.1 1.3B text-to-video with a character LoRA trained by
-        ryla-lora-training. Reports X-FPS, X-Frames, X-LoRA-Used, X-Model, X-Seed, X-Steps (see
+        """POST /wan2.6-lora: Wan 2.1 1.3B text-to-video with a character LoRA trained by ryla-
+        lora-training. Reports X-FPS, X-Frames, X-LoRA-Used, X-Model, X-Seed, X-Steps (see
         headers).
         """
         return self.transport.run(TARGETS["/wan2.6-lora"], "/wan2.6-lora", request, timeout=timeout)
 
     def wan2_6_i2v(self, request: Wan26I2vRequest, *, timeout: float | None = None) -> RunResult:
-        """POST /wan2.6-i2v: Wan 2.1 I2V 480p 14B (fp8) image-to-video from a start image. Reports
-        X-FPS, X-Frames, X-Model, X-Seed, X-Steps (see headers).
+        """POST /wan2.6-i2v: Wan 2.1 I2V 480p 14B (fp8) image-to-video from a start image.
+        Reports X-FPS, X-Frames, X-Model, X-Seed, X-Steps (see headers).
         """
         return self.transport.run(TARGETS["/wan2.6-i2v"], "/wan2.6-i2v", request, timeout=timeout)
 

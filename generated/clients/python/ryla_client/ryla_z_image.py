@@ -218,8 +218,8 @@ class RylaZImage:
     def z_image_lora(
         self, request: ZImageLoraRequest, *, timeout: float | None = None
     ) -> RunResult:
-        """POST /z-image-lora: Z-Image Turbo with a character LoRA (9 steps). Reports X-LoRA-Used,
-        X-Model, X-Seed, X-Steps (see headers).
+        """POST /z-image-lora: Z-Image Turbo with a character LoRA (9 steps). Reports X-LoRA-
+        Used, X-Model, X-Seed, X-Steps (see headers).
         """
         return self.transport.run(
             TARGETS["/z-image-lora"], "/z-image-lora", request, timeout=timeout

@@ -1,6 +1,7 @@
-// The client against `ryla-gen dev ryla-demo` on the ComfyUI stand-in: started by
-// tests/test_clients.py, which passes the URL (RYLA_DEMO_URL) and a folder (RYLA_DEMO_OUT) where
-// this writes the images it got, for pytest to check their pixels.
+// The client against `ryla-gen dev ryla-demo` and the fleet's front door (`ryla-gen dev
+// ryla-comfyui`) on the ComfyUI stand-in: started by tests/test_clients.py, which passes their
+// URLs (RYLA_DEMO_URL, RYLA_FLEET_URL) and a folder (RYLA_DEMO_OUT) where this writes the
+// images it got, for pytest to check their pixels.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -39,6 +40,16 @@ test("an endpoint's bytes and headers", { skip }, async () => {
   assert.ok(result.executionTimeSec !== null && result.executionTimeSec >= 0);
   assert.ok(result.costUsd !== null && result.costUsd >= 0);
   assert.equal(result.headers["x-gpu-type"], "T4");
+});
+
+test("one fleet URL: a forwarded route and a chain", { skip }, async () => {
+  const one = createFleet({ fleetUrl: process.env.RYLA_FLEET_URL ?? "", timeoutMs: 30_000 });
+  const forwarded = await one.rylaDemo.invert({ width: 8, height: 8, color: 0x112233 });
+  assert.deepEqual(pngSize(forwarded.data), [8, 8]);
+  keep("fleet-invert.png", forwarded.data);
+  const chained = await one.rylaComfyui.demoInvertScale({ size: 4, color: 0x112233 });
+  assert.deepEqual(pngSize(chained.data), [8, 8]);
+  keep("fleet-chain.png", chained.data);
 });
 
 test("the seed header and endpoint headers", { skip }, async () => {
