@@ -210,6 +210,19 @@ def test_python_client_through_the_fleet_url(fleet, demo: Demo) -> None:
         one_url.transport.client.close()
 
 
+def test_python_client_sends_jobs_to_the_app_and_runs_to_the_fleet_url(fleet) -> None:
+    import ryla_client
+
+    target = ryla_client.Target("ryla-demo", "comfyui-fastapi-app")
+    both = ryla_client.Transport(fleet_url="https://fleet.example", workspace="ws")
+    assert both.base_url(target) == "https://fleet.example"
+    assert both.base_url(target, jobs=True) == "https://ws--ryla-demo-comfyui-fastapi-app.modal.run"
+    only_fleet = ryla_client.Transport(fleet_url="https://fleet.example/")
+    assert only_fleet.base_url(target, jobs=True) == "https://fleet.example"
+    with pytest.raises(ValueError, match="no URL for app ryla-demo"):
+        ryla_client.Transport().base_url(target)
+
+
 @pytest.mark.parametrize(
     ("module", "jobs"), [("ryla_demo", True), ("ryla_flux", True), ("ryla_comfyui", False)]
 )

@@ -99,10 +99,14 @@ class Transport:
         self.fleet_url, self.workspace = fleet_url, workspace
         self.client = client or httpx.Client(headers=dict(headers or {}), timeout=timeout)
 
-    def base_url(self, target: Target) -> str:
-        url = self.base_urls.get(target.app) or self.fleet_url
-        if url is None and self.workspace:
-            url = f"https://{self.workspace}--{target.app}-{target.url_label}.modal.run"
+    def base_url(self, target: Target, *, jobs: bool = False) -> str:
+        """Where ``target`` is: its own URL first for jobs (the fleet's front door runs none)."""
+        own = None
+        if self.workspace:
+            own = f"https://{self.workspace}--{target.app}-{target.url_label}.modal.run"
+        url = self.base_urls.get(target.app) or (
+            (own or self.fleet_url) if jobs else (self.fleet_url or own)
+        )
         if url is None:
             raise ValueError(f"no URL for app {target.app}: give base_urls, fleet_url or workspace")
         return url.rstrip("/")
@@ -116,11 +120,11 @@ class Transport:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        jobs: bool = False,
     ) -> httpx.Response:
         extra = {} if timeout is None else {"timeout": timeout}
-        response = self.client.request(
-            method, self.base_url(target) + path, json=json, headers=headers, **extra
-        )
+        url = self.base_url(target, jobs=jobs) + path
+        response = self.client.request(method, url, json=json, headers=headers, **extra)
         if response.is_error:
             raise RylaError.from_response(response)
         return response
@@ -145,8 +149,10 @@ class Transport:
         if webhook_url is not None:
             body["webhook_url"] = webhook_url
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        answer = self.request(target, "POST", f"/jobs{path}", json=body, headers=headers).json()
-        return Job(self, target, answer["job_id"])
+        response = self.request(
+            target, "POST", f"/jobs{path}", json=body, headers=headers, jobs=True
+        )
+        return Job(self, target, response.json()["job_id"])
 
 
 class Job:
@@ -160,7 +166,7 @@ class Job:
         return f"/jobs/{self.id}"
 
     def status(self) -> dict[str, Any]:
-        return self.transport.request(self.target, "GET", self._path).json()
+        return self.transport.request(self.target, "GET", self._path, jobs=True).json()
 
     def wait(
         self,
@@ -188,7 +194,7 @@ class Job:
             headers = {"Accept": "text/event-stream"}
             if last_event_id is not None:
                 headers["Last-Event-ID"] = last_event_id
-            url = self.transport.base_url(self.target) + self._path + "/events"
+            url = self.transport.base_url(self.target, jobs=True) + self._path + "/events"
             final = False
             try:
                 with self.transport.client.stream("GET", url, headers=headers) as response:
@@ -212,11 +218,11 @@ class Job:
     def result(self) -> RunResult:
         """The output of a succeeded job (a failed one raises its RylaError)."""
         return RunResult.from_response(
-            self.transport.request(self.target, "GET", self._path + "/result")
+            self.transport.request(self.target, "GET", self._path + "/result", jobs=True)
         )
 
     def cancel(self) -> dict[str, Any]:
-        return self.transport.request(self.target, "DELETE", self._path).json()
+        return self.transport.request(self.target, "DELETE", self._path, jobs=True).json()
 
 
 def _parse_events(lines: Iterator[str]) -> Iterator[JobEvent]:

@@ -109,6 +109,8 @@ export interface WaitOptions {
 }
 
 interface RequestArgs {
+  /** A jobs route: sent to the app's own URL before the fleet URL. */
+  jobs?: boolean;
   body?: unknown;
   accept?: string;
   headers?: Record<string, string>;
@@ -181,12 +183,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export class Transport {
   constructor(readonly options: ClientOptions = {}) {}
 
-  baseUrl(target: Target): string {
+  /** Where `target` is: its own URL first for jobs (the fleet's front door runs none). */
+  baseUrl(target: Target, jobs = false): string {
     const { baseUrls, fleetUrl, workspace } = this.options;
-    const url =
-      baseUrls?.[target.app] ??
-      fleetUrl ??
-      (workspace ? `https://${workspace}--${target.app}-${target.urlLabel}.modal.run` : undefined);
+    const own = workspace ? `https://${workspace}--${target.app}-${target.urlLabel}.modal.run` : undefined;
+    const url = baseUrls?.[target.app] ?? (jobs ? (own ?? fleetUrl) : (fleetUrl ?? own));
     if (url === undefined) {
       throw new Error(`no URL for app ${target.app}: give baseUrls, fleetUrl or workspace`);
     }
@@ -206,7 +207,8 @@ export class Transport {
     const init: RequestInit = { method, headers };
     if (body !== undefined) init.body = JSON.stringify(body);
     if (signal !== undefined) init.signal = signal;
-    const response = await (this.options.fetch ?? fetch)(this.baseUrl(target) + path, init);
+    const url = this.baseUrl(target, args.jobs ?? false) + path;
+    const response = await (this.options.fetch ?? fetch)(url, init);
     if (!response.ok) throw await toError(response);
     return response;
   }
@@ -222,7 +224,12 @@ export class Transport {
     if (options.webhookUrl !== undefined) body.webhook_url = options.webhookUrl;
     const headers: Record<string, string> = {};
     if (options.idempotencyKey !== undefined) headers["idempotency-key"] = options.idempotencyKey;
-    const response = await this.request(target, "POST", `/jobs${path}`, { body, headers, call: options });
+    const response = await this.request(target, "POST", `/jobs${path}`, {
+      body,
+      headers,
+      call: options,
+      jobs: true,
+    });
     const answer = (await response.json()) as { job_id: string };
     return new Job(this, target, answer.job_id);
   }
@@ -245,7 +252,7 @@ export class Job {
   }
 
   async status(call?: CallOptions): Promise<JobStatus> {
-    const response = await this.transport.request(this.target, "GET", this.path, { call });
+    const response = await this.transport.request(this.target, "GET", this.path, { call, jobs: true });
     return (await response.json()) as JobStatus;
   }
 
@@ -284,6 +291,7 @@ export class Job {
           accept: "text/event-stream",
           headers,
           call,
+          jobs: true,
         });
       } catch (error) {
         if (error instanceof RylaError || options.signal?.aborted || retries-- <= 0) throw error;
@@ -308,12 +316,15 @@ export class Job {
 
   /** The output of a succeeded job (a failed one rejects with its RylaError). */
   async result(call?: CallOptions): Promise<RunResult> {
-    const response = await this.transport.request(this.target, "GET", `${this.path}/result`, { call });
+    const response = await this.transport.request(this.target, "GET", `${this.path}/result`, {
+      call,
+      jobs: true,
+    });
     return this.transport.toResult(response);
   }
 
   async cancel(call?: CallOptions): Promise<JobStatus> {
-    const response = await this.transport.request(this.target, "DELETE", this.path, { call });
+    const response = await this.transport.request(this.target, "DELETE", this.path, { call, jobs: true });
     return (await response.json()) as JobStatus;
   }
 }
