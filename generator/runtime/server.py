@@ -25,6 +25,7 @@ from .config import AppSettings, Endpoint, Retired, load_workflows
 from .execute import Trail, cleanup, execute, wants_json
 from .fleet import add_retired_routes
 from .guards import BearerAuth, allowed_methods
+from .job_events import add_job_extras
 from .jobs import JobsFactory, LocalJobs, add_job_routes
 from .responses import error_docs, error_response
 from .warmup import Warmup
@@ -95,9 +96,9 @@ def create_app(
 
     for endpoint in endpoints:
         _add_route(app, settings, endpoint, workflows.get(endpoint.workflow, {}), comfy)
-    add_job_routes(
-        app, settings, endpoints, (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
-    )
+    job_backend = (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
+    add_job_routes(app, settings, endpoints, job_backend)
+    add_job_extras(app, settings, job_backend)
     add_retired_routes(app, retired)
     return app
 
