@@ -151,16 +151,20 @@ class IdempotentSubmit:
         if not key or len(key) > MAX_KEY_LENGTH:
             message = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters"
             return await error_response(422, message, "validation_error")(scope, receive, send)
+        endpoint = self.keys.jobs.endpoints.get(scope["path"].removeprefix("/jobs"))
+        limit = self.settings.body_limit(endpoint) if endpoint else self.settings.max_body_bytes
         body, more = b"", True
-        while more:  # the body, bounded as the app bounds it
+        while more:  # the body, bounded as the app bounds this route
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.settings.max_body_bytes:
-                limit = f"limit is {self.settings.max_body_bytes} bytes"
-                response = error_response(413, "request body too large", "payload_too_large", limit)
+            if len(body) > limit:
+                details = f"limit is {limit} bytes"
+                response = error_response(
+                    413, "request body too large", "payload_too_large", details
+                )
                 return await response(scope, receive, send)
         fingerprint = _fingerprint(scope["path"], body)
         lock, users = self.keys.locks.setdefault(key, (asyncio.Lock(), [0]))
