@@ -14,7 +14,7 @@ import click
 
 from .api import OWNED_DIRS, render_api
 from .comfy.catalog import Catalog
-from .diagnostics import Diagnostics, SpecError, display_path
+from .diagnostics import Diagnostics, Location, SpecError, display_path
 from .render.files import Drift, RenderedFile, compare, render_apps, render_docs, write
 from .resolve.model import AppModel, TrainingModel
 from .resolve.project import Project, load_project
@@ -73,9 +73,13 @@ def _load(
 ) -> list[AppModel]:
     """Resolve specs or exit 2 with every error as file:line:col (no traceback).
 
-    Warnings (residency, app count) are printed by the commands that check: build, validate."""
+    The commands that check (build, validate) print warnings (residency, app count) and run
+    the self-check: each module rendered, imported and serving its examples and warm-ups."""
+    project = _project(specs)
     try:
-        apps, diags = load_project(_project(specs), _catalog(object_info))
+        apps, diags = load_project(project, _catalog(object_info))
+        if warnings:
+            _self_check(apps, project, diags)
     except SpecError as exc:
         _print_diagnostics(exc.diagnostics)
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
@@ -84,6 +88,17 @@ def _load(
     if warnings:
         _print_diagnostics(Diagnostics(diags.warnings).sorted())
     return apps
+
+
+def _self_check(apps: list[AppModel], project: Project, diags: Diagnostics) -> None:
+    from .render.files import self_check
+
+    fallback = Location(", ".join(display_path(p) for p in project.specs))
+    problems = self_check(apps, project.workflows_dir, fallback)
+    if problems:
+        for where, message in problems:
+            diags.error(where, message)
+        raise SpecError(diags.sorted())
 
 
 specs_argument = click.argument("specs", nargs=-1, type=click.Path())

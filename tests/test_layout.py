@@ -20,7 +20,9 @@ ALLOWED = {
     "spec": {"diagnostics"},
     "comfy": set(),
     "resolve": {"diagnostics", "spec", "comfy", "runtime", "shipped"},
-    "render": {"resolve", "shipped"},
+    # render: the self-check imports each rendered module and serves its examples with the
+    # runtime's own apply_request (render/selfcheck.py); diagnostics for its positions.
+    "render": {"resolve", "shipped", "runtime", "diagnostics"},
     "runtime": {"comfy"},
     "standin": set(),
     "quality": {"resolve"},

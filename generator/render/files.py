@@ -13,11 +13,13 @@ from pathlib import Path
 import jinja2
 from ruff.__main__ import find_ruff_bin
 
+from ..diagnostics import Location
 from ..resolve import container
 from ..resolve.model import AppModel
 from ..resolve.plan import HEADROOM, plan_app
 from ..resolve.pyliteral import py_literal, py_string
 from ..shipped import shipped_dir
+from .selfcheck import Problem, check_apps
 
 GENERATED_SUFFIX = ".py"
 
@@ -75,11 +77,22 @@ def render_apps(apps: list[AppModel], config_root: Path) -> list[RenderedFile]:
     files = []
     for app in apps:
         name = f"{app.module}{GENERATED_SUFFIX}"
-        source = env.get_template(app.template).render(app=app, container=container)
+        source = _render_module(env, app)
         files.append(
             RenderedFile(Path(name), format_python(source, f"generated/{name}", config_root))
         )
     return files
+
+
+def _render_module(env: jinja2.Environment, app: AppModel) -> str:
+    return env.get_template(app.template).render(app=app, container=container)
+
+
+def self_check(apps: list[AppModel], workflows_dir: Path, fallback: Location) -> list[Problem]:
+    """Each app's module rendered (unformatted: the same code), imported in isolation, and its
+    examples and warm-ups served through it; problems at the spec keys responsible."""
+    env = _environment()
+    return check_apps(apps, lambda app: _render_module(env, app), workflows_dir, fallback)
 
 
 def render_docs(apps: list[AppModel]) -> list[RenderedFile]:

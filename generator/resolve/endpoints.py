@@ -18,9 +18,9 @@ from ..comfy.workflow import Workflow, WorkflowError, is_link, load_workflow
 from ..diagnostics import Diagnostics, Location, display_path
 from ..spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
 from ..spec.load import LoadedSpec
-from .fields import param_doc, param_model, request_field, warmup_request
-from .model import EndpointModel, ParamDoc, ParamModel, RequestField
-from .paramtypes import PARAM_TYPES
+from .fields import param_doc, param_model, python_names, request_field, warmup_request
+from .model import EndpointModel, ParamDoc, ParamModel, RequestField, SpecPlaces
+from .paramtypes import PARAM_TYPES, SEED_MAX
 from .pyliteral import py_string
 
 
@@ -55,9 +55,22 @@ def resolve_endpoint(
 
     params: list[ParamModel] = []
     bound: set[tuple[str, str]] = set()
+    bound_by: dict[tuple[str, str], str] = {}
     names = set(ep.parameters)
     for name, param in ep.parameters.items():
         targets = _resolve_targets(ctx, workflow, name, param, catalog)
+        for target in targets:
+            first = bound_by.get(target)
+            if first is not None and first != name and not _exclusive(ep, name, first):
+                ctx.error(
+                    f"parameter '{name}': input '{target[1]}' of node {target[0]} is already "
+                    f"bound to parameter '{first}'; one input takes one parameter (unless "
+                    "require_one_of makes them exclusive; use 'sets' or 'map' to derive it)",
+                    "parameters",
+                    name,
+                    "bind",
+                )
+            bound_by.setdefault(target, name)
         bound.update(targets)
         _check_param(ctx, name, param, names, workflow, targets, catalog)
         params.append(param_model(name, param, targets))
@@ -78,13 +91,14 @@ def resolve_endpoint(
         _check_request(ctx, ep.warmup, ("warmup",), "warm-up")
     if len(ctx.diags.errors) > before:
         return None
+    py_names = python_names(list(ep.parameters))
     return EndpointModel(
         path=ep.path,
         request_class=request_class_name(ep.path),
         summary=ep.summary or f"POST {ep.path}",
         description=ep.description,
         workflow_file=ep.workflow,
-        fields=tuple(request_field(n, p) for n, p in ep.parameters.items()),
+        fields=tuple(request_field(n, p, py_names[n]) for n, p in ep.parameters.items()),
         params=tuple(params),
         outputs=outputs,
         response=ep.output.response,
@@ -100,11 +114,17 @@ def resolve_endpoint(
         docs=tuple(param_doc(n, p) for n, p in ep.parameters.items()),
         model_names=tuple(f"{m.folder}/{m.filename}" for m in ep.models),
         custom_node_names=tuple(f"{c.key}@{c.pin}" for c in ep.custom_nodes),
+        places=SpecPlaces(
+            endpoint=ctx.loc("path"),
+            params={n: ctx.loc("parameters", n, key=True) for n in ep.parameters},
+            examples=tuple(ctx.loc("examples", i) for i in range(len(ep.examples))),
+            warmup=ctx.loc("warmup"),
+        ),
     )
 
 
 def resolve_workflow_route(
-    spec: LoadedSpec, route: WorkflowRoute, *, gpu: str, timeout: int
+    spec: LoadedSpec, index: int, route: WorkflowRoute, *, gpu: str, timeout: int
 ) -> EndpointModel:
     """A route running the client's own API-format graph: one field, ``workflow``."""
     description = (
@@ -139,6 +159,13 @@ def resolve_workflow_route(
         max_body_bytes=route.max_body_mb * 1024 * 1024 if route.max_body_mb else None,
         max_output_pixels=route.max_output_pixels,
         input_files=tuple(route.input_files),
+        places=SpecPlaces(
+            endpoint=spec.loc("workflow_routes", index, "path"),
+            examples=tuple(
+                spec.loc("workflow_routes", index, "examples", i)
+                for i in range(len(route.examples))
+            ),
+        ),
     )
 
 
@@ -238,6 +265,29 @@ def _check_param(
         ctx.error(f"parameter '{name}': min/max/multiple_of need a numeric type", *where, "type")
     if param.type == "enum" and not param.choices:
         ctx.error(f"parameter '{name}': type enum needs 'choices'", *where, "type")
+    if param.choices:
+        seen = [repr(c) for c in param.choices]
+        twice = sorted({c for c in seen if seen.count(c) > 1})
+        if twice:
+            ctx.error(
+                f"parameter '{name}': choice {', '.join(twice)} given twice", *where, "choices"
+            )
+    if param.type == "seed":
+        for bound_key in ("min", "max"):
+            value = getattr(param, bound_key)
+            if value is not None and not 0 <= value <= SEED_MAX:
+                ctx.error(
+                    f"parameter '{name}': a seed's {bound_key} must be within 0..{SEED_MAX}",
+                    *where,
+                    bound_key,
+                )
+    for wire in (name, *param.aliases):
+        if wire in RESERVED_FIELDS:
+            ctx.error(
+                f"parameter '{name}': field name '{wire}' is reserved ({RESERVED_FIELDS[wire]})",
+                *where,
+                key=wire == name,
+            )
     if param.choices and param.type != "enum":
         ctx.error(f"parameter '{name}': 'choices' is only for type enum", *where, "choices")
     if param.max_items is not None and not ptype.media:
@@ -263,13 +313,8 @@ def _check_param(
                 "prepend_to",
             )
     if param.format is not None:
-        unknown = _format_fields(param.format) - names
-        if unknown:
-            ctx.error(
-                f"parameter '{name}': format uses unknown name(s) {', '.join(sorted(unknown))}",
-                *where,
-                "format",
-            )
+        for problem in _format_problems(param.format, names):
+            ctx.error(f"parameter '{name}': format {problem}", *where, "format")
     if param.sets is not None:
         _check_sets(ctx, name, param, names)
     if param.map is not None:
@@ -306,12 +351,9 @@ def _check_default(ctx: EndpointContext, name: str, param: Parameter) -> None:
         if param.choices and default not in param.choices:
             ctx.error(f"parameter '{name}': default {default!r} is not among the choices", *where)
         return
-    if param.min is not None and default < param.min:
-        ctx.error(f"parameter '{name}': default {default!r} is below min {param.min}", *where)
-    if param.max is not None and default > param.max:
-        ctx.error(f"parameter '{name}': default {default!r} is above max {param.max}", *where)
-    if param.choices and default not in param.choices:
-        ctx.error(f"parameter '{name}': default {default!r} is not among the choices", *where)
+    problem = _number_problem(param, default)
+    if problem:
+        ctx.error(f"parameter '{name}': default {problem}", *where)
 
 
 def _check_sets(ctx: EndpointContext, name: str, param: Parameter, names: set[str]) -> None:
@@ -450,6 +492,11 @@ def _check_range(ctx: EndpointContext, name: str, param: Parameter, spec: Any, l
             )
 
 
+def _exclusive(ep: Endpoint, a: str, b: str) -> bool:
+    """Whether a request gives at most one of two parameters (a require_one_of group)."""
+    return any(a in group and b in group for group in ep.require_one_of)
+
+
 def _check_aliases(ctx: EndpointContext) -> None:
     seen: dict[str, str] = {n: n for n in ctx.endpoint.parameters}
     for name, param in ctx.endpoint.parameters.items():
@@ -475,27 +522,107 @@ def _check_groups(ctx: EndpointContext, names: set[str]) -> None:
                 )
 
 
+RUNTIME_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Content-Type",
+        "Content-Length",
+        "Content-Encoding",
+        "Content-Disposition",
+        "Transfer-Encoding",
+        "Connection",
+        "Date",
+        "Server",
+        "Set-Cookie",
+        "Location",
+        "WWW-Authenticate",
+        "X-Execution-Time-Sec",
+        "X-GPU-Type",
+        "X-Cost-USD",
+        "X-Queue-Time-Sec",
+        "X-Request-Id",
+        "X-Ryla-Signature",
+    )
+)
+"""Response headers the runtime (or HTTP itself) sets; a spec may not replace them."""
+
+SEED_HEADER = "x-seed"
+"""Reports the seed a request ran with: only a seed parameter's ``header:`` may set it."""
+
+RESERVED_FIELDS = {
+    "webhook_url": "the job route POST /jobs/<path> adds it for the webhook",
+}
+"""Request field names the runtime adds to an endpoint's request model."""
+
+_HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+
+
+def _header_problem(header: str) -> str | None:
+    if not _HTTP_TOKEN.match(header):
+        return f"'{header}' is not a valid HTTP header name (RFC 9110 token)"
+    if header.lower() in RUNTIME_HEADERS:
+        return f"response header {header} is set by the runtime; choose another name"
+    return None
+
+
 def _check_headers(ctx: EndpointContext, names: set[str]) -> None:
+    seen: dict[str, str] = {}
+    for name, param in ctx.endpoint.parameters.items():
+        if param.header is None:
+            continue
+        problem = _header_problem(param.header)
+        if problem is None and param.header.lower() == SEED_HEADER and param.type != "seed":
+            problem = f"{param.header} reports the seed used; only a seed parameter sets it"
+        first = seen.get(param.header.lower())
+        if problem is None and first is not None and not _exclusive(ctx.endpoint, name, first):
+            problem = f"response header {param.header} is already reported by parameter '{first}'"
+        if problem:
+            ctx.error(f"parameter '{name}': {problem}", "parameters", name, "header")
+        seen.setdefault(param.header.lower(), name)
     for header, value in ctx.endpoint.headers.items():
-        unknown = _format_fields(value) - names
-        if unknown:
-            ctx.error(
-                f"header {header} uses unknown parameter(s) {', '.join(sorted(unknown))}",
-                "headers",
-                header,
-            )
+        problem = _header_problem(header)
+        if problem is None and header.lower() == SEED_HEADER:
+            problem = f"{header} reports the seed used; set it with a seed parameter's 'header:'"
+        if problem is None and header.lower() in seen:
+            first = seen[header.lower()]
+            problem = f"response header {header} is already reported by parameter '{first}'"
+        if problem:
+            ctx.error(problem, "headers", header, key=True)
+            continue
+        seen[header.lower()] = "headers"
+        for problem in _format_problems(value, names, "parameter(s)"):
+            ctx.error(f"header {header} {problem}", "headers", header)
+        if not value.isprintable() or not _latin1(value):
+            ctx.error(f"header {header}: HTTP cannot send {value!r}", "headers", header)
 
 
-def _format_fields(template: str) -> set[str]:
-    """Names a format string uses; positional or malformed fields are reported as such."""
+def _latin1(text: str) -> bool:
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _format_problems(template: str, names: set[str], unknown_noun: str = "name(s)") -> list[str]:
+    """What is wrong with a format string: only ``{parameter}`` fields are allowed, no
+    attribute, index, conversion or format spec (``{name.__class__}`` prints internals)."""
+    try:
+        parts = [(f, c, sp) for _, f, sp, c in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
-        return {f"<malformed format string: {exc}>"}
-    names = {f.split(".")[0].split("[")[0] for f in fields}
-    return {
-        n if n and not n.isdigit() else "<positional {} field: name a parameter>" for n in names
-    }
+        return [f"malformed format string: {exc}"]
+    problems, unknown = [], set()
+    for field, conversion, spec in parts:
+        if not field or field.isdigit():
+            problems.append("uses a positional {} field: name a parameter")
+        elif conversion or spec or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field):
+            shown = field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            problems.append(f"field {{{shown}}} must be a plain {{parameter}} name")
+        elif field not in names:
+            unknown.add(field)
+    if unknown:
+        problems.append(f"uses unknown {unknown_noun} {', '.join(sorted(unknown))}")
+    return problems
 
 
 def _resolve_output(
@@ -585,8 +712,28 @@ def example_value_problem(param: Parameter, value: Any) -> str | None:
         return f"{value!r} is not among the choices"
     if not ptype.numeric:
         return None
-    if param.min is not None and value < param.min:
-        return f"{value!r} is below min {param.min}"
-    if param.max is not None and value > param.max:
-        return f"{value!r} is above max {param.max}"
+    return _number_problem(param, value)
+
+
+def _number_problem(param: Parameter, value: int | float) -> str | None:
+    """Why a number breaks the parameter's range or step (what the request model checks)."""
+    low, high = param.min, param.max
+    if param.type == "seed":
+        low = 0 if low is None else low
+        high = SEED_MAX if high is None else high
+    if low is not None and value < low:
+        return f"{value!r} is below min {low}"
+    if high is not None and value > high:
+        return f"{value!r} is above max {high}"
+    if param.multiple_of and not _is_multiple(value, param.multiple_of):
+        return f"{value!r} is not a multiple of {param.multiple_of}"
+    if param.choices and value not in param.choices:
+        return f"{value!r} is not among the choices"
     return None
+
+
+def _is_multiple(value: int | float, step: int | float) -> bool:
+    if isinstance(value, int) and isinstance(step, int):
+        return value % step == 0
+    quotient = value / step
+    return abs(quotient - round(quotient)) <= 1e-9 * max(1.0, abs(quotient))

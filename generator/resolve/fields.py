@@ -5,7 +5,10 @@ Decided from a validated spec parameter; :mod:`generator.endpoints` checks, this
 
 from __future__ import annotations
 
+import keyword
 from typing import Any
+
+from pydantic import BaseModel
 
 from ..spec.format import Endpoint, Parameter
 from .model import ParamDoc, ParamModel, RequestField
@@ -108,7 +111,51 @@ def _volume_file(param: Parameter) -> str | None:
     return f"{folder.strip('/')}/{param.format}"
 
 
-def request_field(name: str, param: Parameter) -> RequestField:
+RESERVED_PY_NAMES = frozenset(
+    {n for n in dir(BaseModel) if not n.startswith("__")}
+    | {"str", "int", "float", "bool", "dict", "list"}
+    | {"Any", "AliasChoices", "ConfigDict", "Field", "Literal", "OneOrMany"}
+)
+"""Names a request-model field must not take: BaseModel's attributes, and names the class body
+itself uses in annotations and defaults (a field ``str`` would shadow the type of the next)."""
+
+
+def python_names(wire_names: list[str]) -> dict[str, str]:
+    """The request model's Python attribute per wire name: derived, unique, never a keyword,
+    a builtin, a BaseModel attribute or pydantic-private (``_x``) or protected (``model_x``).
+
+    The wire name stays what clients send (the field's alias)."""
+    taken: set[str] = set()
+    wanted = [(w, _identifier(w)) for w in wire_names]
+    plain = {py for w, py in wanted if py == w and not _reserved(py)}
+    names = {}
+    for wire, py in wanted:
+        if py == wire and py in plain and py not in taken:
+            names[wire] = py
+            taken.add(py)
+    for wire, py in wanted:
+        if wire in names:
+            continue
+        while _reserved(py) or py in taken or py in plain:
+            py += "_"
+        names[wire] = py
+        taken.add(py)
+    return names
+
+
+def _identifier(wire: str) -> str:
+    text = "".join(c if c.isalnum() or c == "_" else "_" for c in wire).lstrip("_")
+    if not text or not text.isidentifier():
+        text = "field_" + text
+    return text
+
+
+def _reserved(name: str) -> bool:
+    return keyword.iskeyword(name) or name in RESERVED_PY_NAMES or name.startswith(("_", "model_"))
+
+
+def request_field(name: str, param: Parameter, py_name: str | None = None) -> RequestField:
+    py_name = py_name or name
     ptype = PARAM_TYPES[param.type]
     if param.type == "enum":
         annotation = "Literal[" + ", ".join(repr(c) for c in param.choices or []) + "]"
@@ -133,6 +180,8 @@ def request_field(name: str, param: Parameter) -> RequestField:
         args.append("None")
     else:
         args.append(repr(param.default))
+    if py_name != name:
+        args.append(f"alias={name!r}")
     if param.aliases:
         choices = ", ".join(repr(a) for a in (name, *param.aliases))
         args.append(f"validation_alias=AliasChoices({choices})")
@@ -151,4 +200,4 @@ def request_field(name: str, param: Parameter) -> RequestField:
         args.append(f"max_length={param.max_items}")
     if description:
         args.append(f"description={py_string(description)}")
-    return RequestField(name, annotation, ", ".join(args))
+    return RequestField(py_name, annotation, ", ".join(args))

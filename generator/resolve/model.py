@@ -10,6 +10,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..diagnostics import Location
 from .pyliteral import py_string
 
 
@@ -87,6 +88,17 @@ class ParamModel:
 
 
 @dataclass(frozen=True)
+class SpecPlaces:
+    """Where an endpoint's parts stand in its spec, for errors found after resolving (the
+    self-check of the rendered module). Never printed."""
+
+    endpoint: Location  # the endpoint's path
+    params: dict[str, Location] = field(default_factory=dict)  # each parameter's key
+    examples: tuple[Location, ...] = ()
+    warmup: Location | None = None
+
+
+@dataclass(frozen=True)
 class EndpointModel:
     path: str
     request_class: str
@@ -112,6 +124,7 @@ class EndpointModel:
     max_output_pixels: int = 0  # client workflows: width x height x frames x batch per node
     input_files: tuple[str, ...] = ()  # client workflows: input files they may load
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
+    places: SpecPlaces | None = field(default=None, compare=False)
 
     @property
     def source_label(self) -> str:
@@ -393,6 +406,7 @@ class AppModel:
     limits: dict[str, int] = field(default_factory=dict)  # AppSettings keyword arguments
     retired: tuple[RetiredModel, ...] = ()  # declared in this app's specs
     fleet: FleetModel | None = None
+    where: Location | None = field(default=None, compare=False)  # the app's name in its spec
 
     @property
     def served_retired(self) -> tuple[RetiredModel, ...]:

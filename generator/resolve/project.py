@@ -226,7 +226,7 @@ def _resolve_app(
         gpu = _gpu(ep.gpu, spec.loc("endpoints", i, "gpu"), diags) if ep.gpu else app_gpu
         timeout = ep.timeout or app.timeout
         if isinstance(ep, WorkflowRoute):
-            resolved = resolve_workflow_route(spec, ep, gpu=gpu or "", timeout=timeout)
+            resolved = resolve_workflow_route(spec, i, ep, gpu=gpu or "", timeout=timeout)
             section = "workflow_routes"
         else:
             ctx = EndpointContext(spec, i, ep, diags, project.workflows_dir, project.root)
@@ -309,6 +309,7 @@ def _resolve_app(
             "download_max_bytes": app.limits.download_max_mb * 1024 * 1024,
             "max_pending_jobs": app.limits.max_pending_jobs,
         },
+        where=sources.definition.loc("app", "name"),
     )
 
 

@@ -425,7 +425,7 @@ def _submit_handler(
     )
 
     async def submit(body: BaseModel) -> JSONResponse:
-        values = body.model_dump()
+        values = body.model_dump(by_alias=True)
         webhook_url = values.pop("webhook_url", None)
         for group in endpoint.require_one_of:
             if sum(values.get(name) is not None for name in group) != 1:

@@ -114,7 +114,13 @@ def _add_route(
         trail = Trail()
         work = asyncio.ensure_future(
             execute(
-                settings, endpoint, workflow, comfy, body.model_dump(), trail, wants_json(request)
+                settings,
+                endpoint,
+                workflow,
+                comfy,
+                body.model_dump(by_alias=True),
+                trail,
+                wants_json(request),
             )
         )
         gone = asyncio.ensure_future(_disconnected(request))

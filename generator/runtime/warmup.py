@@ -47,7 +47,9 @@ class Warmup:
                 continue
             started = time.perf_counter()
             try:
-                values = endpoint.request_model.model_validate(dict(endpoint.warmup)).model_dump()
+                values = endpoint.request_model.model_validate(dict(endpoint.warmup)).model_dump(
+                    by_alias=True
+                )
             except ValidationError as exc:
                 self._fail(endpoint, f"invalid warm-up request: {exc.errors()[0]['msg']}", started)
                 continue

@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", max_length=60)]
+MODAL_TIMEOUT_MAX = 86_400
+"""Modal's longest function timeout (24 h)."""
+
+Name = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$",
+        max_length=59,  # Modal names are <= 64 characters; the app's jobs Dict adds "-jobs"
+    ),
+]
+
+
+def _not_app_id(name: str) -> str:
+    if re.match(r"^ap-[A-Za-z0-9]{22}$", name):
+        raise ValueError(f"'{name}' looks like a Modal App id; Modal refuses it as a name")
+    return name
+
+
+ModalName = Annotated[
+    str,
+    AfterValidator(_not_app_id),
+    Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="A Modal object name (Volume, Secret): letters, digits, '-', '_', '.'; "
+        "at most 64 characters; not an App id.",
+    ),
+]
+Timeout = Annotated[int, Field(gt=0, le=MODAL_TIMEOUT_MAX, description="Seconds (Modal: <= 24 h).")]
 Identifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
 Commit = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from .base import Commit, Identifier, Name, Sha256
+from .base import Commit, Identifier, ModalName, Name, Sha256, Timeout
 from .base import StrictModel as _Strict
 from .base import shape as _shape
 from .training import TrainingFunction, TrainingLink
@@ -54,7 +54,7 @@ class Parameter(_Strict):
     )
     min: int | float | None = None
     max: int | float | None = None
-    multiple_of: int | float | None = None
+    multiple_of: int | float | None = Field(None, gt=0)
     choices: list[str | int | float] | None = Field(None, description="Allowed values (enum).")
     max_items: int | None = Field(None, description="Accept a list of up to N media items.")
     aliases: list[Identifier] = Field(
@@ -183,7 +183,7 @@ class Endpoint(_Strict):
     summary: str | None = None
     description: str | None = None
     gpu: str | None = Field(None, description="GPU for this endpoint (default: the app's).")
-    timeout: int | None = Field(None, gt=0, description="Seconds (default: the app's).")
+    timeout: Timeout | None = Field(None, description="Seconds (default: the app's).")
     parameters: dict[Identifier, Parameter] = Field(default_factory=dict)
     require_one_of: list[list[Identifier]] = Field(
         default_factory=list, description="Groups of parameters of which exactly one is given."
@@ -219,7 +219,7 @@ class WorkflowRoute(_Strict):
     path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$", description="URL path, e.g. /workflow.")
     summary: str | None = None
     gpu: str | None = Field(None, description="GPU for this route (default: the app's).")
-    timeout: int | None = Field(None, gt=0, description="Seconds (default: the app's).")
+    timeout: Timeout | None = Field(None, description="Seconds (default: the app's).")
     max_nodes: int = Field(200, ge=1, description="Largest graph accepted.")
     max_output_pixels: int = Field(
         64 * 1024 * 1024,
@@ -344,20 +344,20 @@ class App(_Strict):
     name: Name
     description: str | None = None
     gpu: str = "L40S"
-    timeout: int = Field(1800, gt=0)
+    timeout: Timeout = 1800
     scaledown_window: int = Field(300, ge=2, le=3600)
-    min_containers: int = Field(0, ge=0)
+    min_containers: int = Field(0, ge=0, le=1000)
     max_containers: int | None = Field(
-        None, ge=1, description="Upper bound on containers; required with auth: none."
+        None, ge=1, le=1000, description="Upper bound on containers; required with auth: none."
     )
     limits: Limits = Field(default_factory=Limits)
     concurrent_inputs: int = Field(5, ge=1, le=1000)
-    volumes: dict[str, str] = Field(
+    volumes: dict[str, ModalName] = Field(
         default_factory=lambda: {"/root/models": "ryla-models", "/cache": "hf-hub-cache"},
         description="Mount path -> Modal Volume name.",
     )
     models_volume: str = Field("/root/models", description="Mount path holding model files.")
-    secrets: list[str] = Field(default_factory=list)
+    secrets: list[ModalName] = Field(default_factory=list)
     comfyui_version: str = Field("0.3.71", pattern=r"^\d+\.\d+\.\d+$")
     memory_snapshot: bool = Field(
         True,
@@ -367,10 +367,10 @@ class App(_Strict):
     auth: AuthMode = Field(
         "proxy", description="proxy: Modal proxy auth; bearer: token from a Secret; none."
     )
-    auth_secret: str | None = Field(
+    auth_secret: ModalName | None = Field(
         None, description="Secret holding RYLA_API_TOKEN (auth: bearer)."
     )
-    webhook_secret: str | None = Field(
+    webhook_secret: ModalName | None = Field(
         None, description="Modal Secret holding RYLA_WEBHOOK_SECRET (job webhooks are signed)."
     )
     cost_per_second: float | None = Field(
