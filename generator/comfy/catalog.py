@@ -39,8 +39,9 @@ class NodeClass:
 class Catalog:
     """Node classes by name, merged from one or more object_info documents."""
 
-    def __init__(self, classes: dict[str, NodeClass] | None = None):
+    def __init__(self, classes: dict[str, NodeClass] | None = None, *, live: bool = False):
         self.classes: dict[str, NodeClass] = classes or {}
+        self.live = live  # read from a running server: a declared pack's classes must be there
 
     def __contains__(self, name: str) -> bool:
         return name in self.classes
@@ -55,7 +56,7 @@ class Catalog:
     @classmethod
     def load(cls, sources: list[str]) -> Catalog:
         """Load object_info from files or ``http(s)://`` URLs of a running ComfyUI."""
-        catalog = cls()
+        catalog = cls(live=any(s.startswith(("http://", "https://")) for s in sources))
         for source in sources:
             catalog.merge(read_object_info(source))
         return catalog

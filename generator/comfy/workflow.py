@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
 class WorkflowError(Exception):
-    """A workflow file that cannot be used; the message says why."""
+    """A workflow file that cannot be used; the message says why (``line``: where, if known)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def is_link(value: Any) -> bool:
@@ -99,13 +104,93 @@ def parse_workflow(data: Any) -> Workflow:
 
 def load_workflow(path: Path) -> Workflow:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise WorkflowError(f"workflow file not found: {path}") from None
+    except OSError as exc:
+        raise WorkflowError(f"cannot read workflow file {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise WorkflowError(f"not UTF-8 (line {line}, byte 0x{raw[exc.start]:02x})") from None
+    return parse_workflow(parse_json(text))
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def parse_json(text: str) -> Any:
+    """JSON whose objects may not repeat a key (json.loads keeps the last silently)."""
+    try:
+        return json.loads(text, object_pairs_hook=_pairs)
     except json.JSONDecodeError as exc:
         raise WorkflowError(
             f"invalid JSON at line {exc.lineno} col {exc.colno}: {exc.msg}"
         ) from None
-    return parse_workflow(data)
+    except _DuplicateKey as exc:
+        key = str(exc)
+        pattern = re.compile(r'"' + re.escape(key) + r'"\s*:')
+        lines = [n + 1 for n, line in enumerate(text.splitlines()) if pattern.search(line)]
+        shown = f" (lines {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+        line = lines[1] if len(lines) > 1 else None
+        message = f'key "{key}" appears twice in one object{shown}; JSON keeps only the last'
+        raise WorkflowError(message, line) from None
+
+
+def graph_problems(workflow: Workflow) -> list[tuple[str, str]]:
+    """(node id, message) for what breaks the graph itself, no node catalog needed: links to
+    missing nodes or negative outputs, and cycles (ComfyUI refuses them at queue time)."""
+    problems = []
+    edges: dict[str, list[str]] = {nid: [] for nid in workflow.nodes}
+    for nid in workflow.nodes:
+        for name, value in workflow.inputs(nid).items():
+            if not is_link(value):
+                continue
+            source, index = str(value[0]), value[1]
+            if source not in workflow.nodes:
+                problems.append(f"node {nid}: input '{name}' links to missing node '{source}'")
+            elif index < 0:
+                problems.append(
+                    f"node {nid}: input '{name}' links to output {index} of node {source}"
+                )
+            else:
+                edges[nid].append(source)
+    cycle = _find_cycle(edges)
+    if cycle:
+        problems.append((cycle[0], "the graph has a cycle: nodes " + " -> ".join(cycle)))
+    return problems
+
+
+def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    for start in edges:
+        if start in state:
+            continue
+        stack = [(start, iter(edges[start]))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(child) == 1:
+                return path[path.index(child) :] + [child]
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(edges[child])))
+                path.append(child)
+    return None

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..comfy.catalog import Catalog
 from ..comfy.checks import check_value, check_workflow, json_line_of_node
-from ..comfy.workflow import Workflow, WorkflowError, is_link, load_workflow
+from ..comfy.workflow import Workflow, WorkflowError, graph_problems, is_link, load_workflow
 from ..diagnostics import Diagnostics, Location, display_path
 from ..spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
 from ..spec.load import LoadedSpec
@@ -46,12 +46,25 @@ def resolve_endpoint(
     ep = ctx.endpoint
     before = len(ctx.diags.errors)
     workflow_path = ctx.workflows_dir / ep.workflow
+    shown = display_path(workflow_path, ctx.root)
+    problem = _workflow_path_problem(ep.workflow, workflow_path, ctx.workflows_dir)
+    if problem:
+        ctx.error(problem, "workflow")
+        return None
     try:
         workflow = load_workflow(workflow_path)
     except WorkflowError as exc:
-        shown = display_path(workflow_path, ctx.root)
-        ctx.error(f"{shown}: {exc}".replace(f"{workflow_path}", shown), "workflow")
+        if exc.line is not None:
+            ctx.diags.error(Location(shown, exc.line, 1), str(exc))
+        else:
+            ctx.error(f"{shown}: {exc}".replace(f"{workflow_path}", shown), "workflow")
         return None
+    graph = graph_problems(workflow)
+    if graph:
+        text = workflow_path.read_text(encoding="utf-8")
+        for node_id, message in graph:
+            line = json_line_of_node(text, node_id)
+            ctx.diags.error(Location(shown, line, 1), f"node {node_id}: {message}")
 
     params: list[ParamModel] = []
     bound: set[tuple[str, str]] = set()
@@ -167,6 +180,42 @@ def resolve_workflow_route(
             ),
         ),
     )
+
+
+BUILTIN_ROUTES = ("/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+"""Routes every generated app serves itself (runtime/server.py and FastAPI)."""
+JOBS_PREFIX = "/jobs"
+"""Job routes: POST /jobs/<path>, GET/DELETE /jobs/{id}; an endpoint below it would shadow them."""
+
+
+def path_problem(path: str) -> str | None:
+    """Why an endpoint path cannot be served as written, or None."""
+    segments = path.split("/")[1:]
+    if path != "/" and path.endswith("/"):
+        return f"path {path} ends with '/'; write it without (routes match exactly)"
+    if any(seg == "" for seg in segments):
+        return f"path {path} has an empty segment ('//')"
+    if any(seg in (".", "..") for seg in segments):
+        return f"path {path} has a '.' or '..' segment; clients' URLs normalise it away"
+    if not re.fullmatch(r"(/[A-Za-z0-9][A-Za-z0-9._-]*)+", path):
+        return f"path {path}: each segment is letters, digits, '.', '_', '-', starting alnum"
+    lowered = path.lower()
+    if lowered in BUILTIN_ROUTES:
+        return f"path {path} is a built-in route of every app ({', '.join(BUILTIN_ROUTES)})"
+    if lowered == JOBS_PREFIX or lowered.startswith(JOBS_PREFIX + "/"):
+        return f"path {path}: {JOBS_PREFIX}/ holds the job routes (POST {JOBS_PREFIX}/<path>)"
+    return None
+
+
+def _workflow_path_problem(name: str, path: Path, workflows_dir: Path) -> str | None:
+    """A workflow is a .json file inside comfy_workflows/ (it is shipped into the image)."""
+    if not name.endswith(".json"):
+        return f"workflow '{name}' must be a .json file in comfy_workflows/"
+    if Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+        return f"workflow '{name}' must be a path inside comfy_workflows/ (no '..', not absolute)"
+    if path.exists() and not path.is_file():
+        return f"workflow '{name}' is not a file"
+    return None
 
 
 def request_class_name(path: str) -> str:
@@ -437,8 +486,11 @@ def _check_map_values(
 ) -> None:
     """A map's values are what the input receives: check them, not the request type."""
     where = ("parameters", name, "map")
+    declared = {m.filename for m in ctx.endpoint.models}
     for value in (param.map or {}).values():
-        if spec is not None:
+        if spec is not None and spec.type == "COMBO" and value in declared:
+            problem = None
+        elif spec is not None:
             problem = check_value(spec, value)
         elif (
             current is None
@@ -473,8 +525,9 @@ def _check_range(ctx: EndpointContext, name: str, param: Parameter, spec: Any, l
             if problem:
                 ctx.error(f"parameter '{name}': default for {label}: {problem}", *where, "default")
     if spec.type == "COMBO" and spec.choices:
+        declared = {m.filename for m in ctx.endpoint.models}  # present once the image is built
         for choice in param.choices or []:
-            if choice not in spec.choices:
+            if choice not in spec.choices and choice not in declared:
                 ctx.error(
                     f"parameter '{name}': choice {choice!r} is not accepted by {label}",
                     *where,
@@ -484,6 +537,7 @@ def _check_range(ctx: EndpointContext, name: str, param: Parameter, spec: Any, l
             param.type != "enum"
             and isinstance(param.default, str)
             and param.default not in spec.choices
+            and param.default not in declared
         ):
             ctx.error(
                 f"parameter '{name}': default {param.default!r} is not accepted by {label}",
@@ -665,9 +719,26 @@ def _check_catalog(
         ctx.diags.error(Location(shown, line, 1), f"node {node_id}: {message}")
 
     files = {m.filename for m in ctx.endpoint.models}
+    if catalog.live:
+        _check_custom_nodes_loaded(ctx, workflow, catalog)
     check_workflow(
         workflow, catalog, bound=bound, custom_classes=provided, model_files=files, report=report
     )
+
+
+def _check_custom_nodes_loaded(ctx: EndpointContext, workflow: Workflow, catalog: Catalog) -> None:
+    """On a running server, a declared pack whose classes are absent did not import."""
+    used = {workflow.class_type(nid) for nid in workflow.nodes}
+    for j, pack in enumerate(ctx.endpoint.custom_nodes):
+        missing = sorted(n for n in pack.nodes if n not in catalog)
+        if missing:
+            ctx.error(
+                f"custom node {pack.key}@{pack.pin}: the server has no {', '.join(missing)} "
+                f"(its import failed, or it is not installed there)"
+                + ("; the workflow uses them" if used & set(missing) else ""),
+                "custom_nodes",
+                j,
+            )
 
 
 def _check_examples(ctx: EndpointContext) -> None:

@@ -15,7 +15,7 @@ from ..diagnostics import Diagnostics, Location, SpecError
 from ..spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
 from ..spec.load import LoadedSpec, find_spec_files, load_spec
 from .arch import ARCHITECTURES
-from .endpoints import EndpointContext, resolve_endpoint, resolve_workflow_route
+from .endpoints import EndpointContext, path_problem, resolve_endpoint, resolve_workflow_route
 from .fleet import AppSpecs, resolve_fleet
 from .gpus import parse_gpu
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
@@ -216,6 +216,10 @@ def _resolve_app(
     custom_nodes: dict[str, tuple[CustomNode, Location]] = {}
     models: dict[tuple[str, str], tuple[Model, Location]] = {}
     for spec, i, ep, where_path in _declared_endpoints(sources, declared, diags):
+        problem = path_problem(ep.path)
+        if problem:
+            diags.error(where_path, problem)
+            continue
         if ep.path in seen_paths:
             diags.error(
                 where_path,

@@ -6,6 +6,8 @@ column of the offending key or value, and loading carries on with the next file.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,12 +54,21 @@ def find_spec_files(paths: list[Path]) -> list[Path]:
 def load_spec(path: Path, diags: Diagnostics, root: Path | None = None) -> LoadedSpec | None:
     display = display_path(path, root)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         diags.error(Location(display), "spec file not found")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        diags.error(Location(display), f"cannot read spec file: {exc}")
+    except OSError as exc:
+        diags.error(Location(display), f"cannot read spec file: {exc.strerror or exc}")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = byte_position(raw, exc.start)
+        diags.error(
+            Location(display, line, col),
+            f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot start a character here",
+        )
         return None
     try:
         doc = load_positioned(text)
@@ -77,6 +88,12 @@ def load_spec(path: Path, diags: Diagnostics, root: Path | None = None) -> Loade
             f"unsupported spec version {version!r}; this ryla-gen reads version 1",
         )
         return None
+    infinite = list(_non_finite(doc.data))
+    for path in infinite:
+        line, col = doc.position(path)
+        diags.error(Location(display, line, col), "numbers must be finite (no .inf or .nan)")
+    if infinite:
+        return None
     unknown: list[tuple[int, str, str]] = []
     try:
         spec = SpecFile.model_validate(doc.data, context={"unknown_keys": unknown})
@@ -91,6 +108,25 @@ def load_spec(path: Path, diags: Diagnostics, root: Path | None = None) -> Loade
             diags.error(Location(display, line, col), message)
         return None
     return LoadedSpec(path, display, spec, doc) if spec is not None else None
+
+
+def byte_position(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a byte offset of mostly UTF-8 text."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[start:offset].decode("utf-8", errors="replace")) + 1
+    return raw.count(b"\n", 0, offset) + 1, column
+
+
+def _non_finite(data: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Paths of .inf/.nan values: no request field, range or node input can hold them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield path
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _non_finite(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _non_finite(value, path + (i,))
 
 
 def _mapping_paths(data: Any, path: tuple[str | int, ...] = ()) -> dict[int, tuple[str | int, ...]]:

@@ -83,7 +83,8 @@ def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument)
             )
             for source in sources:
                 if not isinstance(source, yaml.MappingNode):
-                    raise YamlError("'<<' merges only mappings", *_mark(source))
+                    # an alias resolves to the anchored node: report at the merge, not the anchor
+                    raise YamlError("'<<' merges only mappings", *_mark(key_node))
                 for key, value in _build_mapping(source, path, merged_doc).items():
                     merged.setdefault(key, value)
             continue
