@@ -159,11 +159,9 @@ def graph_problems(workflow: Workflow) -> list[tuple[str, str]]:
                 continue
             source, index = str(value[0]), value[1]
             if source not in workflow.nodes:
-                problems.append(f"node {nid}: input '{name}' links to missing node '{source}'")
+                problems.append((nid, f"input '{name}' links to missing node '{source}'"))
             elif index < 0:
-                problems.append(
-                    f"node {nid}: input '{name}' links to output {index} of node {source}"
-                )
+                problems.append((nid, f"input '{name}' links to output {index} of node {source}"))
             else:
                 edges[nid].append(source)
     cycle = _find_cycle(edges)

@@ -145,8 +145,8 @@ def python_names(wire_names: list[str]) -> dict[str, str]:
 
 def _identifier(wire: str) -> str:
     text = "".join(c if c.isalnum() or c == "_" else "_" for c in wire).lstrip("_")
-    if not text or not text.isidentifier():
-        text = "field_" + text
+    if not text or not text.isidentifier() or text.startswith("model_"):
+        text = "field_" + text  # pydantic keeps model_* for itself
     return text
 
 
