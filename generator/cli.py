@@ -8,18 +8,18 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .api import OWNED_DIRS, render_api
-from .comfy.catalog import Catalog
 from .diagnostics import Diagnostics, Location, SpecError, display_path
-from .render.files import Drift, RenderedFile, compare, render_apps, render_docs, write
-from .resolve.model import AppModel, TrainingModel
 from .resolve.project import Project, load_project
-from .runtime.training import TrainingError, TrainingFunction
-from .spec.format import json_schema
+
+if TYPE_CHECKING:  # the commands import what they use, so each starts fast (bench/cli_speed.py)
+    from .comfy.catalog import Catalog
+    from .render.files import Drift, RenderedFile
+    from .resolve.model import AppModel, TrainingModel
+    from .runtime.training import TrainingFunction
 
 EXIT_INVALID = 2
 GENERATED_DIR = "generated"
@@ -36,6 +36,9 @@ def _outputs(
     single files must not delete the other apps' modules. The reference lists only what was
     built, so it is written and checked only for whole folders too.
     """
+    from .api import OWNED_DIRS, render_api
+    from .render.files import compare, render_apps, render_docs
+
     root = Path.cwd()
     whole = all(Path(s).is_dir() for s in specs) if specs else True
     modules = render_apps(apps, root)
@@ -57,6 +60,8 @@ def _project(specs: tuple[str, ...]) -> Project:
 def _catalog(sources: tuple[str, ...]) -> Catalog | None:
     if not sources:
         return None
+    from .comfy.catalog import Catalog
+
     try:
         return Catalog.load(list(sources))
     except (OSError, ValueError) as exc:
@@ -138,6 +143,8 @@ def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> 
                 click.echo(f"{display_path(path)}: rendered from no spec (orphan)", err=True)
         click.echo("stale: run `ryla-gen build specs/` and commit the result.", err=True)
         sys.exit(1)
+    from .render.files import write
+
     touched = [path for files, out_dir, drift in outputs for path in write(files, out_dir, drift)]
     for path in touched:
         click.echo(
@@ -170,6 +177,8 @@ def plan(app_name: str | None, specs: tuple[str, ...]) -> None:
 @specs_argument
 def docs(specs: tuple[str, ...]) -> None:
     """Write docs/ENDPOINTS.md (endpoint reference) and docs/PLAN.md (residency plan)."""
+    from .render.files import compare, render_docs, write
+
     apps = _load(specs, ())
     files = render_docs(apps)
     out_dir = Path.cwd() / DOCS_DIR
@@ -308,6 +317,8 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of spec files (for editors)."""
+    from .spec.format import json_schema
+
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 
@@ -330,6 +341,8 @@ def deploy(
     apps = _load(specs, ())
     app = _find_app(apps, name)
     if not dry_run:
+        from .render.files import write
+
         for files, out_dir, drift in _outputs(apps, specs):
             write(files, out_dir, drift)
     command = [sys.executable, "-m", "modal", "deploy"]
@@ -496,6 +509,8 @@ def _find_app(apps: list[AppModel], name: str) -> AppModel:
 @click.option("--env", "-e", help="Modal environment.")
 def run(function: str, args: tuple[str, ...], env: str | None) -> None:
     """Spawn the deployed training function FUNCTION with arguments; print its call id."""
+    from .runtime.training import TrainingError
+
     app, model = _find_training(_load((), ()), function)
     try:
         kwargs = _training_arguments(model.runtime, args)
@@ -546,6 +561,8 @@ def _find_training(apps: list[AppModel], name: str) -> tuple[AppModel, TrainingM
 
 def _training_arguments(training: TrainingFunction, texts: tuple[str, ...]) -> dict[str, Any]:
     """``--arg`` values by the declared types: url_list items accumulate, options fields merge."""
+    from .runtime.training import TrainingError
+
     values: dict[str, Any] = {}
     for text in texts:
         name, sep, raw = text.partition("=")

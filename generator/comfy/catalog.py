@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +63,8 @@ class Catalog:
 
 def read_object_info(source: str) -> dict[str, Any]:
     if source.startswith(("http://", "https://")):
+        import urllib.request  # only for a live server (costs the CLI's start otherwise)
+
         url = source.rstrip("/")
         if not url.endswith("/object_info"):
             url += "/object_info"

@@ -7,6 +7,7 @@ post-step (``ruff format``), so templates need not align whitespace by hand.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class RenderedFile:
 
 
 def render_apps(apps: list[AppModel], config_root: Path) -> list[RenderedFile]:
-    env = _environment()
+    env = _lazy_environment()
     files = []
     for app in apps:
         name = f"{app.module}{GENERATED_SUFFIX}"
@@ -84,15 +85,23 @@ def render_apps(apps: list[AppModel], config_root: Path) -> list[RenderedFile]:
     return files
 
 
-def _render_module(env: jinja2.Environment, app: AppModel) -> str:
-    return env.get_template(app.template).render(app=app, container=container)
+def _render_module(env: Callable[[], jinja2.Environment], app: AppModel) -> str:
+    return env().get_template(app.template).render(app=app, container=container)
+
+
+def _lazy_environment() -> Callable[[], jinja2.Environment]:
+    """The Jinja environment, made on first use (self-checks served from the cache need none)."""
+    made: list[jinja2.Environment] = []
+    return lambda: made[0] if made else made.append(_environment()) or made[0]
 
 
 def self_check(apps: list[AppModel], workflows_dir: Path, fallback: Location) -> list[Problem]:
     """Each app's module rendered (unformatted: the same code), imported in isolation, and its
     examples and warm-ups served through it; problems at the spec keys responsible."""
-    env = _environment()
-    return check_apps(apps, lambda app: _render_module(env, app), workflows_dir, fallback)
+    env = _lazy_environment()
+    return check_apps(
+        apps, lambda app: _render_module(env, app), workflows_dir, fallback, templates_dir()
+    )
 
 
 def render_docs(apps: list[AppModel]) -> list[RenderedFile]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import json
+import os
 import re
 import sys
 import warnings
@@ -80,7 +82,7 @@ def isolated_module(source: str, filename: str) -> Iterator[dict[str, Any]]:
     module = ModuleType(name)
     module.__file__ = filename
     module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _isolated_import}
-    code = compile(source, filename, "exec")
+    code = compile(source, filename, "exec", dont_inherit=True)  # not our __future__ flags
     sys.modules[name] = module
     try:
         with warnings.catch_warnings():
@@ -228,15 +230,54 @@ def check_apps(
     render: Callable[[AppModel], str],
     workflows_dir: Path,
     fallback: Location,
+    templates: Path,
 ) -> list[Problem]:
-    """Every app's module rendered by ``render`` (unformatted is fine: same code) and checked."""
+    """Every app's module rendered by ``render`` (unformatted is fine: same code) and checked.
+
+    An app whose inputs passed before is not checked again (see :func:`_passed_key`)."""
     problems: list[Problem] = []
     for app in apps:
+        key = _passed_key(app, workflows_dir, templates)
+        if key is not None and (_CACHE / key).exists():
+            continue
         filename = f"generated/{app.module}.py"
         try:
             source = render(app)
         except Exception as exc:  # noqa: BLE001 - a template that cannot print this spec
             problems.append((app.where or fallback, f"cannot render {filename}: {exc}"))
             continue
-        problems += check_app(app, source, filename, workflows_dir, fallback)
+        found = check_app(app, source, filename, workflows_dir, fallback)
+        problems += found
+        if not found and key is not None:
+            with contextlib.suppress(OSError):
+                _CACHE.mkdir(parents=True, exist_ok=True)
+                (_CACHE / key).touch()
     return problems
+
+
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ryla-gen" / "passed"
+"""Keys of apps whose self-check passed: one empty file each (``RYLA_GEN_NO_CACHE=1``: none)."""
+_CODE = tuple(
+    Path(__file__).resolve().parents[1] / part
+    for part in ("render/selfcheck.py", "runtime/apply.py", "runtime/config.py")
+)
+
+
+def _passed_key(app: AppModel, workflows_dir: Path, templates: Path) -> str | None:
+    """A digest of everything the check's outcome depends on: the resolved app (all the
+    template prints, examples and warm-ups included), the templates, the checking and runtime
+    code, the workflows it reads, and the Python and pydantic versions. None: do not cache."""
+    if os.environ.get("RYLA_GEN_NO_CACHE"):
+        return None
+    import pydantic
+
+    digest = hashlib.sha256(repr(app).encode())
+    digest.update(f"{sys.version}|{pydantic.VERSION}".encode())
+    try:
+        for path in (*sorted(templates.glob("*.j2")), *_CODE):
+            digest.update(path.read_bytes())
+        for name in app.workflow_files:
+            digest.update(name.encode() + (workflows_dir / name).read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()

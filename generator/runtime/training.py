@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -413,6 +412,8 @@ async def _fetch_all(
 ) -> None:
     """A few downloads at a time, each written out as soon as it is checked (memory stays at
     ``DOWNLOAD_CONCURRENCY`` files)."""
+    import httpx  # here: build-time commands import this module without downloading
+
     limit = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
 
     async def fetch(i: int, url: str) -> None:

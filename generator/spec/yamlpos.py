@@ -50,11 +50,21 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 def load_positioned(text: str) -> PositionedDocument:
     """Parse one YAML document; raises :class:`YamlError` with a position on bad YAML."""
     try:
+        root = yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        root = None  # parse again below for PyYAML's own message and position
+    else:
+        return _document(root)
+    try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YamlError(f"invalid YAML: {exc.problem or exc}", line, col) from None
+    return _document(root)
+
+
+def _document(root: yaml.Node | None) -> PositionedDocument:
     doc = PositionedDocument(data=None)
     if root is None:
         return doc
@@ -110,3 +120,5 @@ def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument)
 
 
 _CONSTRUCTOR = yaml.SafeLoader("")
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml when PyYAML has it (several times faster); errors are re-read by the Python parser."""
