@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from .base import Commit, Identifier, ModalName, StrictModel, Timeout, shape
+from .base import Commit, Identifier, ModalName, StrictModel, shape
 
 TrainingArgType = Literal["string", "int", "float", "bool", "url_list", "options"]
 OptionType = Literal["string", "int", "float", "bool"]
@@ -134,7 +134,7 @@ class TrainingFunction(StrictModel):
     summary: str | None = None
     description: str | None = None
     gpu: str | None = Field(None, description="GPU (default: the app's).")
-    timeout: Timeout | None = Field(None, description="Seconds (default: the app's).")
+    timeout: int | None = Field(None, gt=0, description="Seconds (default: the app's).")
     volumes: dict[str, ModalName] | None = Field(
         None, description="Mount path -> Modal Volume name (default: the app's)."
     )
