@@ -74,16 +74,21 @@ def _print_diagnostics(diags: list) -> None:
 
 
 def _load(
-    specs: tuple[str, ...], object_info: tuple[str, ...], *, warnings: bool = False
+    specs: tuple[str, ...],
+    object_info: tuple[str, ...],
+    *,
+    warnings: bool = False,
+    self_check: bool | None = None,
 ) -> list[AppModel]:
     """Resolve specs or exit 2 with every error as file:line:col (no traceback).
 
-    The commands that check (build, validate) print warnings (residency, app count) and run
-    the self-check: each module rendered, imported and serving its examples and warm-ups."""
+    The commands that check (build, validate) print warnings (residency, app count); they and
+    deploy run the self-check (default: with the warnings): each module rendered, imported
+    and serving its examples and warm-ups."""
     project = _project(specs)
     try:
         apps, diags = load_project(project, _catalog(object_info))
-        if warnings:
+        if warnings if self_check is None else self_check:
             _self_check(apps, project, diags)
     except SpecError as exc:
         _print_diagnostics(exc.diagnostics)
@@ -338,7 +343,7 @@ def deploy(
     dry_run: bool,
 ) -> None:
     """Build, then `modal deploy` the app named NAME (an app, endpoint path or spec file)."""
-    apps = _load(specs, ())
+    apps = _load(specs, (), self_check=True)
     app = _find_app(apps, name)
     if not dry_run:
         from .render.files import write

@@ -84,15 +84,6 @@ def test_selfcheck_refuses_a_header_http_cannot_send(
     assert_reports(run_validate(tmp_path, files), f"{X}:21:9", "X-Note would carry")
 
 
-def test_selfcheck_finds_two_paths_rendered_to_one_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    second = VALID[VALID.index("  - path") :].replace("/invert", "/in_vert")
-    files = spec(VALID.replace("/invert", "/in-vert") + second)
-    assert_reports(run_validate(tmp_path, files), f"{X}:7:11", "does not serve it")
-
-
 # --- 2. wire names are free, Python names derived ----------------------------------------------
 
 WIRE = """\
@@ -142,6 +133,24 @@ def test_wire_names_that_python_or_pydantic_reserve(
     }
     assert applied.prompt["3"]["inputs"]["filename_prefix"] == "p"
     assert applied.headers == {"X-Private": "x"}
+
+
+def test_paths_whose_derived_names_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/in-vert and /in_vert (one constant IN_VERT), /models-dir (the module's MODELS_DIR)."""
+    monkeypatch.chdir(tmp_path)
+    routes = VALID[VALID.index("  - path") :]
+    text = VALID.replace("/invert", "/in-vert") + "".join(
+        routes.replace("/invert", path) for path in ("/in_vert", "/models-dir")
+    )
+    write_project(tmp_path, spec(text))
+    (tmp_path / "pyproject.toml").write_text("")
+    result = CliRunner().invoke(main, ["build", "specs/"])
+    assert_no_traceback(result)
+    assert result.exit_code == 0, result.output
+    module = import_generated(tmp_path / "generated" / "demo.py")
+    assert [e.path for e in module.ENDPOINTS] == ["/in-vert", "/in_vert", "/models-dir"]
+    assert len({e.request_model for e in module.ENDPOINTS}) == 3
+    assert module.MODELS_DIR == "/root/models"
 
 
 def test_webhook_url_is_not_a_parameter_name(

@@ -6,6 +6,7 @@ the key that caused it (or at the node's line in the workflow file).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 from dataclasses import dataclass
@@ -216,6 +217,37 @@ def _workflow_path_problem(name: str, path: Path, workflows_dir: Path) -> str | 
     if path.exists() and not path.is_file():
         return f"workflow '{name}' is not a file"
     return None
+
+
+MODULE_NAMES = frozenset(
+    {
+        "APP_NAME", "CHAINS", "CLASSES", "COMFYUI_VERSION", "ENDPOINTS", "FLEET_MODULES",
+        "FORWARDS", "MODELS", "MODELS_DIR", "REMOTE_WORKFLOWS", "RETIRED", "SETTINGS", "WORKFLOWS",
+    }
+)  # fmt: skip
+"""Upper-case names templates/app.py.j2 defines besides the endpoints' own."""
+CLASS_SUFFIXES = ("_ENDPOINTS", "_SETTINGS", "_COMFY_ARGS")  # a class's constants
+
+
+def unique_names(endpoints: list[EndpointModel]) -> list[EndpointModel]:
+    """Endpoints whose derived Python names (constant, request class) are unique in their
+    module and clear of the module's own names: paths are free (``/a-b`` and ``/a_b``,
+    ``/models-dir``), the names are derived."""
+    taken: set[str] = set(MODULE_NAMES)
+    out = []
+    for ep in endpoints:
+        constant, request_class = ep.constant, ep.request_class
+        while (
+            constant in taken or constant.endswith(CLASS_SUFFIXES) or constant.startswith("CHAIN_")
+        ):
+            constant += "_E"
+        while request_class in taken:
+            request_class = request_class.removesuffix("Request") + "_Request"
+        taken.update({constant, request_class})
+        if (constant, request_class) != (ep.constant, ep.request_class):
+            ep = dataclasses.replace(ep, constant_name=constant, request_class=request_class)
+        out.append(ep)
+    return out
 
 
 def request_class_name(path: str) -> str:

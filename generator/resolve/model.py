@@ -125,6 +125,7 @@ class EndpointModel:
     input_files: tuple[str, ...] = ()  # client workflows: input files they may load
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
     places: SpecPlaces | None = field(default=None, compare=False)
+    constant_name: str = ""  # set when the name derived from the path is taken (unique_names)
 
     @property
     def source_label(self) -> str:
@@ -145,6 +146,8 @@ class EndpointModel:
     @property
     def constant(self) -> str:
         """Module-level constant holding this endpoint's runtime ``Endpoint``."""
+        if self.constant_name:
+            return self.constant_name
         name = re.sub(r"[^A-Za-z0-9]+", "_", self.path).strip("_").upper()
         return name if not name[:1].isdigit() else "E_" + name
 

@@ -15,7 +15,13 @@ from ..diagnostics import Diagnostics, Location, SpecError
 from ..spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
 from ..spec.load import LoadedSpec, find_spec_files, load_spec
 from .arch import ARCHITECTURES
-from .endpoints import EndpointContext, path_problem, resolve_endpoint, resolve_workflow_route
+from .endpoints import (
+    EndpointContext,
+    path_problem,
+    resolve_endpoint,
+    resolve_workflow_route,
+    unique_names,
+)
 from .fleet import AppSpecs, resolve_fleet
 from .gpus import parse_gpu
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
@@ -293,7 +299,7 @@ def _resolve_app(
         classes=_planned(
             name,
             model_files,
-            _split_classes(app_gpu, endpoints, app.cost_per_second),
+            _split_classes(app_gpu, unique_names(endpoints), app.cost_per_second),
             tuple(app.comfy_args),
             diags,
             sources.definition.loc("app", "gpu"),
