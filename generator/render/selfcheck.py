@@ -109,6 +109,13 @@ def check_app(
                     problems.append((place, f"{model.path}: the rendered module does not serve it"))
                     continue
                 problems += _check_requests(model, runtime, workflows_dir, where)
+            chains = {c.path: c for c in namespace.get("CHAINS", ())}
+            for chain in app.fleet.chains if app.fleet else ():
+                model = chains.get(chain.path)
+                for i, example in enumerate(chain.examples if model else ()):
+                    problem = _refused(model.request_model, example)
+                    if problem:
+                        problems.append((where, f"{chain.path}: example {i + 1}: {problem}"))
     except Exception as exc:  # noqa: BLE001 - any failure is the spec's, reported at its place
         return [(_place_of_failure(app, source, filename, exc, where), _describe(exc, filename))]
     return problems
@@ -141,15 +148,10 @@ def _check_requests(
 
 def _serve(endpoint: Endpoint, workflow: dict[str, Any], request: dict[str, Any]) -> str | None:
     """Why the container would refuse or fail this request, or None when it would run it."""
-    try:
-        values = endpoint.request_model.model_validate(request).model_dump(by_alias=True)
-    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError or a model bug
-        errors = getattr(exc, "errors", None)
-        if callable(errors):
-            first = errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "body"
-            return f"the generated request model refuses it: {field}: {first['msg']}"
-        return f"the generated request model fails: {type(exc).__name__}: {exc}"
+    problem = _refused(endpoint.request_model, request)
+    if problem:
+        return problem
+    values = endpoint.request_model.model_validate(request).model_dump(by_alias=True)
     if endpoint.client_workflow_max_nodes:
         return None
     uploads = {
@@ -166,6 +168,20 @@ def _serve(endpoint: Endpoint, workflow: dict[str, Any], request: dict[str, Any]
             return f"response header name {name!r} is not an HTTP token"
         if "\r" in value or "\n" in value or not value.isprintable() or not _latin1(value):
             return f"response header {name} would carry {value!r}, which HTTP cannot send"
+    return None
+
+
+def _refused(model: Any, request: dict[str, Any]) -> str | None:
+    """Why the generated request model refuses ``request`` (as the server would, 422)."""
+    try:
+        model.model_validate(request)
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError or a model bug
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            first = errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "body"
+            return f"the generated request model refuses it: {field}: {first['msg']}"
+        return f"the generated request model fails: {type(exc).__name__}: {exc}"
     return None
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ..diagnostics import Diagnostics, Location
 from ..spec.format import App, Chain, ChainParameter, Parameter
 from ..spec.load import LoadedSpec
-from .endpoints import example_value_problem, request_class_name
-from .fields import param_doc, request_field
+from .endpoints import example_value_problem, path_problem, request_class_name
+from .fields import param_doc, python_names, request_field
 from .model import (
     AppModel,
     ChainModel,
@@ -93,6 +93,10 @@ def _retired(specs: dict[str, AppSpecs], diags: Diagnostics) -> list[tuple[Retir
         for spec in app_specs.files:
             for i, gone in enumerate(spec.spec.retired):
                 where = spec.loc("retired", i, "path")
+                problem = path_problem(gone.path)
+                if problem:
+                    diags.error(where, problem)
+                    continue
                 if gone.path in seen:
                     diags.error(where, f"{gone.path} is already retired at {seen[gone.path]}")
                     continue
@@ -207,6 +211,9 @@ def _chain(
     def error(message: str, *path: str | int, key: bool = False) -> None:
         diags.error(spec.loc("chains", index, *path, key=key), f"{chain.path}: {message}")
 
+    problem = path_problem(chain.path)
+    if problem:
+        error(problem, "path")
     params = {name: _as_parameter(p) for name, p in chain.parameters.items()}
     used: set[str] = set()
     done: list[str] = []
@@ -326,12 +333,13 @@ def _chain(
     _check_examples(chain, params, error)
     if len(diags.errors) > before:
         return None
+    py_names = python_names(list(params))
     return ChainModel(
         path=chain.path,
         request_class=request_class_name(chain.path),
         summary=chain.summary or f"POST {chain.path}",
         description=chain.description,
-        fields=tuple(request_field(n, p) for n, p in params.items()),
+        fields=tuple(request_field(n, p, py_names[n]) for n, p in params.items()),
         docs=tuple(param_doc(n, p) for n, p in params.items()),
         steps=tuple(steps),
         timeout=min(MAX_TIMEOUT, timeout),

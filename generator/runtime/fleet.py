@@ -122,7 +122,7 @@ async def run_request(
             endpoint,
             workflows.get(endpoint.workflow, {}),
             comfy,
-            body.model_dump(),
+            body.model_dump(by_alias=True),
             trail,
             as_json,
         )
@@ -310,7 +310,7 @@ def create_fleet_app(
 
 def _forwarder(forward: Forward, owners: Owners):  # noqa: ANN202
     async def run(body: BaseModel, as_json: bool) -> Outcome:
-        values = body.model_dump()
+        values = body.model_dump(by_alias=True)
         return await owners.call(forward.app, forward.cls, forward.target, values, as_json)
 
     return run
@@ -318,7 +318,7 @@ def _forwarder(forward: Forward, owners: Owners):  # noqa: ANN202
 
 def _chainer(chain: Chain, owners: Owners):  # noqa: ANN202
     async def run(body: BaseModel, as_json: bool) -> Outcome:
-        return await run_chain(chain, body.model_dump(), owners, as_json)
+        return await run_chain(chain, body.model_dump(by_alias=True), owners, as_json)
 
     return run
 

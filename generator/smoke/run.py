@@ -364,7 +364,7 @@ def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _one(client: httpx.AsyncClient, endpoint: Endpoint, example: dict) -> dict[str, Any]:
-    request = endpoint.request_model(**example).model_dump()
+    request = endpoint.request_model.model_validate(example).model_dump(by_alias=True)
     started = time.perf_counter()
     response = await client.post(endpoint.path, json=example)
     seconds = round(time.perf_counter() - started, 3)
