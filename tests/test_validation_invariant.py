@@ -84,6 +84,30 @@ def test_selfcheck_refuses_a_header_http_cannot_send(
     assert_reports(run_validate(tmp_path, files), f"{X}:21:9", "X-Note would carry")
 
 
+def test_a_pass_is_remembered_a_failure_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same inputs, same outcome: a passed app is not rendered again; any change re-checks."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert run_validate(tmp_path, spec(VALID)).exit_code == 0
+    assert len(list((tmp_path / "cache").rglob("*"))) == 3  # ryla-gen/passed/<one app>
+
+    def refuse(*args: object) -> str:
+        raise AssertionError("rendered although it passed before")
+
+    monkeypatch.setattr("generator.render.files._render_module", refuse)
+    assert CliRunner().invoke(main, ["validate"]).exit_code == 0
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("generator.resolve.endpoints.example_value_problem", lambda p, v: None)
+    (tmp_path / X).write_text(VALID.replace("{width: 64}", "{width: 5000}"))
+    for _ in range(2):  # the failure is found again: nothing was remembered for it
+        result = CliRunner().invoke(main, ["validate"])
+        assert_reports(result, f"{X}:18:9", "the generated request model refuses it")
+
+
 # --- 2. wire names are free, Python names derived ----------------------------------------------
 
 WIRE = """\

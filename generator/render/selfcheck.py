@@ -254,7 +254,7 @@ def check_apps(
     problems: list[Problem] = []
     for app in apps:
         key = _passed_key(app, workflows_dir, templates)
-        if key is not None and (_CACHE / key).exists():
+        if key is not None and (cache_dir() / key).exists():
             continue
         filename = f"generated/{app.module}.py"
         try:
@@ -266,13 +266,17 @@ def check_apps(
         problems += found
         if not found and key is not None:
             with contextlib.suppress(OSError):
-                _CACHE.mkdir(parents=True, exist_ok=True)
-                (_CACHE / key).touch()
+                cache_dir().mkdir(parents=True, exist_ok=True)
+                (cache_dir() / key).touch()
     return problems
 
 
-_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ryla-gen" / "passed"
-"""Keys of apps whose self-check passed: one empty file each (``RYLA_GEN_NO_CACHE=1``: none)."""
+def cache_dir() -> Path:
+    """Keys of apps whose self-check passed: one empty file each (``RYLA_GEN_NO_CACHE=1``: none)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ryla-gen" / "passed"
+
+
 _CODE = tuple(
     Path(__file__).resolve().parents[1] / part
     for part in ("render/selfcheck.py", "runtime/apply.py", "runtime/config.py")
