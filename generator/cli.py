@@ -53,6 +53,19 @@ def _outputs(
     return outputs
 
 
+def _rendered(
+    apps: list[AppModel], specs: tuple[str, ...]
+) -> list[tuple[list[RenderedFile], Path, Drift]]:
+    """:func:`_outputs`, or exit 2 naming what could not be rendered (never a traceback: the
+    self-check passed, so this is ryla-gen's fault; the message says which output)."""
+    try:
+        return _outputs(apps, specs)
+    except (RuntimeError, ValueError, OSError) as exc:
+        click.echo(f"error: cannot render the outputs of these specs: {exc}", err=True)
+        click.echo("nothing was written.", err=True)
+        sys.exit(EXIT_INVALID)
+
+
 def _project(specs: tuple[str, ...]) -> Project:
     return Project.at(Path.cwd(), [Path(s) for s in specs] or None)
 
@@ -133,7 +146,7 @@ def main() -> None:
 def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> None:
     """Render one Modal app module per app into generated/."""
     apps = _load(specs, object_info, warnings=True)
-    outputs = _outputs(apps, specs)
+    outputs = _rendered(apps, specs)
     if check:
         drifts = [drift for _, _, drift in outputs]
         if all(d.clean for d in drifts):
@@ -348,7 +361,7 @@ def deploy(
     if not dry_run:
         from .render.files import write
 
-        for files, out_dir, drift in _outputs(apps, specs):
+        for files, out_dir, drift in _rendered(apps, specs):
             write(files, out_dir, drift)
     command = [sys.executable, "-m", "modal", "deploy"]
     for flag, value in (("--env", env), ("--name", deployment_name), ("--tag", tag)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from keyword import iskeyword
 from pathlib import Path
 
 from ..render.files import RenderedFile, format_python
@@ -60,7 +61,21 @@ FLEET = '''class Fleet:
 
 def method_name(path: str) -> str:
     name = "_".join(w.lower() for w in re.split(r"[^A-Za-z0-9]+", path) if w)
-    return f"run_{name}" if name[:1].isdigit() or name in RESERVED else name
+    return f"run_{name}" if name[:1].isdigit() or name in RESERVED or iskeyword(name) else name
+
+
+def unique(names: list[str], joiner: str = "_") -> list[str]:
+    """Derived names made unique in order (``/a-b`` and ``/a_b`` are two paths, one name)."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}{joiner}{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
 
 
 def _doc(text: str, indent: str = "    ") -> str:
@@ -76,7 +91,20 @@ def snake(app: ServedApp) -> str:
     return app.module
 
 
-def _typed_dict(name: str, fields: list[tuple[str, str, bool, str]], base: str) -> str:
+def _typed_dict(
+    name: str,
+    fields: list[tuple[str, str, bool, str]],
+    base: str,
+    base_fields: list[tuple[str, str, bool, str]] | None = None,
+) -> str:
+    base_fields = base_fields or []
+    if not all(f.isidentifier() and not iskeyword(f) for f, *_ in [*base_fields, *fields]):
+        # wire names that are no Python identifier (a field "class"): the functional form,
+        # which cannot inherit, so a variant repeats its base's fields
+        items = ", ".join(
+            f"{f!r}: {f'Required[{a}]' if r else a}" for f, a, r, _ in [*base_fields, *fields]
+        )
+        return f"{name} = TypedDict({name!r}, {{{items}}}, total=False)\n\n\n"
     lines = [
         f"class {name}({base}, total=False):" if base == "TypedDict" else f"class {name}({base}):"
     ]
@@ -114,16 +142,14 @@ def _request_types(endpoint: ServedEndpoint) -> str:
     for group in variants:  # one required name per aliased field: the current or an older one
         for index, (field, annotation, doc) in enumerate(group):
             option = f"_{name}{index}{field.title().replace('_', '')}"
-            out += _typed_dict(option, [(field, annotation, True, doc)], f"_{name}Base")
+            out += _typed_dict(option, [(field, annotation, True, doc)], f"_{name}Base", plain)
             options.append(option)
     doc = _doc(f"Request body of POST {endpoint.path}.", "")
     return out + f"{name} = {' | '.join(options)}\n{doc}\n\n\n"
 
 
 def app_module(app: ServedApp) -> str:
-    names = [method_name(e.path) for e in app.endpoints]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{app.name}: two endpoints map to one Python method: {names}")
+    names = unique([method_name(e.path) for e in app.endpoints])
     paths = ", ".join(repr(e.path) for e in app.endpoints)
     out = [
         f'"""{app.name}: {app.description}\n\n{GENERATED}\n"""\n\n',
@@ -162,7 +188,7 @@ TYPING_USES = {  # how the body uses each name of typing (not a word of a docstr
     "Any": r"(: |\[|, )Any\b",
     "Literal": r"\bLiteral\[",
     "Required": r"\bRequired\[",
-    "TypedDict": r"\(TypedDict\b",
+    "TypedDict": r"\(TypedDict\b|= TypedDict\(",
 }
 
 
