@@ -73,17 +73,6 @@ def test_selfcheck_places_an_uncompilable_field_at_its_parameter(
     assert_reports(result, f"{X}:10:7", "the rendered module does not compile")
 
 
-def test_selfcheck_refuses_a_header_http_cannot_send(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    files = with_param(
-        "      note:\n        type: string\n        header: X-Note\n",
-        '{width: 64, note: "café ☕"}',
-    )
-    assert_reports(run_validate(tmp_path, files), f"{X}:21:9", "X-Note would carry")
-
-
 def test_a_pass_is_remembered_a_failure_never(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -336,6 +325,16 @@ CONSTRAINT_CASES = [
         f"{X}:18:17",
         "field {width!r} must be a plain {parameter} name",
         id="format-conversion",
+    ),
+    pytest.param(
+        with_param(
+            "      ratio:\n        type: enum\n        choices: [square, wide]\n"
+            "        sets: {square: {width: 64}, wide: {width: 4097}}\n",
+            "{width: 64, ratio: square}",
+        ),
+        f"{X}:19:66",
+        "sets 'width' to a value it refuses: 4097 is above max 4096",
+        id="sets-value-out-of-range",
     ),
     pytest.param(
         edit("  gpu: T4", "  gpu: T4\n  timeout: 86401"),

@@ -222,7 +222,7 @@ def _place_of_failure(
     owners = {e.request_class: e for e in app.endpoints} | {e.constant: e for e in app.endpoints}
     field_name = None
     for n, text in enumerate(reversed(lines)):
-        owner = re.match(r"^class (\w+)\(BaseModel\)|^(\w+) = Endpoint\(", text)
+        owner = re.match(r"^class (\w+)\((?:BaseModel|RequestModel)\)|^(\w+) = Endpoint\(", text)
         if owner:
             endpoint = owners.get(owner.group(1) or owner.group(2))
             if endpoint is None or endpoint.places is None:

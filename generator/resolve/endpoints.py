@@ -444,9 +444,14 @@ def _check_sets(ctx: EndpointContext, name: str, param: Parameter, names: set[st
             ctx.error(
                 f"parameter '{name}': sets key {choice!r} is not among the choices", *where, choice
             )
-        for other in values:
+        for other, value in values.items():
             if other not in names:
                 ctx.error(f"parameter '{name}': sets unknown parameter '{other}'", *where, choice)
+                continue
+            problem = example_value_problem(ctx.endpoint.parameters[other], value)
+            if problem:
+                message = f"parameter '{name}': sets '{other}' to a value it refuses: {problem}"
+                ctx.error(message, *where, choice, other)
 
 
 def _check_map(ctx: EndpointContext, name: str, param: Parameter) -> None:
