@@ -17,9 +17,11 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 MAX_REDIRECTS = 5
 MAX_URL_LENGTH = 2048
@@ -162,6 +164,8 @@ async def _request(
     content: bytes | None,
     headers: dict[str, str],
 ) -> Fetched:
+    import httpx  # here: build-time commands import this module without fetching anything
+
     async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=None) as http:
         for _ in range(MAX_REDIRECTS + 1):
             target = await check_url(url, allow_private=allow_private)
