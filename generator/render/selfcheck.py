@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from ..diagnostics import Location
+from ..resolve.endpoints import is_latin1
 from ..resolve.model import AppModel, EndpointModel
 from ..runtime.apply import apply_request
 from ..runtime.config import Endpoint
@@ -166,7 +167,7 @@ def _serve(endpoint: Endpoint, workflow: dict[str, Any], request: dict[str, Any]
     for name, value in applied.headers.items():
         if not _TOKEN.match(name):
             return f"response header name {name!r} is not an HTTP token"
-        if "\r" in value or "\n" in value or not value.isprintable() or not _latin1(value):
+        if "\r" in value or "\n" in value or not value.isprintable() or not is_latin1(value):
             return f"response header {name} would carry {value!r}, which HTTP cannot send"
     return None
 
@@ -183,14 +184,6 @@ def _refused(model: Any, request: dict[str, Any]) -> str | None:
             return f"the generated request model refuses it: {field}: {first['msg']}"
         return f"the generated request model fails: {type(exc).__name__}: {exc}"
     return None
-
-
-def _latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _describe(exc: BaseException, filename: str) -> str:

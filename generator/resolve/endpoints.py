@@ -683,11 +683,12 @@ def _check_headers(ctx: EndpointContext, names: set[str]) -> None:
         seen[header.lower()] = "headers"
         for problem in _format_problems(value, names, "parameter(s)"):
             ctx.error(f"header {header} {problem}", "headers", header)
-        if not value.isprintable() or not _latin1(value):
+        if not value.isprintable() or not is_latin1(value):
             ctx.error(f"header {header}: HTTP cannot send {value!r}", "headers", header)
 
 
-def _latin1(text: str) -> bool:
+def is_latin1(text: str) -> bool:
+    """Whether HTTP/1.1 can carry ``text`` in a header value (ISO-8859-1)."""
     try:
         text.encode("latin-1")
     except UnicodeEncodeError:
