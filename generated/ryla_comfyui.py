@@ -457,13 +457,7 @@ FLUX = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-schnell"},
     prefix_nodes=("7",),
-    warmup={
-        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
-        "seed": 7,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a portrait photo of a woman in a sunlit cafe, 35mm", "seed": 7, "steps": 1},
 )
 FLUX_DEV = Endpoint(
     path="/flux-dev",
@@ -483,7 +477,7 @@ FLUX_DEV = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev"},
     prefix_nodes=("10",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "steps": 1},
 )
 FLUX_LORA = Endpoint(
     path="/flux-lora",
@@ -524,8 +518,6 @@ FLUX_LORA = Endpoint(
         "prompt": "a portrait in a red coat",
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -565,8 +557,6 @@ SDXL_INSTANTID = Endpoint(
         "face_provider": "GPU",
         "instantid_strength": 0.8,
         "cfg": 5.0,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -607,8 +597,6 @@ FLUX_PULID = Endpoint(
         "pulid_start": 0.0,
         "pulid_end": 1.0,
         "seed": 7,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -643,8 +631,6 @@ FLUX_IPADAPTER_FACEID = Endpoint(
         ),
         "prompt": "a portrait photo of a man in a library, soft light",
         "ipadapter_strength": 0.7,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -670,11 +656,9 @@ WAN2_6 = Endpoint(
     prefix_nodes=("10",),
     warmup={
         "prompt": "a red fox running through fresh snow, cinematic",
+        "num_frames": 33,
         "fps": 16,
         "seed": 7,
-        "width": 256,
-        "height": 256,
-        "length": 1,
         "steps": 1,
     },
 )
@@ -722,13 +706,7 @@ Z_IMAGE_SIMPLE = Endpoint(
     timeout=1800,
     headers={"X-Model": "z-image-turbo"},
     prefix_nodes=("10",),
-    warmup={
-        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
-        "seed": 7,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a portrait photo of a woman in a sunlit cafe, 35mm", "seed": 7, "steps": 1},
 )
 COMFYUI_ENDPOINTS = (
     WORKFLOW,
@@ -1031,7 +1009,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5972)
     .add_local_file(WORKFLOWS / "flux-dev-lora.json", f"{REMOTE_WORKFLOWS}/flux-dev-lora.json")
     .add_local_file(WORKFLOWS / "flux-dev.json", f"{REMOTE_WORKFLOWS}/flux-dev.json")
     .add_local_file(
@@ -1052,6 +1030,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    memory=129792,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
 )

@@ -96,7 +96,7 @@ INVERT = Endpoint(
     outputs=("3",),
     timeout=300,
     prefix_nodes=("3",),
-    warmup={"color": 16711680, "width": 64, "height": 64},
+    warmup={"width": 64, "height": 64, "color": 16711680},
 )
 SCALE = Endpoint(
     path="/scale",
@@ -162,7 +162,7 @@ COMFYUI_ENDPOINTS = (
     BLUR,
     ANIMATE,
 )
-COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "64")  # residency plan: fits, 0.0 of 14.4 GB
+COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "32")  # residency plan: fits, 0.0 of 14.4 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="T4",

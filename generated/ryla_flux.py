@@ -106,13 +106,7 @@ FLUX = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-schnell"},
     prefix_nodes=("7",),
-    warmup={
-        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
-        "seed": 7,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a portrait photo of a woman in a sunlit cafe, 35mm", "seed": 7, "steps": 1},
 )
 FLUX_DEV = Endpoint(
     path="/flux-dev",
@@ -132,7 +126,7 @@ FLUX_DEV = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev"},
     prefix_nodes=("10",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "steps": 1},
 )
 FLUX_DEV_LORA = Endpoint(
     path="/flux-dev-lora",
@@ -173,8 +167,6 @@ FLUX_DEV_LORA = Endpoint(
         "prompt": "a portrait in a red coat",
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -257,7 +249,7 @@ image = (
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4627)
     .add_local_file(WORKFLOWS / "flux-dev-lora.json", f"{REMOTE_WORKFLOWS}/flux-dev-lora.json")
     .add_local_file(WORKFLOWS / "flux-dev.json", f"{REMOTE_WORKFLOWS}/flux-dev.json")
     .add_local_file(WORKFLOWS / "flux.json", f"{REMOTE_WORKFLOWS}/flux.json")
@@ -270,6 +262,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    memory=60928,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
     enable_memory_snapshot=True,

@@ -443,8 +443,6 @@ QWEN_IMAGE_2512 = Endpoint(
         "prompt": 'a neon sign that reads "RYLA" above a rainy street at night',
         "aspect_ratio": "16:9",
         "seed": 7,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -478,7 +476,7 @@ QWEN_IMAGE_2512_FAST = Endpoint(
     timeout=1800,
     headers={"X-Model": "qwen-image-2512"},
     prefix_nodes=("11",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "steps": 1},
 )
 QWEN_IMAGE_2512_LORA = Endpoint(
     path="/qwen-image-2512-lora",
@@ -530,8 +528,6 @@ QWEN_IMAGE_2512_LORA = Endpoint(
         "prompt": "a portrait in a red coat",
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -808,7 +804,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5081)
     .add_local_file(WORKFLOWS / "image-faceswap.json", f"{REMOTE_WORKFLOWS}/image-faceswap.json")
     .add_local_file(WORKFLOWS / "liveportrait.json", f"{REMOTE_WORKFLOWS}/liveportrait.json")
     .add_local_file(
@@ -835,6 +831,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    memory=84224,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
 )

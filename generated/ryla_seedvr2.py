@@ -272,7 +272,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4120)
     .add_local_file(WORKFLOWS / "seedvr2.json", f"{REMOTE_WORKFLOWS}/seedvr2.json")
     .add_local_file(WORKFLOWS / "upscale.json", f"{REMOTE_WORKFLOWS}/upscale.json")
 )

@@ -327,10 +327,8 @@ HUNYUAN15_T2V = Endpoint(
     prefix_nodes=("11",),
     warmup={
         "prompt": "a paper boat drifting down a rainy street gutter, close-up",
+        "num_frames": 61,
         "seed": 7,
-        "width": 256,
-        "height": 256,
-        "length": 1,
         "steps": 1,
     },
 )
@@ -363,9 +361,7 @@ HUNYUAN15_I2V = Endpoint(
             "=="
         ),
         "prompt": "the camera slowly pushes in as she looks up",
-        "width": 256,
-        "height": 256,
-        "length": 1,
+        "num_frames": 61,
         "steps": 1,
     },
 )
@@ -402,10 +398,8 @@ SVD = Endpoint(
             "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
             "=="
         ),
+        "frames": 14,
         "fps": 7,
-        "width": 256,
-        "height": 256,
-        "frames": 1,
         "steps": 1,
     },
 )
@@ -431,11 +425,9 @@ WAN2_6 = Endpoint(
     prefix_nodes=("10",),
     warmup={
         "prompt": "a red fox running through fresh snow, cinematic",
+        "num_frames": 33,
         "fps": 16,
         "seed": 7,
-        "width": 256,
-        "height": 256,
-        "length": 1,
         "steps": 1,
     },
 )
@@ -498,9 +490,7 @@ WAN2_6_LORA = Endpoint(
         "prompt": "walking through a neon-lit market",
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
-        "width": 256,
-        "height": 256,
-        "length": 1,
+        "num_frames": 33,
         "steps": 1,
     },
 )
@@ -532,9 +522,7 @@ WAN2_6_I2V = Endpoint(
             "=="
         ),
         "prompt": "she turns her head and smiles",
-        "width": 256,
-        "height": 256,
-        "length": 1,
+        "num_frames": 33,
         "steps": 1,
     },
 )
@@ -686,7 +674,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5282)
     .add_local_file(WORKFLOWS / "hunyuan15-i2v.json", f"{REMOTE_WORKFLOWS}/hunyuan15-i2v.json")
     .add_local_file(WORKFLOWS / "hunyuan15-t2v.json", f"{REMOTE_WORKFLOWS}/hunyuan15-t2v.json")
     .add_local_file(WORKFLOWS / "svd.json", f"{REMOTE_WORKFLOWS}/svd.json")
@@ -703,6 +691,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    memory=94464,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
     enable_memory_snapshot=True,

@@ -207,13 +207,7 @@ Z_IMAGE_SIMPLE = Endpoint(
     timeout=1800,
     headers={"X-Model": "z-image-turbo"},
     prefix_nodes=("10",),
-    warmup={
-        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
-        "seed": 7,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a portrait photo of a woman in a sunlit cafe, 35mm", "seed": 7, "steps": 1},
 )
 Z_IMAGE_DANRISI = Endpoint(
     path="/z-image-danrisi",
@@ -233,7 +227,7 @@ Z_IMAGE_DANRISI = Endpoint(
     timeout=1800,
     headers={"X-Model": "z-image-turbo"},
     prefix_nodes=("10",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "width": 1216, "height": 832, "steps": 1},
 )
 Z_IMAGE_LORA = Endpoint(
     path="/z-image-lora",
@@ -269,8 +263,6 @@ Z_IMAGE_LORA = Endpoint(
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
         "nsfw": False,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -354,7 +346,7 @@ image = (
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=3996)
     .add_local_file(WORKFLOWS / "flux-klein-edit.json", f"{REMOTE_WORKFLOWS}/flux-klein-edit.json")
     .add_local_file(WORKFLOWS / "z-image-danrisi.json", f"{REMOTE_WORKFLOWS}/z-image-danrisi.json")
     .add_local_file(WORKFLOWS / "z-image-lora.json", f"{REMOTE_WORKFLOWS}/z-image-lora.json")

@@ -179,9 +179,7 @@ async def _missing_volume_file(
         path = (root / file).resolve()
         if not path.is_relative_to(root):  # "../" in a lora_id: never outside the volume
             return param.name, file
-        if not path.exists():
-            await comfy.reload_models()
-        if not path.exists():
+        if not path.exists() and not await comfy.reload_models(file):
             return param.name, file
     return None
 
