@@ -1,8 +1,10 @@
-"""Baseline for the overhead benchmark: a minimal hand-written ComfyUI API client.
+"""Baselines for the overhead benchmark: minimal hand-written ComfyUI API clients.
 
-What anybody would write against ComfyUI directly: one WebSocket, ``POST /prompt``, wait for the
-prompt's ``executing {node: null}``, ``GET /view`` of the first output file. No error handling
-beyond failing loudly. Pass a shared ``httpx.AsyncClient`` (keep-alive) for a fair comparison.
+``direct_run``: what anybody would write against ComfyUI directly: a WebSocket per run,
+``POST /prompt``, wait for the prompt's ``executing {node: null}``, ``GET /view`` of the first
+output file. ``DirectSession``: the same with one WebSocket kept open across runs (the stricter
+baseline: no connection set-up per run). No error handling beyond failing loudly. Pass a shared
+``httpx.AsyncClient`` (keep-alive) for a fair comparison.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import uuid
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 
 async def direct_run(
@@ -25,25 +27,55 @@ async def direct_run(
     client_id = uuid.uuid4().hex
     ws_url = "ws" + base_url.rstrip("/").removeprefix("http") + f"/ws?clientId={client_id}"
     async with connect(ws_url, compression=None, max_size=None, proxy=None) as ws:
-        resp = await http.post(
-            f"{base_url}/prompt", json={"prompt": prompt, "client_id": client_id}
-        )
-        resp.raise_for_status()
-        prompt_id = resp.json()["prompt_id"]
-        first_file: dict[str, Any] | None = None
-        async for raw in ws:
-            if isinstance(raw, bytes):
-                continue
-            msg = json.loads(raw)
-            data = msg["data"]
-            if data.get("prompt_id") != prompt_id:
-                continue
-            if msg["type"] == "execution_error":
-                raise RuntimeError(data.get("exception_message"))
-            if msg["type"] == "executed" and first_file is None:
-                first_file = next(iter(data["output"].values()))[0]
-            if msg["type"] == "executing" and data["node"] is None:
-                break
+        return await _run_on(ws, base_url, client_id, prompt, http)
+
+
+class DirectSession:
+    """One WebSocket for many sequential runs (``async with DirectSession(url, http) as s``)."""
+
+    def __init__(self, base_url: str, http: httpx.AsyncClient) -> None:
+        self.base_url, self.http = base_url.rstrip("/"), http
+        self.client_id = uuid.uuid4().hex
+        self._ws: ClientConnection | None = None
+
+    async def __aenter__(self) -> DirectSession:
+        ws_url = "ws" + self.base_url.removeprefix("http") + f"/ws?clientId={self.client_id}"
+        self._ws = await connect(ws_url, compression=None, max_size=None, proxy=None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._ws is not None
+        self._ws.transport.abort()
+
+    async def run(self, prompt: dict[str, Any]) -> bytes:
+        assert self._ws is not None
+        return await _run_on(self._ws, self.base_url, self.client_id, prompt, self.http)
+
+
+async def _run_on(
+    ws: ClientConnection,
+    base_url: str,
+    client_id: str,
+    prompt: dict[str, Any],
+    http: httpx.AsyncClient,
+) -> bytes:
+    resp = await http.post(f"{base_url}/prompt", json={"prompt": prompt, "client_id": client_id})
+    resp.raise_for_status()
+    prompt_id = resp.json()["prompt_id"]
+    first_file: dict[str, Any] | None = None
+    async for raw in ws:
+        if isinstance(raw, bytes):
+            continue
+        msg = json.loads(raw)
+        data = msg["data"]
+        if data.get("prompt_id") != prompt_id:
+            continue
+        if msg["type"] == "execution_error":
+            raise RuntimeError(data.get("exception_message"))
+        if msg["type"] == "executed" and first_file is None:
+            first_file = next(iter(data["output"].values()))[0]
+        if msg["type"] == "executing" and data["node"] is None:
+            break
     if first_file is None:
         raise RuntimeError("prompt produced no output file")
     view = await http.get(f"{base_url}/view", params=first_file)
