@@ -121,10 +121,11 @@ def plan_for(names: list[str], gpu: str, sizes_gb: list[float]):
 def raw_ready_seconds(command: list[str], comfy_dir: Path, port: int, env: dict) -> float:
     """A raw ComfyUI start: seconds to its first 200 from /system_stats (polled every 10 ms)."""
     started = time.monotonic()
+    out = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         command,
         cwd=comfy_dir,
-        stdout=subprocess.DEVNULL,
+        stdout=out,
         stderr=subprocess.STDOUT,
         env={**os.environ, **env},
         start_new_session=True,
@@ -141,7 +142,9 @@ def raw_ready_seconds(command: list[str], comfy_dir: Path, port: int, env: dict)
                 except httpx.TransportError:
                     pass
                 if proc.poll() is not None:
-                    raise RuntimeError(f"raw ComfyUI exited with {proc.returncode}")
+                    out.seek(0)
+                    tail = out.read().decode(errors="replace")[-3000:]
+                    raise RuntimeError(f"raw ComfyUI exited with {proc.returncode}:\n{tail}")
                 time.sleep(0.01)
     finally:
         if proc.poll() is None:

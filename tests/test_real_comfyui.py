@@ -72,9 +72,12 @@ def free_port() -> int:
 def comfy_dir(tmp_path: Path) -> Path:
     """A private copy of the ComfyUI tree (the helper node gets linked into it)."""
     assert DIR is not None
-    ignore = shutil.ignore_patterns(
-        "models", "output", "input", "temp", "user", "__pycache__", ".git"
-    )  # noqa: E501
+    top = {"models", "output", "input", "temp", "user", ".git"}  # its data, not its code
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        here = Path(folder) == Path(DIR)
+        return [n for n in names if n == "__pycache__" or (here and n in top)]
+
     target = tmp_path / "ComfyUI"
     shutil.copytree(DIR, target, ignore=ignore, symlinks=True)
     return target
