@@ -41,12 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from generator.model import ClassModel, EndpointModel, ModelFileModel  # noqa: E402
-from generator.plan import plan_class  # noqa: E402
+from generator.resolve.model import ClassModel, EndpointModel, ModelFileModel  # noqa: E402
+from generator.resolve.plan import plan_class  # noqa: E402
 from generator.runtime.backends import ComfyServer  # noqa: E402
 from generator.runtime.comfy_process import comfy_launch_command  # noqa: E402
 from generator.runtime.config import AppSettings, Endpoint, Param, Target  # noqa: E402
 from generator.runtime.server import create_app  # noqa: E402
+from generator.runtime.warmup import warm_up  # noqa: E402
 
 LOADER = "4"  # the checkpoint loader's node id in the workflow below
 
@@ -250,7 +251,7 @@ async def exercise(args, server: ComfyServer, names: list[str], log: Path) -> di
         (workflows / ep.workflow).write_text(json.dumps(txt2img(name)))
     recorder = Recorder(server)
     started = time.monotonic()
-    warmup = await server.warm_up(settings, eps, workflows)
+    warmup = await warm_up(server, settings, eps, workflows)
     figures: dict = {"warmup": {"s": time.monotonic() - started, "report": warmup.report()}}
     app = create_app(settings, eps, server, workflows, warmup)
     rng = random.Random(args.seed)

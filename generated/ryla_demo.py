@@ -20,8 +20,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import AppSettings, Endpoint, Param, Target, load_workflows
+from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-demo"
 COMFYUI_VERSION = "0.3.71"
@@ -143,7 +145,7 @@ BLUR = Endpoint(
 )
 ANIMATE = Endpoint(
     path="/animate",
-    summary="A short animated WEBP of solid frames.",
+    summary="A short animated WEBP of noisy frames (each frame differs, so none are merged).",
     request_model=AnimateRequest,
     workflow="demo-animate.json",
     params=(
@@ -172,6 +174,10 @@ COMFYUI_SETTINGS = AppSettings(
 
 ENDPOINTS = COMFYUI_ENDPOINTS
 SETTINGS = COMFYUI_SETTINGS
+CLASSES = {
+    "ComfyUI": (COMFYUI_SETTINGS, COMFYUI_ENDPOINTS),
+}
+RETIRED = ()
 
 MODELS = ()
 
@@ -232,8 +238,8 @@ class ComfyUI:
     async def restore(self) -> None:
         """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
         await self.server.after_restore()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()
@@ -253,6 +259,15 @@ class ComfyUI:
         )
         return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, workflows, path, values, as_json
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app(requires_proxy_auth=True)
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
@@ -263,4 +278,5 @@ class ComfyUI:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )

@@ -8,6 +8,7 @@ Endpoints (POST), by Modal class:
         /flux  <- comfy_workflows/flux.json
         /flux-dev  <- comfy_workflows/flux-dev.json
         /flux-dev-lora  <- comfy_workflows/flux-dev-lora.json
+        /flux-dev-realism  <- comfy_workflows/flux-dev-realism.json
 """
 
 from functools import partial
@@ -18,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-flux"
 COMFYUI_VERSION = "0.3.71"
@@ -86,6 +89,29 @@ class FluxDevLoraRequest(BaseModel):
     )
     lora_strength: float = Field(1.0, ge=-2.0, le=2.0)
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
+
+
+class FluxDevRealismRequest(BaseModel):
+    """Request body of POST /flux-dev-realism."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="What to draw.")
+    negative_prompt: str | None = Field(
+        None, description="What to avoid (default: the workflow's quality list)."
+    )
+    width: int = Field(1024, ge=256, le=2048, multiple_of=16)
+    height: int = Field(1024, ge=256, le=2048, multiple_of=16)
+    steps: int = Field(20, ge=1, le=100)
+    cfg: float = Field(1.0, ge=0.0, le=20.0)
+    seed: int = Field(42, ge=0, le=18446744073709551615)
+    realism_strength: float = Field(
+        0.85, ge=0.0, le=2.0, description="Strength of the realism LoRA on the diffusion model."
+    )
+    realism_prefix: str = Field(
+        "Ultra realistic",
+        description='Put before the prompt (", " between) unless it already starts with it.',
+    )
 
 
 FLUX = Endpoint(
@@ -170,10 +196,33 @@ FLUX_DEV_LORA = Endpoint(
         "steps": 1,
     },
 )
+FLUX_DEV_REALISM = Endpoint(
+    path="/flux-dev-realism",
+    summary='Flux dev with the XLabs realism LoRA (20 steps, "Ultra realistic" prefix).',
+    request_model=FluxDevRealismRequest,
+    workflow="flux-dev-realism.json",
+    params=(
+        Param("prompt", targets=(Target("4", "text"),)),
+        Param("negative_prompt", targets=(Target("6", "text"),)),
+        Param("width", targets=(Target("7", "width"),)),
+        Param("height", targets=(Target("7", "height"),)),
+        Param("steps", targets=(Target("8", "steps"),), header="X-Steps"),
+        Param("cfg", targets=(Target("8", "cfg"),)),
+        Param("seed", kind="seed", targets=(Target("8", "seed"),), header="X-Seed"),
+        Param("realism_strength", targets=(Target("11", "strength_model"),)),
+        Param("realism_prefix", prepend_to="prompt"),
+    ),
+    outputs=("10",),
+    timeout=1800,
+    headers={"X-Model": "flux1-dev", "X-LoRA": "flux-realism-lora"},
+    prefix_nodes=("10",),
+    warmup={"prompt": "a man laughing in the rain, street photography", "seed": 3, "steps": 1},
+)
 COMFYUI_ENDPOINTS = (
     FLUX,
     FLUX_DEV,
     FLUX_DEV_LORA,
+    FLUX_DEV_REALISM,
 )
 COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 51.4 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
@@ -185,6 +234,10 @@ COMFYUI_SETTINGS = AppSettings(
 
 ENDPOINTS = COMFYUI_ENDPOINTS
 SETTINGS = COMFYUI_SETTINGS
+CLASSES = {
+    "ComfyUI": (COMFYUI_SETTINGS, COMFYUI_ENDPOINTS),
+}
+RETIRED = ()
 
 MODELS = (
     ModelFile(
@@ -198,6 +251,12 @@ MODELS = (
         filename="flux1-dev.safetensors",
         repo="black-forest-labs/FLUX.1-dev",
         file="flux1-dev.safetensors",
+    ),
+    ModelFile(
+        folder="loras",
+        filename="flux-realism-lora.safetensors",
+        repo="XLabs-AI/flux-RealismLora",
+        file="lora.safetensors",
     ),
     ModelFile(
         folder="text_encoders",
@@ -249,8 +308,11 @@ image = (
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4627)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4628)
     .add_local_file(WORKFLOWS / "flux-dev-lora.json", f"{REMOTE_WORKFLOWS}/flux-dev-lora.json")
+    .add_local_file(
+        WORKFLOWS / "flux-dev-realism.json", f"{REMOTE_WORKFLOWS}/flux-dev-realism.json"
+    )
     .add_local_file(WORKFLOWS / "flux-dev.json", f"{REMOTE_WORKFLOWS}/flux-dev.json")
     .add_local_file(WORKFLOWS / "flux.json", f"{REMOTE_WORKFLOWS}/flux.json")
 )
@@ -269,7 +331,7 @@ app = modal.App(APP_NAME, image=image)
 )
 @modal.concurrent(max_inputs=5)
 class ComfyUI:
-    """Serves /flux, /flux-dev, /flux-dev-lora on L40S."""
+    """Serves /flux, /flux-dev, /flux-dev-lora, /flux-dev-realism on L40S."""
 
     @modal.enter(snap=True)
     async def start(self) -> None:
@@ -288,8 +350,8 @@ class ComfyUI:
     async def restore(self) -> None:
         """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
         await self.server.after_restore()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()
@@ -309,6 +371,15 @@ class ComfyUI:
         )
         return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, workflows, path, values, as_json
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app()
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
@@ -319,4 +390,5 @@ class ComfyUI:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )

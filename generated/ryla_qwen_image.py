@@ -8,6 +8,7 @@ Endpoints (POST), by Modal class:
     ComfyUI (L40S):
         /video-faceswap  <- comfy_workflows/video-faceswap.json
         /image-faceswap  <- comfy_workflows/image-faceswap.json
+        /batch-video-faceswap  <- comfy_workflows/batch-video-faceswap.json
         /liveportrait  <- comfy_workflows/liveportrait.json
         /qwen-image-2512  <- comfy_workflows/qwen-image-2512.json
         /qwen-image-2512-fast  <- comfy_workflows/qwen-image-2512-fast.json
@@ -25,9 +26,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-qwen-image"
 COMFYUI_VERSION = "0.5.1"
@@ -92,6 +95,39 @@ class ImageFaceswapRequest(BaseModel):
     reference_image: str = Field(
         description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
     )
+    restore_face: bool = Field(True, description="Restore the swapped face with GFPGAN v1.4.")
+    face_restore_visibility: float = Field(
+        1.0, ge=0.1, le=1.0, description="Blend of the restored face over the swapped one."
+    )
+    codeformer_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="CodeFormer fidelity weight (only used with a CodeFormer restorer).",
+    )
+
+
+class BatchVideoFaceswapRequest(BaseModel):
+    """Request body of POST /batch-video-faceswap. Every frame of source_video (an animated
+    WEBP, GIF or PNG data URL or URL) gets the face of reference_image; the frames are
+    joined into an H.264 MP4 (CRF 18, yuv420p, no audio) at fps. MP4 and WebM sources are
+    refused: send those to /video-faceswap.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_video: str = Field(
+        description=(
+            "Animated image (WEBP as produced by the Wan routes, GIF or APNG)"
+            " "
+            "whose frames are face-swapped; MP4/WebM: use /video-faceswap. "
+            "(image: data URL, bare base64, or http(s) URL)"
+        )
+    )
+    reference_image: str = Field(
+        description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
+    )
+    fps: float = Field(24, ge=1, le=60, description="Frame rate of the output MP4.")
     restore_face: bool = Field(True, description="Restore the swapped face with GFPGAN v1.4.")
     face_restore_visibility: float = Field(
         1.0, ge=0.1, le=1.0, description="Blend of the restored face over the swapped one."
@@ -384,6 +420,42 @@ IMAGE_FACESWAP = Endpoint(
         ),
     },
 )
+BATCH_VIDEO_FACESWAP = Endpoint(
+    path="/batch-video-faceswap",
+    summary="Swap the face in every frame of an animated WEBP for reference_image's (MP4).",
+    request_model=BatchVideoFaceswapRequest,
+    workflow="batch-video-faceswap.json",
+    params=(
+        Param("source_video", kind="image", targets=(Target("1", "image"),)),
+        Param("reference_image", kind="image", targets=(Target("2", "image"),)),
+        Param("fps", targets=(Target("4", "frame_rate"),), header="X-FPS"),
+        Param(
+            "restore_face",
+            targets=(Target("3", "face_restore_model"),),
+            map={"true": "GFPGANv1.4.pth", "false": "none"},
+        ),
+        Param("face_restore_visibility", targets=(Target("3", "face_restore_visibility"),)),
+        Param("codeformer_weight", targets=(Target("3", "codeformer_weight"),)),
+    ),
+    outputs=("4",),
+    timeout=1800,
+    prefix_nodes=("4",),
+    warmup={
+        "source_video": (
+            "data:image/webp;base64,UklGRogAAABXRUJQVlA4WAoAAAACAAAADwAADwAAQ"
+            "U5JTQYAAAAAAAAAAABBTk1GKgAAAAAAAAAAAA8AAA8AAH0AAAJWUDhMEQAAAC8Pw"
+            "AMAB1CUIhel/4GI6H8AAEFOTUYqAAAAAAAAAAAADwAADwAAfQAAAFZQOEwRAAAAL"
+            "w/AAwAHUJSiFLn/gYjofwAA"
+        ),
+        "reference_image": (
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
+            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
+            "=="
+        ),
+        "fps": 16,
+        "restore_face": True,
+    },
+)
 LIVEPORTRAIT = Endpoint(
     path="/liveportrait",
     summary="Animate a portrait photo with the head and face motion of a driving video (MP4).",
@@ -594,6 +666,7 @@ QWEN_IMAGE_INPAINT_2511 = Endpoint(
 COMFYUI_ENDPOINTS = (
     VIDEO_FACESWAP,
     IMAGE_FACESWAP,
+    BATCH_VIDEO_FACESWAP,
     LIVEPORTRAIT,
     QWEN_IMAGE_2512,
     QWEN_IMAGE_2512_FAST,
@@ -611,6 +684,10 @@ COMFYUI_SETTINGS = AppSettings(
 
 ENDPOINTS = COMFYUI_ENDPOINTS
 SETTINGS = COMFYUI_SETTINGS
+CLASSES = {
+    "ComfyUI": (COMFYUI_SETTINGS, COMFYUI_ENDPOINTS),
+}
+RETIRED = ()
 
 MODELS = (
     ModelFile(
@@ -805,6 +882,9 @@ image = (
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
     .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5081)
+    .add_local_file(
+        WORKFLOWS / "batch-video-faceswap.json", f"{REMOTE_WORKFLOWS}/batch-video-faceswap.json"
+    )
     .add_local_file(WORKFLOWS / "image-faceswap.json", f"{REMOTE_WORKFLOWS}/image-faceswap.json")
     .add_local_file(WORKFLOWS / "liveportrait.json", f"{REMOTE_WORKFLOWS}/liveportrait.json")
     .add_local_file(
@@ -837,8 +917,8 @@ app = modal.App(APP_NAME, image=image)
 )
 @modal.concurrent(max_inputs=5)
 class ComfyUI:
-    """Serves /video-faceswap, /image-faceswap, /liveportrait, /qwen-image-2512,
-    /qwen-image-2512-fast, /qwen-image-2512-lora, /qwen-image-edit-2511,
+    """Serves /video-faceswap, /image-faceswap, /batch-video-faceswap, /liveportrait,
+    /qwen-image-2512, /qwen-image-2512-fast, /qwen-image-2512-lora, /qwen-image-edit-2511,
     /qwen-image-inpaint-2511 on L40S.
     """
 
@@ -853,8 +933,8 @@ class ComfyUI:
             models_volume=volumes[MODELS_DIR],
         )
         await self.server.start()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()
@@ -874,6 +954,15 @@ class ComfyUI:
         )
         return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, workflows, path, values, as_json
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app()
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
@@ -884,4 +973,5 @@ class ComfyUI:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )

@@ -18,9 +18,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-seedvr2"
 COMFYUI_VERSION = "0.3.71"
@@ -188,6 +190,10 @@ COMFYUI_SETTINGS = AppSettings(
 
 ENDPOINTS = COMFYUI_ENDPOINTS
 SETTINGS = COMFYUI_SETTINGS
+CLASSES = {
+    "ComfyUI": (COMFYUI_SETTINGS, COMFYUI_ENDPOINTS),
+}
+RETIRED = ()
 
 MODELS = (
     ModelFile(
@@ -300,8 +306,8 @@ class ComfyUI:
             extra_args=COMFYUI_COMFY_ARGS,
         )
         await self.server.start()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()
@@ -321,6 +327,15 @@ class ComfyUI:
         )
         return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, workflows, path, values, as_json
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app()
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
@@ -331,4 +346,5 @@ class ComfyUI:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )

@@ -10,6 +10,8 @@ Endpoints (POST), by Modal class:
         /z-image-simple  <- comfy_workflows/z-image-simple.json
         /z-image-danrisi  <- comfy_workflows/z-image-danrisi.json
         /z-image-lora  <- comfy_workflows/z-image-lora.json
+        /z-image-realism  <- comfy_workflows/z-image-realism.json
+        /z-image-nsfw  <- comfy_workflows/z-image-nsfw.json
 """
 
 from functools import partial
@@ -19,10 +21,20 @@ import modal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    Retired,
+    Target,
+    load_workflows,
+)
+from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-z-image"
 COMFYUI_VERSION = "0.9.2"
@@ -161,6 +173,66 @@ class ZImageLoraRequest(BaseModel):
     )
 
 
+class ZImageRealismRequest(BaseModel):
+    """Request body of POST /z-image-realism. Undocumented live route, rebuilt from its name
+    and its `style` field: the style phrase is prepended to the prompt (", " between) unless
+    the prompt already starts with it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="What to draw.")
+    negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
+    width: int = Field(1024, ge=256, le=2048, multiple_of=16, description="Image width in pixels.")
+    height: int = Field(
+        1024, ge=256, le=2048, multiple_of=16, description="Image height in pixels."
+    )
+    steps: int = Field(
+        9, ge=1, le=50, description="Sampling steps (the turbo model is tuned for 8-9)."
+    )
+    cfg: float = Field(
+        1.0,
+        ge=0.0,
+        le=10.0,
+        description="Classifier-free guidance scale; 1.0 = off (right for the turbo model).",
+    )
+    seed: int = Field(
+        42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."
+    )
+    style: str = Field(
+        "photorealistic",
+        description='Style phrase put before the prompt (assumed semantics; "" for none).',
+    )
+
+
+class ZImageNsfwRequest(BaseModel):
+    """Request body of POST /z-image-nsfw. Undocumented live route, rebuilt from its name:
+    /z-image-simple's fields with 9 steps and no content filtering in the graph (assumed;
+    the live app's graph is not recorded).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="What to draw.")
+    negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
+    width: int = Field(1024, ge=256, le=2048, multiple_of=16, description="Image width in pixels.")
+    height: int = Field(
+        1024, ge=256, le=2048, multiple_of=16, description="Image height in pixels."
+    )
+    steps: int = Field(
+        9, ge=1, le=50, description="Sampling steps (the turbo model is tuned for 8-9)."
+    )
+    cfg: float = Field(
+        1.0,
+        ge=0.0,
+        le=10.0,
+        description="Classifier-free guidance scale; 1.0 = off (right for the turbo model).",
+    )
+    seed: int = Field(
+        42, ge=0, le=18446744073709551615, description="Sampler seed; reported in X-Seed."
+    )
+
+
 FLUX_KLEIN_EDIT = Endpoint(
     path="/flux-klein-edit",
     summary="Edit an image from a text instruction with FLUX.2 Klein 4B (4 steps).",
@@ -266,11 +338,62 @@ Z_IMAGE_LORA = Endpoint(
         "steps": 1,
     },
 )
+Z_IMAGE_REALISM = Endpoint(
+    path="/z-image-realism",
+    summary="Z-Image Turbo photorealistic text-to-image (9 steps, a style phrase first).",
+    request_model=ZImageRealismRequest,
+    workflow="z-image-realism.json",
+    params=(
+        Param("prompt", targets=(Target("5", "text"),)),
+        Param("negative_prompt", targets=(Target("6", "text"),)),
+        Param("width", targets=(Target("7", "width"),)),
+        Param("height", targets=(Target("7", "height"),)),
+        Param("steps", targets=(Target("8", "steps"),), header="X-Steps"),
+        Param("cfg", targets=(Target("8", "cfg"),)),
+        Param("seed", kind="seed", targets=(Target("8", "seed"),), header="X-Seed"),
+        Param("style", prepend_to="prompt"),
+    ),
+    outputs=("10",),
+    timeout=1800,
+    headers={"X-Model": "z-image-turbo"},
+    prefix_nodes=("10",),
+    warmup={
+        "prompt": "a woman reading by a window, natural light, 50mm",
+        "style": "photorealistic, film grain",
+        "steps": 1,
+    },
+)
+Z_IMAGE_NSFW = Endpoint(
+    path="/z-image-nsfw",
+    summary="Z-Image Turbo text-to-image without a content filter (9 steps).",
+    request_model=ZImageNsfwRequest,
+    workflow="z-image-nsfw.json",
+    params=(
+        Param("prompt", targets=(Target("5", "text"),)),
+        Param("negative_prompt", targets=(Target("6", "text"),)),
+        Param("width", targets=(Target("7", "width"),)),
+        Param("height", targets=(Target("7", "height"),)),
+        Param("steps", targets=(Target("8", "steps"),), header="X-Steps"),
+        Param("cfg", targets=(Target("8", "cfg"),)),
+        Param("seed", kind="seed", targets=(Target("8", "seed"),), header="X-Seed"),
+    ),
+    outputs=("10",),
+    timeout=1800,
+    headers={"X-Model": "z-image-turbo"},
+    prefix_nodes=("10",),
+    warmup={
+        "prompt": "a portrait photo of a woman on a beach at golden hour",
+        "seed": 11,
+        "steps": 1,
+    },
+)
 COMFYUI_ENDPOINTS = (
     FLUX_KLEIN_EDIT,
     Z_IMAGE_SIMPLE,
     Z_IMAGE_DANRISI,
     Z_IMAGE_LORA,
+    Z_IMAGE_REALISM,
+    Z_IMAGE_NSFW,
 )
 COMFYUI_COMFY_ARGS = ()  # residency plan: unknown, 19.8 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
@@ -282,6 +405,26 @@ COMFYUI_SETTINGS = AppSettings(
 
 ENDPOINTS = COMFYUI_ENDPOINTS
 SETTINGS = COMFYUI_SETTINGS
+CLASSES = {
+    "ComfyUI": (COMFYUI_SETTINGS, COMFYUI_ENDPOINTS),
+}
+RETIRED = (
+    Retired(
+        "/z-image-instantid",
+        use="/sdxl-instantid",
+        reason="InstantID does not fit Z-Image's Qwen text encoder (encoder mismatch).",
+    ),
+    Retired(
+        "/z-image-pulid",
+        use="/flux-pulid",
+        reason="PuLID does not fit Z-Image's Qwen text encoder (encoder mismatch).",
+    ),
+    Retired(
+        "/z-image-pulid-lora",
+        use="/flux-pulid",
+        reason="Never worked (answered 501 naming a nonexistent /pulid-flux-lora).",
+    ),
+)
 
 MODELS = (
     ModelFile(
@@ -350,6 +493,8 @@ image = (
     .add_local_file(WORKFLOWS / "flux-klein-edit.json", f"{REMOTE_WORKFLOWS}/flux-klein-edit.json")
     .add_local_file(WORKFLOWS / "z-image-danrisi.json", f"{REMOTE_WORKFLOWS}/z-image-danrisi.json")
     .add_local_file(WORKFLOWS / "z-image-lora.json", f"{REMOTE_WORKFLOWS}/z-image-lora.json")
+    .add_local_file(WORKFLOWS / "z-image-nsfw.json", f"{REMOTE_WORKFLOWS}/z-image-nsfw.json")
+    .add_local_file(WORKFLOWS / "z-image-realism.json", f"{REMOTE_WORKFLOWS}/z-image-realism.json")
     .add_local_file(WORKFLOWS / "z-image-simple.json", f"{REMOTE_WORKFLOWS}/z-image-simple.json")
 )
 
@@ -366,7 +511,9 @@ app = modal.App(APP_NAME, image=image)
 )
 @modal.concurrent(max_inputs=5)
 class ComfyUI:
-    """Serves /flux-klein-edit, /z-image-simple, /z-image-danrisi, /z-image-lora on L40S."""
+    """Serves /flux-klein-edit, /z-image-simple, /z-image-danrisi, /z-image-lora,
+    /z-image-realism, /z-image-nsfw on L40S.
+    """
 
     @modal.enter(snap=True)
     async def start(self) -> None:
@@ -383,8 +530,8 @@ class ComfyUI:
     async def restore(self) -> None:
         """After the restore: move ComfyUI to the GPU, then run the warm-up requests."""
         await self.server.after_restore()
-        self.warmup = await self.server.warm_up(
-            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
+        self.warmup = await warm_up(
+            self.server, COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, REMOTE_WORKFLOWS
         )
 
     @modal.exit()
@@ -404,6 +551,15 @@ class ComfyUI:
         )
         return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
 
+    @modal.method()
+    async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
+        """A request forwarded by the fleet's front door (a route or a chain step)."""
+        workflows = load_workflows(REMOTE_WORKFLOWS, COMFYUI_ENDPOINTS)
+        outcome = await run_request(
+            COMFYUI_SETTINGS, COMFYUI_ENDPOINTS, self.server, workflows, path, values, as_json
+        )
+        return outcome.as_dict()
+
     @modal.asgi_app()
     def fastapi_app(self):
         jobs = partial(ModalJobs, state=jobs_state, spawn=ComfyUI().run_job.spawn)
@@ -414,4 +570,5 @@ class ComfyUI:
             REMOTE_WORKFLOWS,
             self.warmup,
             jobs,
+            RETIRED,
         )

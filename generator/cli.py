@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from .catalog import Catalog
+from .comfy.catalog import Catalog
 from .diagnostics import Diagnostics, SpecError, display_path
-from .model import AppModel, JobModel
-from .render import Drift, RenderedFile, compare, render_apps, render_docs, write
-from .resolve import Project, load_project
-from .runtime.training import Job, TrainingError
+from .render.files import Drift, RenderedFile, compare, render_apps, render_docs, write
+from .resolve.model import AppModel, TrainingModel
+from .resolve.project import Project, load_project
+from .runtime.training import TrainingError, TrainingFunction
 from .spec.format import json_schema
 
 EXIT_INVALID = 2
@@ -131,7 +131,7 @@ def build(specs: tuple[str, ...], object_info: tuple[str, ...], check: bool) -> 
 @specs_argument
 def plan(app_name: str | None, specs: tuple[str, ...]) -> None:
     """Print the residency plan: per app class, GPU memory, models, fit, launch flags."""
-    from .plan import plan_app
+    from .resolve.plan import plan_app
 
     apps = _load(specs, ())
     for app in [_find_app(apps, app_name)] if app_name else apps:
@@ -172,9 +172,13 @@ def validate(specs: tuple[str, ...], object_info: tuple[str, ...]) -> None:
 
 def _counts(apps: list[AppModel]) -> str:
     n_endpoints = sum(len(a.endpoints) for a in apps)
-    n_jobs = sum(len(a.jobs) for a in apps)
-    jobs = f", {n_jobs} job(s)" if n_jobs else ""
-    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){jobs}"
+    n_training = sum(len(a.training) for a in apps)
+    training = f", {n_training} training function(s)" if n_training else ""
+    n_chains = sum(len(a.fleet.chains) for a in apps if a.fleet)
+    chains = f", {n_chains} chain(s)" if n_chains else ""
+    n_retired = sum(len(a.retired) for a in apps)
+    retired = f", {n_retired} retired route(s)" if n_retired else ""
+    return f"{len(apps)} app(s), {n_endpoints} endpoint(s){chains}{training}{retired}"
 
 
 @main.command("list")
@@ -186,7 +190,7 @@ def _counts(apps: list[AppModel]) -> str:
     help="Modal workspace used to form URLs (default: $MODAL_WORKSPACE).",
 )
 def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
-    """List apps, endpoints (GPU and URL) and jobs (GPU and timeout)."""
+    """List apps, endpoints (GPU and URL) and training (GPU and timeout)."""
     apps = _load(specs, ())
     rows = [
         {
@@ -204,17 +208,62 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
         for ep in cls.endpoints
     ] + [
         {
-            "kind": "job",
+            "kind": "training",
             "app": app.name,
-            "function": job.function,
+            "function": training.function,
             "path": None,
-            "gpu": job.gpu,
-            "timeout": job.timeout,
+            "gpu": training.gpu,
+            "timeout": training.timeout,
             "url": None,
-            "spec": job.source,
+            "spec": training.source,
         }
         for app in apps
-        for job in app.jobs
+        for training in app.training
+    ]
+    rows += [
+        {
+            "kind": "forward",
+            "app": app.name,
+            "path": fw.path,
+            "gpu": None,
+            "timeout": fw.endpoint.timeout,
+            "url": app.fleet_url(workspace) + fw.path,
+            "spec": app.sources[0],
+            "runs_in": f"{fw.app}{fw.owner_path}",
+        }
+        for app in apps
+        if app.fleet
+        for fw in app.fleet.forwards
+        if fw.owner_path
+    ]
+    rows += [
+        {
+            "kind": "chain",
+            "app": app.name,
+            "path": chain.path,
+            "gpu": None,
+            "timeout": chain.timeout,
+            "url": app.fleet_url(workspace) + chain.path,
+            "spec": chain.source,
+            "steps": [f"{step.app}{step.path}" for step in chain.steps],
+        }
+        for app in apps
+        if app.fleet
+        for chain in app.fleet.chains
+    ]
+    rows += [
+        {
+            "kind": "retired",
+            "app": app.name,
+            "path": gone.path,
+            "gpu": None,
+            "timeout": None,
+            "url": None,
+            "spec": gone.source,
+            "use": gone.use,
+        }
+        for app in apps
+        for gone in app.retired
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -222,10 +271,20 @@ def list_(specs: tuple[str, ...], as_json: bool, workspace: str) -> None:
     width = max((len(r["path"] or r["function"]) for r in rows), default=4)
     for app in apps:
         click.echo(f"{app.name}  ({', '.join(app.sources)})")
+        if app.fleet:
+            click.echo(
+                f"  fleet URL (every route below and of every app): {app.fleet_url(workspace)}"
+            )
         for r in (r for r in rows if r["app"] == app.name):
-            if r["kind"] == "job":
-                where = f"job (timeout {r['timeout']} s)"
+            if r["kind"] == "training":
+                where = f"training (timeout {r['timeout']} s)"
                 click.echo(f"  {r['function']:<{width}}  {r['gpu']:<10} {where}")
+            elif r["kind"] == "forward":
+                click.echo(f"  {r['path']:<{width}}  {'forward':<10} runs as {r['runs_in']}")
+            elif r["kind"] == "chain":
+                click.echo(f"  {r['path']:<{width}}  {'chain':<10} {' -> '.join(r['steps'])}")
+            elif r["kind"] == "retired":
+                click.echo(f"  {r['path']:<{width}}  {'retired':<10} 410, use {r['use']}")
             else:
                 click.echo(f"  {r['path']:<{width}}  {r['gpu']:<10} {r['url']}")
 
@@ -283,7 +342,9 @@ def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) 
 
     app = _find_app(_load((), ()), name)
     if not app.endpoints:
-        raise click.ClickException(f"app '{app.name}' has no endpoints to serve (only jobs)")
+        raise click.ClickException(
+            f"app '{app.name}' has no endpoints to serve (only training functions)"
+        )
     try:
         asgi = dev_app(Path.cwd() / GENERATED_DIR / f"{app.module}.py", comfy_url, comfy_dir)
     except DevError as exc:
@@ -308,7 +369,7 @@ def dev(name: str, comfy_url: str, comfy_dir: str | None, host: str, port: int) 
 @click.option("--env", "-e", help="Modal environment (for --cold).")
 def bench(**options: object) -> None:
     """Send endpoints' examples and report latency, success, outputs and cost (reports/)."""
-    from .bench import BenchArgs, BenchUsageError, run_command
+    from .quality import BenchArgs, BenchUsageError, run_command
 
     try:
         status = run_command(_load((), ()), BenchArgs(**options))  # type: ignore[arg-type]
@@ -317,11 +378,89 @@ def bench(**options: object) -> None:
     sys.exit(status)
 
 
+@main.command()
+@click.argument("names", nargs=-1, required=True, metavar="APP|PATH...")
+@click.option("--comfy-dir", type=click.Path(path_type=Path, file_okay=False), help="ComfyUI tree.")
+@click.option("--comfy-url", help="Use this running ComfyUI instead of starting one.")
+@click.option("--models-dir", type=click.Path(path_type=Path), help="Synthetic files go here.")
+@click.option(
+    "--out",
+    default="docs/gpu-smoke-results.json",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Results file (JSON); endpoints measured at this commit there are skipped.",
+)
+@click.option("--scratch", type=click.Path(path_type=Path), help="Base directory ComfyUI runs in.")
+@click.option("--python", "python_", help="ComfyUI's Python (default: a venv beside the tree).")
+@click.option("--port", default=8190, show_default=True, type=int)
+@click.option("--device", default="cuda", show_default=True, type=click.Choice(["cuda", "cpu"]))
+@click.option("--commit", help="Commit the results are keyed by (default: git HEAD).")
+@click.option("--force", is_flag=True, help="Measure again what this commit measured already.")
+@click.option("--clean", is_flag=True, help="Remove each app's synthetic files after its run.")
+@click.option("--markdown", type=click.Path(path_type=Path), help="Also write a Markdown table.")
+def smoke(names: tuple[str, ...], **options: Any) -> None:
+    """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures."""
+    import asyncio
+
+    from .dev import DevError, load_generated
+    from .smoke.modal_stub import install as install_modal_stub
+    from .smoke.report import line, markdown
+    from .smoke.run import SmokeError, SmokeOptions, default_python, scratch_default, smoke_app
+    from .smoke.store import ResultStore, StoreError, current_commit
+
+    if bool(options["comfy_dir"]) == bool(options["comfy_url"]) and not options["comfy_dir"]:
+        raise click.UsageError("give --comfy-dir (start ComfyUI) or --comfy-url (a running one)")
+    install_modal_stub()
+    apps = _load((), ())
+    selected: list[tuple[AppModel, str | None]] = []
+    for name in names:
+        app = _find_app(apps, name)
+        path = (
+            "/" + name.lstrip("/")
+            if any(e.path == "/" + name.lstrip("/") for e in app.endpoints)
+            else None
+        )
+        selected.append((app, path))
+    comfy_dir = options["comfy_dir"].resolve() if options["comfy_dir"] else None
+    scratch = (options["scratch"] or scratch_default()).resolve()
+    try:
+        store = ResultStore(options["out"])
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    commit = options["commit"] or current_commit(Path.cwd())
+    rows: list[dict[str, Any]] = []
+    for app, path in selected:
+        opts = SmokeOptions(
+            comfy_dir=comfy_dir,
+            comfy_url=options["comfy_url"],
+            models_dir=options["models_dir"].resolve() if options["models_dir"] else None,
+            scratch=scratch,
+            python=options["python_"] or default_python(comfy_dir),
+            port=options["port"],
+            commit=commit,
+            force=options["force"],
+            clean=options["clean"],
+            only=path,
+            device=options["device"],
+        )
+        try:
+            module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")
+            rows += asyncio.run(smoke_app(app, module, opts, store, click.echo))
+        except (DevError, SmokeError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"\nsmoke results at {commit} ({options['out']}):")
+    for row in rows:
+        click.echo(line(row))
+    if options["markdown"]:
+        options["markdown"].write_text(markdown(rows))
+    sys.exit(1 if any(r.get("status") in ("failed", "output-mismatch") for r in rows) else 0)
+
+
 def _find_app(apps: list[AppModel], name: str) -> AppModel:
     for app in apps:
         stems = {Path(s).stem for s in app.sources}
         paths = {e.path for e in app.endpoints} | {e.path.lstrip("/") for e in app.endpoints}
-        functions = {j.function for j in app.jobs}
+        functions = {j.function for j in app.training}
         if name in ({app.name, app.module} | stems | paths | functions):
             return app
     known = ", ".join(a.name for a in apps)
@@ -329,7 +468,7 @@ def _find_app(apps: list[AppModel], name: str) -> AppModel:
 
 
 @main.command()
-@click.argument("job")
+@click.argument("function")
 @click.option(
     "--arg",
     "args",
@@ -339,11 +478,11 @@ def _find_app(apps: list[AppModel], name: str) -> AppModel:
     "url_list). url_list also takes a JSON list, options a JSON object or NAME.FIELD=VALUE.",
 )
 @click.option("--env", "-e", help="Modal environment.")
-def run(job: str, args: tuple[str, ...], env: str | None) -> None:
-    """Spawn the deployed job function JOB with arguments; print its call id."""
-    app, model = _find_job(_load((), ()), job)
+def run(function: str, args: tuple[str, ...], env: str | None) -> None:
+    """Spawn the deployed training function FUNCTION with arguments; print its call id."""
+    app, model = _find_training(_load((), ()), function)
     try:
-        kwargs = _job_arguments(model.runtime, args)
+        kwargs = _training_arguments(model.runtime, args)
         model.runtime.check_arguments(kwargs)
     except TrainingError as exc:
         raise click.UsageError(str(exc)) from None
@@ -380,16 +519,16 @@ def status(call_id: str) -> None:
         sys.exit(1)
 
 
-def _find_job(apps: list[AppModel], name: str) -> tuple[AppModel, JobModel]:
+def _find_training(apps: list[AppModel], name: str) -> tuple[AppModel, TrainingModel]:
     for app in apps:
-        for job in app.jobs:
-            if name in (job.function, f"{app.name}/{job.function}"):
-                return app, job
-    known = ", ".join(j.function for a in apps for j in a.jobs) or "none"
-    raise click.ClickException(f"no job named '{name}'; jobs: {known}")
+        for training in app.training:
+            if name in (training.function, f"{app.name}/{training.function}"):
+                return app, training
+    known = ", ".join(j.function for a in apps for j in a.training) or "none"
+    raise click.ClickException(f"no training function named '{name}'; training functions: {known}")
 
 
-def _job_arguments(job: Job, texts: tuple[str, ...]) -> dict[str, Any]:
+def _training_arguments(training: TrainingFunction, texts: tuple[str, ...]) -> dict[str, Any]:
     """``--arg`` values by the declared types: url_list items accumulate, options fields merge."""
     values: dict[str, Any] = {}
     for text in texts:
@@ -397,7 +536,7 @@ def _job_arguments(job: Job, texts: tuple[str, ...]) -> dict[str, Any]:
         if not sep:
             raise TrainingError(f"--arg {text!r}: expected NAME=VALUE")
         name, _, field = name.strip().partition(".")
-        arg = job.argument(name)
+        arg = training.argument(name)
         if field:
             if arg.type != "options":
                 raise TrainingError(f"--arg {text!r}: '{name}' has no fields")

@@ -10,6 +10,8 @@ from types import ModuleType
 from fastapi import FastAPI
 
 from .runtime.backends import RemoteComfy
+from .runtime.config import load_workflows
+from .runtime.fleet import LocalOwners, OwnerClass, create_fleet_app
 from .runtime.server import create_app
 
 
@@ -30,7 +32,26 @@ def load_generated(module_path: Path) -> ModuleType:
 
 
 def dev_app(module_path: Path, comfy_url: str, comfy_dir: str | None = None) -> FastAPI:
-    """The same FastAPI app the Modal class serves, with every endpoint of the app."""
+    """The same FastAPI app the Modal class serves, with every endpoint of the app.
+
+    The fleet app serves its front door: every app it forwards to runs in this process, against
+    the same ComfyUI (their generated modules are loaded from the same folder)."""
     module = load_generated(module_path)
     comfy = RemoteComfy(comfy_url, base_dir=comfy_dir)
-    return create_app(module.SETTINGS, module.ENDPOINTS, comfy, module.WORKFLOWS)
+    if not hasattr(module, "FORWARDS"):
+        return create_app(
+            module.SETTINGS, module.ENDPOINTS, comfy, module.WORKFLOWS, retired=module.RETIRED
+        )
+    owners = LocalOwners(fleet_owners(module, module_path.parent), comfy)
+    return create_fleet_app(module.SETTINGS, module.FORWARDS, module.CHAINS, module.RETIRED, owners)
+
+
+def fleet_owners(fleet: ModuleType, folder: Path) -> dict[tuple[str, str], OwnerClass]:
+    """Every class of every app the fleet module forwards to, loaded for in-process runs."""
+    owners = {}
+    for app, name in fleet.FLEET_MODULES.items():
+        module = fleet if app == fleet.APP_NAME else load_generated(folder / f"{name}.py")
+        for cls, (settings, endpoints) in module.CLASSES.items():
+            workflows = load_workflows(module.WORKFLOWS, endpoints)
+            owners[(app, cls)] = OwnerClass(settings, tuple(endpoints), workflows)
+    return owners

@@ -23,3 +23,10 @@ def class_function(app: modal.App, class_name: str) -> modal.Function:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return app.registered_functions[f"{class_name}.*"]
+
+
+def app_function(app: modal.App, name: str) -> modal.Function:
+    """A plain Modal function of an app (e.g. the fleet's front door)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return app.registered_functions[name]

@@ -26,14 +26,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from generator.bench.checks import check_body, check_file
-from generator.bench.cold import ColdStartError, ModalColdStarter
-from generator.bench.report import fmt_rate, fmt_seconds, fmt_usd
-from generator.bench.results import percentile
-from generator.bench.targets import SelectionError, select_targets
 from generator.cli import main
-from generator.gpus import GPU_TYPES
-from generator.resolve import Project, load_project
+from generator.quality.checks import check_body, check_file
+from generator.quality.cold import ColdStartError, ModalColdStarter
+from generator.quality.report import fmt_rate, fmt_seconds, fmt_usd
+from generator.quality.results import percentile
+from generator.quality.targets import SelectionError, select_targets
+from generator.resolve.gpus import GPU_TYPES
+from generator.resolve.project import Project, load_project
 from generator.standin import StandinProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,6 +244,7 @@ def test_outputs_are_checked(full_run: dict) -> None:
     assert (checks["/scale"]["width"], checks["/scale"]["height"]) == (4, 4)  # 2×2, scale_by 2
     assert checks["/animate"]["media_type"] == "image/webp"
     assert checks["/animate"]["format"] == "WEBP"
+    assert (checks["/animate"]["status"], checks["/animate"]["frames"]) == ("ok", 4)  # X-Frames
     assert by_path["/invert"]["outputs"]["kinds"] == ["PNG 64×64"]
 
 
@@ -357,6 +358,15 @@ def _mp4(frames: int, timescale: int = 1000, duration: int = 2000) -> bytes:
     mdia = _box(b"mdia", hdlr + _box(b"minf", stbl))
     trak = _box(b"trak", _box(b"tkhd", tkhd_body) + mdia)
     return _box(b"ftyp", b"isom" + bytes(4)) + _box(b"moov", mvhd + trak) + _box(b"mdat", b"x")
+
+
+def test_frame_count_is_checked_against_x_frames() -> None:
+    webp = _image("WEBP", frames=3, duration=100, loop=0)
+    assert check_body(webp, "image/webp", expected_frames=3)[0].status == "ok"
+    short = check_body(webp, "image/webp", expected_frames=4)[0]
+    assert (short.status, short.reason) == ("failed", "X-Frames says 4, the file has 3 frame(s)")
+    assert check_body(_mp4(frames=48), "video/mp4", expected_frames=33)[0].status == "failed"
+    assert check_body(_mp4(frames=48), "video/mp4", expected_frames=48)[0].status == "ok"
 
 
 def test_mp4_check_reads_boxes() -> None:

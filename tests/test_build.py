@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import REPO, class_function, import_generated
+from helpers import REPO, app_function, class_function, import_generated
 from ruff.__main__ import find_ruff_bin
 
 from generator.cli import main
-from generator.gpus import parse_gpu
-from generator.resolve import Project, load_project
+from generator.resolve.gpus import parse_gpu
+from generator.resolve.project import Project, load_project
 
 
 @pytest.fixture()
@@ -100,9 +100,17 @@ def test_generated_modules_carry_the_spec_settings_in_modal_objects() -> None:
             assert info.timeout == cls.timeout
             assert info.concurrency_info.max_inputs == model.concurrent_inputs
             assert {p: v.name for p, v in info.volumes.items()} == model.volumes
-            assert sorted(info.method_names) == ["fastapi_app", "run_job"]
+            if model.fleet:  # the front door serves the class's routes; no web method here
+                assert sorted(info.method_names) == ["run_job", "run_request"]
+                continue
+            assert sorted(info.method_names) == ["fastapi_app", "run_job", "run_request"]
             details = info.method_details["fastapi_app"]
             assert details.unauthenticated == (model.auth != "proxy")
+        if model.fleet:  # a CPU function at the URL the default class had
+            front = app_function(module.app, "front_door").info()
+            assert front.gpus == [] and front.timeout == model.fleet.timeout
+            assert front.web_info.unauthenticated == (model.auth != "proxy")
+            assert model.fleet.label == f"{model.name}-comfyui-fastapi-app"
         paths = sorted(e.path for e in module.ENDPOINTS)
         assert paths == sorted(e.path for e in model.endpoints)
         header = " ".join(module.__doc__.split())  # the docstring names every source spec
@@ -184,8 +192,8 @@ def test_deploy_without_credentials_fails_with_modals_message(
 def test_endpoints_needing_another_gpu_get_their_own_class(project: Path) -> None:
     spec = project / "specs" / "ryla-demo.yaml"
     text = spec.read_text().replace(
-        "    summary: A short animated WEBP of solid frames.\n",
-        "    summary: A short animated WEBP of solid frames.\n    gpu: H100:2\n    timeout: 900\n",
+        "    workflow: demo-animate.json\n",
+        "    workflow: demo-animate.json\n    gpu: H100:2\n    timeout: 900\n",
     )
     spec.write_text(text)
     assert run("build", "specs/").exit_code == 0
@@ -201,25 +209,35 @@ def test_endpoints_needing_another_gpu_get_their_own_class(project: Path) -> Non
     assert animate["url"] == "https://ws--ryla-demo-comfyuih100x2-fastapi-app.modal.run/animate"
 
 
-def test_reuse_serves_another_apps_endpoint_and_reports_unknown_ones(project: Path) -> None:
+def test_reuse_forwards_or_co_locates_and_reports_unknown_endpoints(project: Path) -> None:
     monolith = import_generated(project / "generated" / "ryla_comfyui.py")
     flux = import_generated(project / "generated" / "ryla_flux.py")
-    lora_here = next(e for e in monolith.ENDPOINTS if e.path == "/flux-lora")
+    forward = next(f for f in monolith.FORWARDS if f.path == "/flux-lora")
+    assert (forward.app, forward.cls, forward.target) == ("ryla-flux", "ComfyUI", "/flux-dev-lora")
     lora_there = next(e for e in flux.ENDPOINTS if e.path == "/flux-dev-lora")
-    assert lora_here.params == lora_there.params and lora_here.workflow == lora_there.workflow
-    assert lora_here.request_model.model_json_schema()["properties"].keys() == (
-        lora_there.request_model.model_json_schema()["properties"].keys()
-    )
+    fields = lora_there.request_model.model_json_schema()["properties"].keys()
+    assert forward.request_model.model_json_schema()["properties"].keys() == fields
+    assert "/flux-lora" not in [e.path for e in monolith.ENDPOINTS]  # runs in ryla-flux
+    flux_files = {m.filename for m in flux.MODELS}
+    assert not flux_files & {m.filename for m in monolith.MODELS}  # no second copy here
+
     spec = project / "specs" / "ryla-comfyui.yaml"
     text = spec.read_text()
-    spec.write_text(
-        text.replace("{app: ryla-flux, path: /flux-dev}", "{app: ryla-flux, path: /flux-nope}")
-    )
+    spec.write_text(text.replace("as: /flux-lora, run: owner}", "as: /flux-lora, run: here}"))
+    assert run("build", "specs/").exit_code == 0
+    monolith = import_generated(project / "generated" / "ryla_comfyui.py")
+    lora_here = next(e for e in monolith.ENDPOINTS if e.path == "/flux-lora")
+    assert lora_here.params == lora_there.params and lora_here.workflow == lora_there.workflow
+    assert "flux1-dev.safetensors" in {m.filename for m in monolith.MODELS}  # co-located
+    forward = next(f for f in monolith.FORWARDS if f.path == "/flux-lora")
+    assert (forward.app, forward.target) == ("ryla-comfyui", "/flux-lora")
+
+    spec.write_text(text.replace("path: /flux-dev-lora, as:", "path: /flux-nope, as:"))
     result = run("validate", "specs/")
     assert result.exit_code == 2
     line = next(i for i, row in enumerate(spec.read_text().splitlines(), 1) if "/flux-nope" in row)
     assert f"specs/ryla-comfyui.yaml:{line}:" in result.stderr
     assert (
-        "reuse: ryla-flux has no endpoint /flux-nope (/flux, /flux-dev, /flux-dev-lora)"
-        in result.stderr
+        "reuse: ryla-flux has no endpoint /flux-nope (/flux, /flux-dev, /flux-dev-lora, "
+        "/flux-dev-realism)" in result.stderr
     )

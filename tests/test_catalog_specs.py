@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
 from helpers import REPO, import_generated
 
-from generator.catalog import Catalog
-from generator.checks import check_workflow
 from generator.cli import main
-from generator.resolve import Project, load_project
+from generator.comfy.catalog import Catalog
+from generator.comfy.checks import check_workflow
+from generator.comfy.workflow import load_workflow
+from generator.resolve.project import Project, load_project
 from generator.runtime.apply import apply_request
 from generator.runtime.config import choice_key
-from generator.workflow import load_workflow
 
 APPS, _ = load_project(Project.at(REPO))
 MODULES = {app.name: import_generated(REPO / "generated" / f"{app.module}.py") for app in APPS}
@@ -26,6 +27,7 @@ RUNTIME_BY_APP = {
 }
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg=="
 MP4 = "data:video/mp4;base64,AAAAIGZ0eXBpc29tAAACAGlzb21pc28yYXZjMW1wNDE="
+WEBP = "data:image/webp;base64,UklGRogAAABXRUJQVlA4WAoAAAACAAAADwAADwAAQU5JTQYAAAAAAAAAAABBTk1GKgAAAAAAAAAAAA8AAA8AAH0AAAJWUDhMEQAAAC8PwAMAB1CUIhel/4GI6H8AAEFOTUYqAAAAAAAAAAAADwAADwAAfQAAAFZQOEwRAAAALw/AAwAHUJSiFLn/gYjofwAA"  # 2 frames
 
 # Every route of shared/reference/existing-endpoints.md, and the planned additions.
 TODAY = {
@@ -180,6 +182,14 @@ CLIENT_BODIES = [
     ("/z-image-simple", FLUX, {}),
     ("/z-image-danrisi", FLUX, {}),
     ("/z-image-lora", {**FLUX, "lora_id": "c1", "lora_strength": 1.0, "trigger_word": "t", "nsfw": False}, {}),
+    # shared/reference/more-endpoints.md
+    ("/wan2.6-i2v", {"prompt": "she smiles", "reference_image": PNG, "width": 832, "height": 480, "length": 33, "steps": 30, "cfg": 6.0, "fps": 16, "seed": 1, "negative_prompt": ""},
+     {"image": PNG}),
+    ("/wan22-i2v", {"source_image": PNG, "prompt": "", "negative_prompt": "blur", "width": 512, "height": 768, "num_frames": 33, "fps": 16, "steps": 20, "cfg": 3.5, "seed": 1}, {}),
+    ("/batch-video-faceswap", {"source_video": WEBP, "reference_image": PNG, "fps": 16, "restore_face": True}, {}),
+    ("/flux-dev-realism", {**FLUX, "realism_strength": 0.85}, {}),
+    ("/z-image-realism", {**FLUX, "style": "cinematic"}, {}),
+    ("/z-image-nsfw", FLUX, {}),
 ]  # fmt: skip
 
 
@@ -190,3 +200,113 @@ def test_todays_client_bodies_are_accepted(path: str, body: dict, lands: dict) -
     request = RUNTIME[path].request_model.model_validate(body).model_dump()
     for field, value in lands.items():
         assert request[field] == value
+
+
+@pytest.mark.parametrize(
+    ("prompt", "trigger", "expected"),
+    [
+        ("walking through a market", "ryla_abc123", "ryla_abc123, walking through a market"),
+        ("ryla_abc123, walking through a market", "ryla_abc123", "ryla_abc123, walking through a market"),
+        ("ryla_abc123 walking", "ryla_abc123", "ryla_abc123 walking"),
+        ("  RYLA_abc123: walking", "ryla_abc123", "  RYLA_abc123: walking"),
+        ("ryla_abc1234 walking", "ryla_abc123", "ryla_abc123, ryla_abc1234 walking"),
+        ("ryla_abc123", "ryla_abc123", "ryla_abc123"),
+    ],
+)  # fmt: skip
+def test_wan_lora_trigger_word_is_prepended_only_when_absent(prompt, trigger, expected) -> None:
+    runtime = RUNTIME["/wan2.6-lora"]
+    body = {"prompt": prompt, "lora_id": "c1", "trigger_word": trigger}
+    request = runtime.request_model.model_validate(body).model_dump()
+    workflow = json.loads((REPO / "comfy_workflows" / runtime.workflow).read_text())
+    applied = apply_request(runtime, workflow, request, {})
+    positive = next(n for n in applied.prompt.values() if n["_meta"]["title"] == "Positive Prompt")
+    assert positive["inputs"]["text"] == expected
+
+
+# Paths named in the reference files that are not routes of any app.
+NOT_ROUTES = {
+    "/cache": "the hf-hub-cache volume's mount path",
+    "/history": "ComfyUI's own API",
+    "/pulid-flux-lora": "a route named by /z-image-pulid-lora's 501 message; it never existed",
+}
+
+
+def _reference_paths(shared_dir) -> set[str]:
+    paths: set[str] = set()
+    for name in ("existing-endpoints.md", "more-endpoints.md"):
+        text = (shared_dir / "reference" / name).read_text(encoding="utf-8")
+        paths |= set(re.findall(r"`(/[A-Za-z0-9._-]+)`", text))
+    return paths
+
+
+def _listed_paths() -> set[str]:
+    rows = json.loads(CliRunner().invoke(main, ["list", "--json"], catch_exceptions=False).stdout)
+    return {row["path"] for row in rows}
+
+
+def test_every_reference_path_is_listed(shared_dir) -> None:
+    referenced = _reference_paths(shared_dir)
+    assert "/wan22-i2v" in referenced and "/flux" in referenced  # the files were parsed
+    missing = referenced - _listed_paths() - set(NOT_ROUTES)
+    assert not missing, f"reference paths missing from `ryla-gen list --json`: {sorted(missing)}"
+
+
+def _diffusion_files(workflow: dict) -> set[str]:
+    loaders = ("UNETLoader", "UnetLoaderGGUF", "CheckpointLoaderSimple")
+    return {
+        node["inputs"].get("unet_name") or node["inputs"].get("ckpt_name")
+        for node in workflow.values()
+        if node["class_type"] in loaders
+    }
+
+
+def test_image_to_video_routes_load_image_to_video_checkpoints() -> None:
+    """A text-to-video Wan checkpoint (16 input channels) drops WanImageToVideo's start image."""
+    checked = 0
+    for app in APPS:
+        for ep in app.endpoints:
+            if ep.client_workflow_max_nodes:
+                continue
+            workflow = json.loads((REPO / "comfy_workflows" / ep.workflow_file).read_text())
+            if any(n["class_type"] == "WanImageToVideo" for n in workflow.values()):
+                files = _diffusion_files(workflow)
+                assert files and all("i2v" in f.lower() for f in files), (ep.path, files)
+                checked += 1
+    assert checked >= 2  # /wan2.6-i2v, /wan22-i2v
+
+
+def test_wan22_runs_the_high_noise_expert_then_the_low_noise_expert() -> None:
+    workflow = json.loads((REPO / "comfy_workflows" / RUNTIME["/wan22-i2v"].workflow).read_text())
+
+    def source(link: list, *through: str) -> dict:
+        node = workflow[link[0]]
+        while node["class_type"] in through:
+            node = workflow[node["inputs"]["model"][0]]
+        return node
+
+    samplers = [n for n in workflow.values() if n["class_type"] == "SamplerCustomAdvanced"]
+    assert len(samplers) == 2
+    by_expert = {}
+    for sampler in samplers:
+        guider = source(sampler["inputs"]["guider"])
+        loader = source(guider["inputs"]["model"], "ModelSamplingSD3")
+        by_expert[loader["inputs"]["unet_name"]] = sampler
+    high = by_expert["wan22_i2v_high_noise.gguf"]
+    low = by_expert["wan22_i2v_low_noise.gguf"]
+    split_high, split_low = high["inputs"]["sigmas"], low["inputs"]["sigmas"]
+    assert split_high[0] == split_low[0]
+    assert workflow[split_high[0]]["class_type"] == "SplitSigmasDenoise"
+    assert (split_high[1], split_low[1]) == (0, 1)  # high sigmas first, then the low ones
+    assert workflow[low["inputs"]["latent_image"][0]] is high  # low continues high's latent
+    assert workflow[low["inputs"]["noise"][0]]["class_type"] == "DisableNoise"
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", None])
+def test_wan22_blank_prompt_gets_todays_default_text(prompt) -> None:
+    runtime = RUNTIME["/wan22-i2v"]
+    body = {"source_image": PNG} | ({} if prompt is None else {"prompt": prompt})
+    request = runtime.request_model.model_validate(body).model_dump()
+    workflow = json.loads((REPO / "comfy_workflows" / runtime.workflow).read_text())
+    applied = apply_request(runtime, workflow, request, {"source_image": ["up.png"]})
+    positive = next(n for n in applied.prompt.values() if n["_meta"]["title"] == "Positive Prompt")
+    assert positive["inputs"]["text"] == "high quality, smooth motion, detailed, professional"

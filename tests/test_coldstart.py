@@ -13,9 +13,9 @@ from helpers import REPO, import_generated
 from modal._partial_function import _PartialFunctionFlags
 from modal._utils.async_utils import synchronizer
 
-from generator.model import ClassModel, EndpointModel, ModelFileModel
-from generator.plan import launch_args, plan_class
-from generator.resolve import Project, load_project
+from generator.resolve.model import ClassModel, EndpointModel, ModelFileModel
+from generator.resolve.plan import launch_args, plan_class
+from generator.resolve.project import Project, load_project
 from generator.runtime.backends import ComfyServer, RemoteComfy
 from generator.runtime.config import Endpoint
 from generator.runtime.server import create_app

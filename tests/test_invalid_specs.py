@@ -591,6 +591,14 @@ SPEC_CASES = [
         id="prepend-to-non-string",
     ),
     pytest.param(
+        edit(
+            "        type: string", "        type: string\n        blank_is_default: true", base=TWO
+        ),
+        f"{X}:16:27",
+        "parameter 'prefix': blank_is_default needs a string parameter with a non-empty default",
+        id="blank-is-default-without-default",
+    ),
+    pytest.param(
         edit("        type: string", "        type: string\n        prepend_to: prompt", base=TWO),
         f"{X}:16:21",
         "parameter 'prefix': prepend_to 'prompt' must name a string parameter",
@@ -744,6 +752,17 @@ SPEC_CASES = [
         f"{X}:3:3",
         "models_volume '/root/models' is not among the app's volumes (none)",
         id="models-volume-not-mounted",
+    ),
+    pytest.param(
+        edit(
+            "    workflow: wf.json",
+            "    workflow: wf.json\n    models:\n"
+            "      - repo: org/a\n        file: m.safetensors\n        folder: checkpoints\n"
+            "        arch: sdxl",
+        ),
+        f"{X}:13:15",
+        "unknown architecture 'sdxl'; known: sd15-checkpoint, sdxl-checkpoint",
+        id="model-arch-unknown",
     ),
 ]
 

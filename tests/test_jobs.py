@@ -183,7 +183,7 @@ def test_generated_module_runs_jobs_in_a_spawned_method() -> None:
         warnings.simplefilter("ignore")
         function = DEMO.app.registered_functions["ComfyUI.*"]
     info = function.info()
-    assert set(info.method_names) == {"fastapi_app", "run_job"}
+    assert {"fastapi_app", "run_job"} <= set(info.method_names)
     assert set(info.method_details) == {"fastapi_app"}  # run_job is a plain method: spawned
     source = (REPO / "generated" / "ryla_demo.py").read_text()
     assert "ComfyUI().run_job.spawn" in source

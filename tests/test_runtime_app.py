@@ -21,6 +21,7 @@ from PIL import Image
 from generator.runtime.backends import RemoteComfy
 from generator.runtime.config import Endpoint, Param, Target
 from generator.runtime.server import create_app
+from generator.runtime.warmup import warm_up
 
 DEMO = import_generated(REPO / "generated" / "ryla_demo.py")
 BY_PATH = {e.path: e for e in DEMO.ENDPOINTS}
@@ -480,7 +481,7 @@ async def test_invalid_client_workflows_are_refused_before_queueing(
 
 
 async def test_container_warm_up_runs_every_endpoint_through_comfyui(comfy_server) -> None:
-    warmup = await comfy_server.warm_up(DEMO.SETTINGS, DEMO.ENDPOINTS, DEMO.WORKFLOWS)
+    warmup = await warm_up(comfy_server, DEMO.SETTINGS, DEMO.ENDPOINTS, DEMO.WORKFLOWS)
     assert warmup.state == "ok", warmup.report()
     assert set(warmup.results) == {"/invert", "/scale", "/blur", "/animate"}
     assert leftover_files(comfy_server.base_dir) == []
@@ -503,3 +504,19 @@ async def test_snapshot_start_installs_the_helper_node_and_marks_the_phase(tmp_p
     finally:
         await server.stop()
     assert not server.alive
+
+
+async def test_batch_video_faceswap_names_the_field_when_sent_an_mp4(comfy: RemoteComfy) -> None:
+    """/batch-video-faceswap reads animated images (the Wan routes' WEBP); an MP4 is a 422
+    naming the field before anything is queued (MP4/WebM go to /video-faceswap)."""
+    qwen = import_generated(REPO / "generated" / "ryla_qwen_image.py")
+    app = create_app(qwen.SETTINGS, qwen.ENDPOINTS, comfy, qwen.WORKFLOWS)
+    mp4 = "data:video/mp4;base64," + base64.b64encode(b"\0\0\0\x20ftypisom" + bytes(24)).decode()
+    body = {"source_video": mp4, "reference_image": png(2, 2, (9, 9, 9)), "fps": 16}
+    async with client_for(app) as client:
+        response = await client.post("/batch-video-faceswap", json=body)
+    await comfy.client.aclose()
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["error"] == "invalid request: source_video"
+    assert "not a supported image file" in json.dumps(error["details"])

@@ -1,9 +1,9 @@
-"""Training jobs: the LoRA trainers as specs, their generated Modal functions run locally with a
-stand-in trainer, the endpoint <-> job naming link, invalid job specs, `ryla-gen run`/`status`.
+"""Training training: the LoRA trainers as specs, their generated Modal functions run locally with a
+stand-in trainer, the endpoint <-> training naming link, invalid training specs, `ryla-gen run`/`status`.
 
 Nothing is downloaded: the stand-in trainer is a small Python script put on PATH under the
 names the specs call (``accelerate``, ``torchrun``), and inputs come from an HTTP server on
-127.0.0.1 (the job's ``allow_private_urls`` switch lets the runtime fetch from it).
+127.0.0.1 (the training's ``allow_private_urls`` switch lets the runtime fetch from it).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from helpers import REPO, import_generated
 from PIL import Image
 
 from generator.cli import main
-from generator.gpus import parse_gpu
-from generator.jobs import normalize_pattern
-from generator.resolve import Project, load_project
+from generator.resolve.gpus import parse_gpu
+from generator.resolve.project import Project, load_project
+from generator.resolve.training import normalize_pattern
 from generator.runtime.training import Arg, Output, TrainingError, render_command
 
 MODULE_PATH = REPO / "generated" / "ryla_lora_training.py"
@@ -55,8 +55,8 @@ TODAY = {
 @pytest.mark.parametrize("function", sorted(TODAY))
 def test_each_function_carries_todays_gpu_and_timeout(function: str) -> None:
     gpu, timeout, _ = TODAY[function]
-    job = next(j for j in MODEL.jobs if j.function == function)
-    assert (job.gpu, job.timeout) == (gpu, timeout)  # the spec
+    training = next(j for j in MODEL.training if j.function == function)
+    assert (training.gpu, training.timeout) == (gpu, timeout)  # the spec
     info = getattr(TRAINING, function).info()  # the Modal function, read back
     assert info.gpus == [(parse_gpu(gpu).type.name, 1)]
     assert info.timeout == timeout
@@ -83,24 +83,24 @@ def test_each_function_keeps_todays_signature(function: str) -> None:
     assert [ast.unparse(d) for d in node.args.defaults] == ["None"]  # config only
 
 
-def test_the_module_lists_its_jobs_and_no_endpoints() -> None:
+def test_the_module_lists_its_training_functions_and_no_endpoints() -> None:
     assert TRAINING.ENDPOINTS == ()
-    assert [j.name for j in TRAINING.JOBS] == list(TODAY)
+    assert [j.name for j in TRAINING.TRAINING_FUNCTIONS] == list(TODAY)
     assert TRAINING.app.name == "ryla-lora-training"
 
 
-def test_lora_endpoints_load_the_files_the_jobs_write() -> None:
-    """Each LoRA endpoint's lora_id names the file its job stores (the old naming bug)."""
+def test_lora_endpoints_load_the_files_the_training_functions_write() -> None:
+    """Each LoRA endpoint's lora_id names the file its training stores (the old naming bug)."""
     links = {
         "/flux-dev-lora": "train_flux_lora",
         "/qwen-image-2512-lora": "train_qwen_lora",
         "/wan2.6-lora": "train_wan_lora",
     }
     endpoints = {e.path: e for app in APPS.values() for e in app.endpoints}
-    jobs = {j.function: j for j in MODEL.jobs}
+    training = {j.function: j for j in MODEL.training}
     for path, function in links.items():
         (param,) = [p for p in endpoints[path].params if p.name == "lora_id"]
-        (output,) = jobs[function].outputs
+        (output,) = training[function].outputs
         loaded = normalize_pattern("loras/" + str(param.format))
         assert loaded == normalize_pattern(output.path), path
         assert "{lora_id}" in str(param.format) and "{character_id}" in output.path
@@ -109,7 +109,7 @@ def test_lora_endpoints_load_the_files_the_jobs_write() -> None:
     assert param.format == "character-{lora_id}.safetensors"  # no trainer: left unlinked
 
 
-# --- running a job locally with a stand-in trainer ----------------------------------------------
+# --- running a training locally with a stand-in trainer ----------------------------------------------
 
 STANDIN = """\
 import json, os, sys, time
@@ -195,19 +195,29 @@ def png(color: tuple[int, int, int]) -> bytes:
 
 
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 64
+WEBM = b"\x1a\x45\xdf\xa3" + b"\x00" * 64
 FILES = {
     "/a.png": png((255, 0, 0)),
     "/b.png": png((0, 0, 255)),
     "/clip.mp4": MP4,
+    "/clip.webm": WEBM,
     "/note.txt": b"not an image",
+}
+# path -> Location ({port} is the server's): one hop, two hops, a loop, another host.
+REDIRECTS = {
+    "/moved": "/a.png",
+    "/moved-twice": "/moved",
+    "/loop": "/loop",
+    "/to-localhost": "http://localhost:{port}/a.png",
 }
 
 
 class MediaHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/moved":
+        if self.path in REDIRECTS:
             self.send_response(302)
-            self.send_header("Location", "/a.png")
+            port = self.server.server_address[1]
+            self.send_header("Location", REDIRECTS[self.path].format(port=port))
             self.end_headers()
             return
         body = FILES.get(self.path)
@@ -236,12 +246,14 @@ def prepare(
     allow_private: bool = True,
     **changes: Any,
 ) -> tuple[Path, FakeVolume]:
-    """Point the generated function's job at a local volume folder and a fake Volume."""
+    """Point the generated function's training at a local volume folder and a fake Volume."""
     constant = function.upper()
-    job = getattr(TRAINING, constant)
+    training = getattr(TRAINING, constant)
     models = tmp_path / "models"
-    outputs = tuple(dataclasses.replace(o, mount=str(models)) for o in job.outputs)
-    local = dataclasses.replace(job, outputs=outputs, allow_private_urls=allow_private, **changes)
+    outputs = tuple(dataclasses.replace(o, mount=str(models)) for o in training.outputs)
+    local = dataclasses.replace(
+        training, outputs=outputs, allow_private_urls=allow_private, **changes
+    )
     monkeypatch.setattr(TRAINING, constant, local)
     volume = FakeVolume()
     monkeypatch.setattr(TRAINING, "volumes", {str(models): volume})
@@ -295,7 +307,7 @@ def work_dir_of(record: dict[str, Any]) -> str:
     return work
 
 
-def test_flux_job_runs_the_trainer_and_stores_the_lora(
+def test_flux_training_runs_the_trainer_and_stores_the_lora(
     trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models, volume = prepare(monkeypatch, tmp_path, "train_flux_lora")
@@ -334,7 +346,7 @@ def test_flux_job_runs_the_trainer_and_stores_the_lora(
     assert not Path(work).exists()  # the work folder is removed
 
 
-def test_qwen_job_defaults_and_its_own_file_name(
+def test_qwen_training_defaults_and_its_own_file_name(
     trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models, _ = prepare(monkeypatch, tmp_path, "train_qwen_lora")
@@ -361,7 +373,7 @@ def test_qwen_job_defaults_and_its_own_file_name(
         ("train_wan_lora_14b", "Wan2.1-T2V-14B", "wan-14b-character-w1.safetensors"),
     ],
 )
-def test_wan_jobs_render_a_dataset_config_and_store_the_last_checkpoint(
+def test_wan_training_renders_a_dataset_config_and_store_the_last_checkpoint(
     trainer: Standin,
     media: str,
     tmp_path: Path,
@@ -436,7 +448,7 @@ def test_a_trainer_exiting_non_zero_is_reported_with_its_last_log_lines(
     assert volume.commits == 0
 
 
-def test_a_trainer_that_writes_no_output_fails_the_job(
+def test_a_trainer_that_writes_no_output_fails_the_training(
     trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, volume = prepare(monkeypatch, tmp_path, "train_qwen_lora")
@@ -530,7 +542,7 @@ def test_unsafe_input_urls_are_refused_before_the_trainer_runs(
         ),
         pytest.param({"image_urls": ["{media}/missing.png"]}, "answered HTTP 404", id="http-404"),
         pytest.param(
-            {"image_urls": ["{media}/moved"]}, "answered HTTP 302", id="redirect-not-followed"
+            {"image_urls": ["{media}/loop"]}, "image_urls[0]: more than 5 redirects", id="loop"
         ),
         pytest.param({"image_urls": []}, "at least 1 URL(s)", id="no-images"),
         pytest.param(
@@ -555,7 +567,7 @@ def test_unsafe_input_urls_are_refused_before_the_trainer_runs(
         pytest.param({"trigger_word": "a\nb"}, "argument 'trigger_word'", id="newline-in-trigger"),
     ],
 )
-def test_invalid_arguments_fail_the_job_with_a_reason(
+def test_invalid_arguments_fail_the_training_with_a_reason(
     trainer: Standin,
     media: str,
     tmp_path: Path,
@@ -583,9 +595,9 @@ def test_invalid_arguments_fail_the_job_with_a_reason(
 
 
 def test_runtime_pieces() -> None:
-    job = TRAINING.TRAIN_FLUX_LORA
+    training = TRAINING.TRAIN_FLUX_LORA
     context = {
-        **job.check_arguments(
+        **training.check_arguments(
             {
                 "job_id": "j",
                 "image_urls": ["https://h/a.png"],
@@ -599,9 +611,9 @@ def test_runtime_pieces() -> None:
         "trainer_dir": "/root/trainer",
         "python": "python",
     }
-    assert render_command(job, context)[:2] == ["accelerate", "launch"]
+    assert render_command(training, context)[:2] == ["accelerate", "launch"]
     conditional = dataclasses.replace(
-        job, command=("x", "{% if config.steps > 900 %}--long{% endif %}")
+        training, command=("x", "{% if config.steps > 900 %}--long{% endif %}")
     )
     assert render_command(conditional, context) == ["x"]  # empty items are dropped
     escape = Output("lora", "/vol", "loras/{character_id}", "f")
@@ -616,11 +628,11 @@ def test_runtime_pieces() -> None:
     assert normalize_pattern("loras/a-{x}.st") == normalize_pattern("loras//a-{character_id}.st")
 
 
-# --- invalid job specs: file:line:col ------------------------------------------------------------
+# --- invalid training specs: file:line:col ------------------------------------------------------------
 
 X = "specs/x.yaml"
 E = "specs/ep.yaml"
-# Lines: 3 name, 5 volumes, 6 jobs, 7 function, 8 image, 9 trainer, 10 arguments, 11 character_id,
+# Lines: 3 name, 5 volumes, 6 training, 7 function, 8 image, 9 trainer, 10 arguments, 11 character_id,
 # 12 image_urls, 13 steps, 14 command, 15 outputs, 16 lora, 17 path.
 JOB = """\
 version: 1
@@ -628,7 +640,7 @@ app:
   name: trainers
   gpu: L4
   volumes: {/root/models: models}
-jobs:
+training:
   - function: train_x
     image:
       trainer: {package: "trainer-pkg==1.0"}
@@ -642,7 +654,7 @@ jobs:
         path: "loras/x-{character_id}.safetensors"
         trainer_file: out.safetensors
 """
-# An endpoint app loading the job's output. Lines: 14 format, 15 from_job.
+# An endpoint app loading the training's output. Lines: 14 format, 15 from_training.
 ENDPOINT = """\
 version: 1
 app:
@@ -658,7 +670,7 @@ endpoints:
         required: true
         bind: {title: Save Image, input: filename_prefix}
         format: "x-{lora_id}.safetensors"
-        from_job: train_x
+        from_training: train_x
     output: {title: Save Image}
     examples:
       - {lora_id: abc}
@@ -671,7 +683,7 @@ WORKFLOW = """\
 """
 
 
-def job_edit(old: str, new: str, base: str = JOB) -> dict[str, str]:
+def training_edit(old: str, new: str, base: str = JOB) -> dict[str, str]:
     assert base.count(old) == 1, old
     return {X: base.replace(old, new)}
 
@@ -697,43 +709,55 @@ def assert_error(root: Path, files: dict[str, str], where: str, fragment: str) -
 
 JOB_CASES = [
     pytest.param(
-        job_edit("    image:\n", "    gpus: L4\n    image:\n"),
+        training_edit("media: image}", "media: image, formats: [png, mp4]}"),
+        f"{X}:12:81",
+        "argument 'image_urls': format 'mp4' is not one ryla-gen recognises for image",
+        id="format-of-another-kind",
+    ),
+    pytest.param(
+        training_edit("min: 1}", "min: 1, formats: [png]}"),
+        f"{X}:13:47",
+        "argument 'steps': 'formats' is only for type url_list",
+        id="formats-on-a-number",
+    ),
+    pytest.param(
+        training_edit("    image:\n", "    gpus: L4\n    image:\n"),
         f"{X}:8:5",
         "unknown key 'gpus' (did you mean 'gpu'?)",
         id="unknown-key",
     ),
     pytest.param(
-        job_edit('{package: "trainer-pkg==1.0"}', "{git: https://example.invalid/t}"),
+        training_edit('{package: "trainer-pkg==1.0"}', "{git: https://example.invalid/t}"),
         f"{X}:9:16",
         "a git trainer must be pinned with 'commit' (40 hex digits)",
         id="git-trainer-unpinned",
     ),
     pytest.param(
-        job_edit('"trainer-pkg==1.0"', '"trainer-pkg>=1.0"'),
+        training_edit('"trainer-pkg==1.0"', '"trainer-pkg>=1.0"'),
         f"{X}:9:26",
         "String should match pattern",
         id="package-trainer-unpinned",
     ),
     pytest.param(
-        job_edit(', pattern: "^[a-z0-9]+$"}', "}"),
+        training_edit(', pattern: "^[a-z0-9]+$"}', "}"),
         f"{X}:17:15",
         "output path uses '{character_id}': only required string arguments with a 'pattern'",
         id="output-field-without-pattern",
     ),
     pytest.param(
-        job_edit("x-{character_id}", "x-{char}"),
+        training_edit("x-{character_id}", "x-{char}"),
         f"{X}:17:15",
         "output path uses '{char}', which is no argument",
         id="output-field-unknown",
     ),
     pytest.param(
-        job_edit('"loras/x-{character_id}.safetensors"', '"../x-{character_id}.safetensors"'),
+        training_edit('"loras/x-{character_id}.safetensors"', '"../x-{character_id}.safetensors"'),
         f"{X}:17:15",
         "must be relative and stay inside the volume",
         id="output-path-escapes",
     ),
     pytest.param(
-        job_edit(
+        training_edit(
             "      character_id: {type: string, required: true",
             "      seed: {type: int, default: 1}\n      character_id: {type: string, required: true",
         ),
@@ -742,64 +766,64 @@ JOB_CASES = [
         id="required-after-optional",
     ),
     pytest.param(
-        job_edit('"--steps={{ steps }}"', '"--steps={{ step }}"'),
+        training_edit('"--steps={{ steps }}"', '"--steps={{ step }}"'),
         f"{X}:14:24",
         "command.1: unknown template variable(s) step",
         id="template-unknown-variable",
     ),
     pytest.param(
-        job_edit('"--steps={{ steps }}"', '"--steps={{ steps }"'),
+        training_edit('"--steps={{ steps }}"', '"--steps={{ steps }"'),
         f"{X}:14:24",
         "command.1: template line 1",
         id="template-syntax",
     ),
     pytest.param(
-        job_edit('"--out={{ output_dir }}"', '"--out={{ trainer_dir }}"'),
+        training_edit('"--out={{ output_dir }}"', '"--out={{ trainer_dir }}"'),
         f"{X}:14:47",
         "trainer_dir is only set for a git trainer",
         id="trainer-dir-without-git",
     ),
     pytest.param(
-        job_edit("default: 10, min: 1", "default: 0, min: 1"),
+        training_edit("default: 10, min: 1", "default: 0, min: 1"),
         f"{X}:13:35",
         "default: argument 'steps': 0 is below the minimum 1",
         id="default-below-min",
     ),
     pytest.param(
-        job_edit("{type: int, default: 10, min: 1}", "{type: int, default: 10, media: image}"),
+        training_edit("{type: int, default: 10, min: 1}", "{type: int, default: 10, media: image}"),
         f"{X}:13:39",
         "argument 'steps': 'media' is only for type url_list",
         id="url-key-on-int",
     ),
     pytest.param(
-        job_edit("  - function: train_x\n", "  - function: train_x\n    timeout: 90000\n"),
+        training_edit("  - function: train_x\n", "  - function: train_x\n    timeout: 90000\n"),
         f"{X}:8:14",
         "timeout 90000 s is over Modal's limit of 86400 s",
         id="timeout-over-a-day",
     ),
     pytest.param(
-        job_edit("  - function: train_x\n", "  - function: train_x\n    gpu: Z99\n"),
+        training_edit("  - function: train_x\n", "  - function: train_x\n    gpu: Z99\n"),
         f"{X}:8:10",
         "unknown GPU 'Z99'",
         id="gpu-unknown",
     ),
     pytest.param(
-        job_edit(
+        training_edit(
             "        trainer_file: out.safetensors\n",
             "        trainer_file: out.safetensors\n        volume: /data\n",
         ),
         f"{X}:19:17",
-        "output 'lora': volume '/data' is not among the job's volumes (/root/models)",
+        "output 'lora': volume '/data' is not among the training's volumes (/root/models)",
         id="output-volume-not-mounted",
     ),
     pytest.param(
-        job_edit("    outputs:\n", "    result: {status: ok}\n    outputs:\n"),
+        training_edit("    outputs:\n", "    result: {status: ok}\n    outputs:\n"),
         f"{X}:15:14",
         "result key 'status' is already set by the run",
         id="result-key-reserved",
     ),
     pytest.param(
-        job_edit(
+        training_edit(
             "      image_urls: {type", "      inputs: {type: string}\n      image_urls: {type"
         ),
         f"{X}:12:7",
@@ -813,40 +837,40 @@ JOB_CASES = [
         },
         f"{E}:14:17",
         "/lora: parameter 'lora_id': loads loras/character-{lora_id}.safetensors from volume "
-        "'models', but job train_x writes loras/x-{character_id}.safetensors into volume 'models' "
+        "'models', but training function train_x writes loras/x-{character_id}.safetensors into volume 'models' "
         "(specs/x.yaml:17:15)",
         id="link-pattern-disagrees",
     ),
     pytest.param(
         {X: JOB, E: ENDPOINT.replace("/root/models: models", "/root/models: other")},
         f"{E}:14:17",
-        "from volume 'other', but job train_x writes loras/x-{character_id}.safetensors into "
+        "from volume 'other', but training function train_x writes loras/x-{character_id}.safetensors into "
         "volume 'models'",
         id="link-volume-disagrees",
     ),
     pytest.param(
-        {X: JOB, E: ENDPOINT.replace("from_job: train_x", "from_job: train_y")},
-        f"{E}:15:19",
-        "from_job: no job named 'train_y'; jobs: train_x",
-        id="link-unknown-job",
+        {X: JOB, E: ENDPOINT.replace("from_training: train_x", "from_training: train_y")},
+        f"{E}:15:24",
+        "from_training: no training function named 'train_y'; training functions: train_x",
+        id="link-unknown-training",
     ),
     pytest.param(
         {X: JOB, E: ENDPOINT.replace('        format: "x-{lora_id}.safetensors"\n', "")},
-        f"{E}:14:19",
-        "from_job needs 'format'",
+        f"{E}:14:24",
+        "from_training needs 'format'",
         id="link-without-format",
     ),
     pytest.param(
-        {X: JOB, E: ENDPOINT.replace("from_job: train_x", "from_job: [train_x]")},
-        f"{E}:15:19",
-        "expected a job's function name or {job, output, folder}",
+        {X: JOB, E: ENDPOINT.replace("from_training: train_x", "from_training: [train_x]")},
+        f"{E}:15:24",
+        "expected a training function's name or {training, output, folder}",
         id="link-shape",
     ),
     pytest.param(
         {X: JOB, "specs/y.yaml": JOB.replace("trainers", "trainers-two")},
         "specs/y.yaml:7:15",
-        "job train_x is already defined at specs/x.yaml:7:15",
-        id="job-name-twice",
+        "training function train_x is already defined at specs/x.yaml:7:15",
+        id="training-name-twice",
     ),
     pytest.param(
         {
@@ -854,20 +878,20 @@ JOB_CASES = [
             "specs/y.yaml": JOB.replace("trainers", "trainers-two").replace("train_x", "train_y"),
         },
         "specs/y.yaml:17:15",
-        "the same files as job train_x (specs/x.yaml:17:15)",
-        id="two-jobs-one-output-pattern",
+        "the same files as training function train_x (specs/x.yaml:17:15)",
+        id="two-training-one-output-pattern",
     ),
     pytest.param(
-        {X: ENDPOINT.replace("        from_job: train_x\n", "") + JOB.split("\n", 5)[5]},
+        {X: ENDPOINT.replace("        from_training: train_x\n", "") + JOB.split("\n", 5)[5]},
         f"{X}:19:15",
-        "app 'gen' serves endpoints, so it cannot hold jobs too",
-        id="endpoints-and-jobs-in-one-app",
+        "app 'gen' serves endpoints, so it cannot hold training too",
+        id="endpoints-and-training-in-one-app",
     ),
 ]
 
 
 @pytest.mark.parametrize(("files", "where", "fragment"), JOB_CASES)
-def test_invalid_job_spec(
+def test_invalid_training_spec(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     files: dict[str, str],
@@ -878,11 +902,13 @@ def test_invalid_job_spec(
     assert_error(tmp_path, files, where, fragment)
 
 
-def test_valid_job_and_linked_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_valid_training_and_linked_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     code, errors, output = validate(tmp_path, {X: JOB, E: ENDPOINT})
     assert code == 0, output
-    assert "ok: 2 app(s), 1 endpoint(s), 1 job(s)" in output
+    assert "ok: 2 app(s), 1 endpoint(s), 1 training function(s)" in output
 
 
 def test_the_shipped_endpoints_fail_validation_when_a_lora_name_drifts(
@@ -905,7 +931,7 @@ def test_the_shipped_endpoints_fail_validation_when_a_lora_name_drifts(
         "loras/character-{lora_id}.safetensors" in result.output
     ), result.output
     assert (
-        "job train_flux_lora writes loras/flux-character-{character_id}.safetensors"
+        "training function train_flux_lora writes loras/flux-character-{character_id}.safetensors"
         in result.output
     )
 
@@ -988,10 +1014,15 @@ def test_run_refuses_bad_arguments_before_calling_modal(
     assert "kwargs" not in fake_modal
 
 
-def test_run_of_an_unknown_job_names_the_jobs(fake_modal: dict[str, Any]) -> None:
+def test_run_of_an_unknown_function_names_the_training_functions(
+    fake_modal: dict[str, Any],
+) -> None:
     result = CliRunner().invoke(main, ["run", "train_sdxl_lora"])
     assert result.exit_code == 1
-    assert "no job named 'train_sdxl_lora'; jobs: train_flux_lora, train_qwen_lora" in result.stderr
+    assert (
+        "no training function named 'train_sdxl_lora'; training functions: train_flux_lora, train_qwen_lora"
+        in result.stderr
+    )
 
 
 @pytest.mark.parametrize(
@@ -1034,3 +1065,69 @@ def test_run_without_credentials_fails_with_modals_message(tmp_path: Path) -> No
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
     assert "token" in (result.stdout + result.stderr).lower()
+
+
+# --- downloads: redirects, formats the trainer reads ---------------------------------------------
+
+
+def test_redirects_are_followed_to_the_file(
+    trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare(monkeypatch, tmp_path, "train_flux_lora")
+    result = call(
+        "train_flux_lora",
+        job_id="j",
+        image_urls=[f"{media}/moved", f"{media}/moved-twice"],
+        trigger_word="t",
+        character_id="abc",
+    )
+    assert result["status"] == "completed", result
+    red = png((255, 0, 0)).hex()
+    assert trainer.record["inputs"] == {"0000.png": red, "0001.png": red}
+
+
+def test_every_redirect_hop_passes_the_address_checks(
+    trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """127.0.0.1 stands for a public host here; a hop to 'localhost' is refused like a private
+    one: the check runs again on the redirect's target, not only on the URL given."""
+    from generator.runtime import training
+    from generator.runtime.media import MediaError
+
+    checked: list[str] = []
+
+    async def only_127(url: str, *, allow_private: bool) -> None:
+        checked.append(url)
+        if "//localhost" in url:
+            raise MediaError("URL host 'localhost' is a private, loopback or link-local address")
+
+    monkeypatch.setattr(training, "check_public_url", only_127)
+    prepare(monkeypatch, tmp_path, "train_flux_lora")
+    result = call(
+        "train_flux_lora",
+        job_id="j",
+        image_urls=[f"{media}/to-localhost"],
+        trigger_word="t",
+        character_id="abc",
+    )
+    assert result["status"] == "failed"
+    assert "image_urls[0]: URL host 'localhost' is a private" in result["error"], result
+    assert checked == [f"{media}/to-localhost", f"{media.replace('127.0.0.1', 'localhost')}/a.png"]
+    assert not trainer.ran
+
+
+@pytest.mark.parametrize("function", ["train_wan_lora", "train_wan_lora_14b"])
+def test_webm_clips_are_refused_before_the_trainer_runs(
+    trainer: Standin, media: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str
+) -> None:
+    prepare(monkeypatch, tmp_path, function)
+    result = call(
+        function,
+        job_id="j",
+        video_urls=[f"{media}/clip.mp4", f"{media}/clip.webm"],
+        trigger_word="t",
+        character_id="abc",
+    )
+    assert result["status"] == "failed"
+    assert "video_urls[1]: WEBM is not read by the trainer (it reads MP4)" in result["error"]
+    assert not trainer.ran

@@ -26,6 +26,10 @@ def resolve_values(endpoint: Endpoint, request: dict[str, Any]) -> dict[str, Any
     """Final parameter values: request values, random seeds, choice-derived values."""
     values = dict(request)
     for param in endpoint.params:
+        blank = values.get(param.name)
+        if param.blank_default is not None and isinstance(blank, str) and not blank.strip():
+            values[param.name] = param.blank_default
+    for param in endpoint.params:
         if param.kind == "seed" and values.get(param.name) is None:
             values[param.name] = random.randint(0, SEED_MAX)
     for param in endpoint.params:
@@ -36,8 +40,22 @@ def resolve_values(endpoint: Endpoint, request: dict[str, Any]) -> dict[str, Any
         prefix = values.get(param.name)
         if param.prepend_to and prefix:
             target = values.get(param.prepend_to) or ""
-            values[param.prepend_to] = f"{prefix}{param.separator}{target}" if target else prefix
+            if not target:
+                values[param.prepend_to] = prefix
+            elif not starts_with_phrase(target, prefix):
+                values[param.prepend_to] = f"{prefix}{param.separator}{target}"
     return values
+
+
+def starts_with_phrase(text: str, phrase: str) -> bool:
+    """Whether ``text`` already begins with ``phrase`` as a whole word or words (case and
+    surrounding spaces ignored): a trigger word is not prepended twice, but ``ryla_ab`` is not
+    taken for the start of ``ryla_abc walking``."""
+    head, phrase = text.lstrip().casefold(), phrase.strip().casefold()
+    if not phrase or not head.startswith(phrase):
+        return False
+    rest = head[len(phrase) :]
+    return not rest or not (rest[0].isalnum() or rest[0] == "_")
 
 
 def apply_request(

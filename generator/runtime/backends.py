@@ -1,7 +1,7 @@
 """Where the ComfyUI a generated app talks to lives.
 
 ``ComfyServer``: ComfyUI as a subprocess of the Modal container (models linked in, memory
-snapshot hand-over, warm-up, restart). ``RemoteComfy``: any ComfyUI reached over HTTP
+snapshot hand-over, restart). ``RemoteComfy``: any ComfyUI reached over HTTP
 (``ryla-gen dev``, tests).
 """
 
@@ -14,11 +14,10 @@ from typing import Any
 
 import httpx
 
-from ..catalog import Catalog
+from ..comfy.catalog import Catalog
 from .comfy_client import ComfyClient
-from .config import AppSettings, Endpoint, ModelFile, load_workflows
+from .config import ModelFile
 from .errors import ComfyUnavailable, GpuUnavailable
-from .warmup import Warmup
 
 log = logging.getLogger("ryla.runtime")
 COMFY_DIR = Path("/root/comfy/ComfyUI")
@@ -201,17 +200,6 @@ class ComfyServer:
         if response.status_code != 200:
             raise GpuUnavailable(f"CUDA is not usable after the restore: {body.get('error')}")
         log.info("ComfyUI after restore: %s", body)
-
-    async def warm_up(
-        self,
-        settings: AppSettings,
-        endpoints: Sequence[Endpoint],
-        workflows_dir: str | os.PathLike[str],
-    ) -> Warmup:
-        """Run every endpoint's warm-up request now, before serving; returns the outcome."""
-        warmup = Warmup()
-        await warmup.run(settings, endpoints, load_workflows(workflows_dir, endpoints), self)
-        return warmup
 
     async def recover(self) -> None:
         """Restart ComfyUI after it died (once, however many requests noticed)."""

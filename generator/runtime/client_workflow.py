@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..catalog import Catalog
-from ..checks import check_workflow
-from ..workflow import Workflow, WorkflowError, parse_workflow
+from ..comfy.catalog import Catalog
+from ..comfy.checks import check_workflow
+from ..comfy.workflow import Workflow, WorkflowError, parse_workflow
 
 
 def check_client_workflow(

@@ -56,6 +56,7 @@ class Param:
     header: str | None = None  # response header reporting the used value
     many: bool = False  # a list of media items, one per target
     volume_file: str | None = None  # models-volume file it loads (404 when missing)
+    blank_default: str | None = None  # an empty (or blank) string sent gets this value
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,60 @@ class Endpoint:
     prefix_nodes: tuple[str, ...] = ()  # nodes whose filename_prefix is unique per request
     warmup: Mapping[str, Any] | None = None  # request run once at container start
     client_workflow_max_nodes: int = 0  # > 0: the request carries the workflow (``/workflow``)
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A route no longer served: 410 Gone, naming the route to use instead."""
+
+    path: str
+    use: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A route of the fleet front door that runs in the app owning it (a Modal call to its
+    class's ``run_request``; in ``ryla-gen dev`` in-process against the same ComfyUI)."""
+
+    path: str
+    app: str
+    cls: str
+    request_model: type[BaseModel]
+    timeout: float
+    summary: str = ""
+    owner_path: str = ""  # the path in the owning app, when the front door uses another
+
+    @property
+    def target(self) -> str:
+        return self.owner_path or self.path
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a chain: a request to ``path`` of class ``cls`` of ``app``.
+
+    ``inputs``: step field -> chain field; ``outputs``: step field -> an earlier step whose
+    output file it receives (as a data URL); ``values``: step field -> constant."""
+
+    name: str
+    app: str
+    cls: str
+    path: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A front-door route running its steps in order; the last step's output answers."""
+
+    path: str
+    request_model: type[BaseModel]
+    steps: tuple[Step, ...]
+    timeout: float
+    summary: str = ""
 
 
 @dataclass(frozen=True)

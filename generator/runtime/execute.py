@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from ..catalog import Catalog
+from ..comfy.catalog import Catalog
 from .apply import apply_request
 from .comfy_client import EventCallback, FileRef
 from .config import AppSettings, Endpoint

@@ -50,6 +50,12 @@ class Media:
         return f"ryla_{uuid.uuid4().hex}_{safe_field}.{self.extension}"
 
 
+def media_formats(kind: str | None = None) -> list[str]:
+    """File types :func:`sniff` recognises (of one kind: image, video), e.g. ``mp4``."""
+    prefix = _KIND_PREFIX.get(kind or "", "")
+    return [ext for _, _, ext, media_type in _SIGNATURES if media_type.startswith(prefix)]
+
+
 def sniff(data: bytes) -> tuple[str, str] | None:
     for magic, offset, ext, media_type in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:

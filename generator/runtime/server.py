@@ -18,8 +18,9 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from .backends import ComfyServer, RemoteComfy
-from .config import AppSettings, Endpoint, load_workflows
+from .config import AppSettings, Endpoint, Retired, load_workflows
 from .execute import Trail, cleanup, execute, wants_json
+from .fleet import add_retired_routes
 from .jobs import JobsFactory, LocalJobs, add_job_routes
 from .responses import error_response
 from .warmup import Warmup
@@ -32,10 +33,12 @@ def create_app(
     workflows_dir: str | os.PathLike[str],
     warmup: "Warmup | None" = None,
     jobs: "JobsFactory | None" = None,
+    retired: Iterable[Retired] = (),
 ) -> FastAPI:
     """The app's FastAPI. ``warmup``: done already (Modal runs it in ``@modal.enter``), or
     pending, and then run in the background at start-up while ``/ready`` answers 503.
-    ``jobs``: how submitted jobs run (default: tasks of this process, as in ``ryla-gen dev``)."""
+    ``jobs``: how submitted jobs run (default: tasks of this process, as in ``ryla-gen dev``).
+    ``retired``: routes answering 410 Gone with their replacement."""
     endpoints = tuple(endpoints)
     workflows = load_workflows(workflows_dir, endpoints)
 
@@ -100,6 +103,7 @@ def create_app(
     add_job_routes(
         app, settings, endpoints, (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
     )
+    add_retired_routes(app, retired)
     return app
 
 

@@ -1,13 +1,12 @@
-"""Training jobs in the container: check the arguments, download the inputs, run the trainer,
+"""A training function in the container: check the arguments, download the inputs, run the trainer,
 store its output in the volume, and answer with a result dictionary.
 
-A generated job function calls :func:`run_training` with its declared :class:`Job`. Inputs are
-downloaded with the endpoints' URL rules (http(s) only, no private addresses unless the job
-allows them, size-limited, checked by content); the trainer runs as a subprocess whose log is
-kept; its output file is copied into the volume under the declared name and the volume is
-committed. Any failure is an answer (``status: failed``, the reason, the trainer's last log
-lines), not a traceback.
-"""
+A generated training function calls :func:`run_training` with its declared
+:class:`TrainingFunction`. Inputs are downloaded with the endpoints' URL rules (http(s) only, no
+private addresses unless the training allows them, size-limited, checked by content); the trainer
+runs as a subprocess whose log is kept; its output file is copied into the volume under the
+declared name and the volume is committed. Any failure is an answer (``status: failed``, the
+reason, the trainer's last log lines), not a traceback."""
 
 from __future__ import annotations
 
@@ -33,7 +32,7 @@ import httpx
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from .media import MediaError, fetch_url, sniff
+from .media import MediaError, check_public_url, sniff
 
 ARG_TYPES = ("string", "int", "float", "bool", "url_list", "options")
 SCALAR_TYPES = ("string", "int", "float", "bool")
@@ -45,11 +44,12 @@ RESERVED_RESULT_KEYS = ("status", "error", "log_tail", "exit_code", "training_ti
 OUTPUT_DIR = "output"
 LOG_FILE = "trainer.log"
 DOWNLOAD_CONCURRENCY = 4
+MAX_REDIRECTS = 5
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 class TrainingError(Exception):
-    """A job that cannot go on; the message is safe to return to the caller."""
+    """A training that cannot go on; the message is safe to return to the caller."""
 
 
 class _Volume(Protocol):
@@ -66,7 +66,7 @@ def _is_number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of a job (or one field of an ``options`` argument) and its constraints."""
+    """One argument of a training (or one field of an ``options`` argument) and its constraints."""
 
     name: str
     type: str
@@ -82,6 +82,7 @@ class Arg:
     media: str | None = None  # url_list: image | video, checked by content
     max_bytes: int | None = None  # url_list: per download
     caption: str | None = None  # url_list: template of <file>.txt next to each download
+    formats: tuple[str, ...] | None = None  # url_list: file types the trainer reads (sniffed)
     fields: tuple[Arg, ...] = ()  # options
 
     @property
@@ -220,8 +221,8 @@ class Output:
 
 
 @dataclass(frozen=True)
-class Job:
-    """Everything a generated job function needs to run, as declared in its spec."""
+class TrainingFunction:
+    """Everything a generated training function needs to run, as declared in its spec."""
 
     name: str
     timeout: int  # the Modal function's; the trainer gets a little less
@@ -262,17 +263,19 @@ def template_environment() -> SandboxedEnvironment:
     )
 
 
-def render_command(job: Job, context: Mapping[str, Any]) -> list[str]:
+def render_command(training: TrainingFunction, context: Mapping[str, Any]) -> list[str]:
     """The trainer's argv: each item rendered; items that render empty are dropped."""
     env = template_environment()
-    argv = [env.from_string(item).render(context) for item in job.command]
+    argv = [env.from_string(item).render(context) for item in training.command]
     return [item for item in argv if item != ""]
 
 
-def render_config_files(job: Job, context: Mapping[str, Any], work_dir: Path) -> list[Path]:
+def render_config_files(
+    training: TrainingFunction, context: Mapping[str, Any], work_dir: Path
+) -> list[Path]:
     env = template_environment()
     written = []
-    for name, template in job.config_files.items():
+    for name, template in training.config_files.items():
         path = work_dir / name
         path.write_text(env.from_string(template).render(context), encoding="utf-8")
         written.append(path)
@@ -280,32 +283,32 @@ def render_config_files(job: Job, context: Mapping[str, Any], work_dir: Path) ->
 
 
 def run_training(
-    job: Job,
+    training: TrainingFunction,
     arguments: Mapping[str, Any],
     *,
     volumes: Mapping[str, _Volume] | None = None,
     work_root: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Run one job call end to end; never raises for a failed run (``status: failed``).
+    """Run one training call end to end; never raises for a failed run (``status: failed``).
 
     ``volumes``: mount path -> Modal Volume; those holding outputs are committed after a
     successful run (none are given in local runs).
     """
     started = time.monotonic()
-    run = _Run(job, started, values={k: v for k, v in arguments.items() if _echoed(v)})
-    work_dir = Path(tempfile.mkdtemp(prefix=f"ryla-{job.name}-", dir=work_root))
+    run = _Run(training, started, values={k: v for k, v in arguments.items() if _echoed(v)})
+    work_dir = Path(tempfile.mkdtemp(prefix=f"ryla-{training.name}-", dir=work_root))
     try:
-        values = job.check_arguments(arguments)
+        values = training.check_arguments(arguments)
         run.values = values
-        stored = _train(job, values, work_dir, run)
-        for mount in sorted({o.mount for o in job.outputs}):
+        stored = _train(training, values, work_dir, run)
+        for mount in sorted({o.mount for o in training.outputs}):
             volume = (volumes or {}).get(mount)
             if volume is not None:
                 volume.commit()
         return run.result("completed", **stored)
     except TrainingError as exc:
         return run.failed(str(exc))
-    except Exception as exc:  # the job boundary: the caller polls for a result, not a trace
+    except Exception as exc:  # the training boundary: the caller polls for a result, not a trace
         traceback.print_exc()
         return run.failed(f"{type(exc).__name__}: {exc}")
     finally:
@@ -314,7 +317,7 @@ def run_training(
 
 @dataclass
 class _Run:
-    job: Job
+    training: TrainingFunction
     started: float
     values: dict[str, Any] = field(default_factory=dict)
     log_tail: list[str] = field(default_factory=list)
@@ -328,11 +331,11 @@ class _Run:
             **echoed,
             **extra,
             "training_time_seconds": seconds,
-            **self.job.result,
+            **self.training.result,
         }
 
     def failed(self, error: str) -> dict[str, Any]:
-        print(f"[{self.job.name}] failed: {error}", file=sys.stderr, flush=True)
+        print(f"[{self.training.name}] failed: {error}", file=sys.stderr, flush=True)
         extra: dict[str, Any] = {"error": error, "log_tail": "\n".join(self.log_tail)}
         if self.exit_code is not None:
             extra["exit_code"] = self.exit_code
@@ -344,8 +347,10 @@ def _echoed(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool, Mapping))
 
 
-def _train(job: Job, values: dict[str, Any], work_dir: Path, run: _Run) -> dict[str, Any]:
-    inputs = _download_inputs(job, values, work_dir)
+def _train(
+    training: TrainingFunction, values: dict[str, Any], work_dir: Path, run: _Run
+) -> dict[str, Any]:
+    inputs = _download_inputs(training, values, work_dir)
     output_dir = work_dir / OUTPUT_DIR
     output_dir.mkdir()
     context = {
@@ -353,20 +358,20 @@ def _train(job: Job, values: dict[str, Any], work_dir: Path, run: _Run) -> dict[
         "inputs": inputs,
         "work_dir": str(work_dir),
         "output_dir": str(output_dir),
-        "trainer_dir": job.trainer_dir,
+        "trainer_dir": training.trainer_dir,
         "python": sys.executable,
     }
     try:
-        render_config_files(job, context, work_dir)
-        argv = render_command(job, context)
+        render_config_files(training, context, work_dir)
+        argv = render_command(training, context)
     except jinja2.TemplateError as exc:
         raise TrainingError(f"cannot render the trainer's command or config: {exc}") from None
-    exit_code = _run_trainer(job, argv, work_dir, run)
+    exit_code = _run_trainer(training, argv, work_dir, run)
     if exit_code != 0:
         run.exit_code = exit_code
         raise TrainingError(f"trainer exited with status {exit_code}")
     stored: dict[str, Any] = {}
-    for output in job.outputs:
+    for output in training.outputs:
         produced = sorted(output_dir.glob(output.trainer_file))
         if not produced:
             raise TrainingError(
@@ -379,15 +384,17 @@ def _train(job: Job, values: dict[str, Any], work_dir: Path, run: _Run) -> dict[
         os.replace(partial, target)
         stored[f"{output.name}_path"] = str(target)
         stored[f"{output.name}_filename"] = target.name
-        print(f"[{job.name}] stored {target}", flush=True)
+        print(f"[{training.name}] stored {target}", flush=True)
     return stored
 
 
-def _download_inputs(job: Job, values: Mapping[str, Any], work_dir: Path) -> dict[str, str]:
+def _download_inputs(
+    training: TrainingFunction, values: Mapping[str, Any], work_dir: Path
+) -> dict[str, str]:
     """Each url_list argument's files into ``work_dir/<argument>/`` (0000.png, ...), with a
     caption file next to each when the argument declares one."""
     folders: dict[str, str] = {}
-    for arg in job.arguments:
+    for arg in training.arguments:
         if arg.type != "url_list":
             continue
         folder = work_dir / arg.name
@@ -397,8 +404,8 @@ def _download_inputs(job: Job, values: Mapping[str, Any], work_dir: Path) -> dic
         if arg.caption is not None:
             caption = template_environment().from_string(arg.caption).render(values)
         urls = values.get(arg.name) or []
-        asyncio.run(_fetch_all(urls, arg, folder, caption, job.allow_private_urls))
-        print(f"[{job.name}] downloaded {len(urls)} file(s) for {arg.name}", flush=True)
+        asyncio.run(_fetch_all(urls, arg, folder, caption, training.allow_private_urls))
+        print(f"[{training.name}] downloaded {len(urls)} file(s) for {arg.name}", flush=True)
     return folders
 
 
@@ -412,7 +419,7 @@ async def _fetch_all(
     async def fetch(i: int, url: str) -> None:
         async with limit:
             try:
-                data = await fetch_url(
+                data = await fetch_following_redirects(
                     url, max_bytes=arg.download_limit, allow_private=allow_private
                 )
             except MediaError as exc:
@@ -422,6 +429,12 @@ async def _fetch_all(
             sniffed = sniff(data)
             if arg.media and (sniffed is None or not sniffed[1].startswith(f"{arg.media}/")):
                 raise TrainingError(f"{arg.name}[{i}]: not a supported {arg.media} file")
+            if arg.formats and (sniffed is None or sniffed[0] not in arg.formats):
+                found = sniffed[0].upper() if sniffed else "this file type"
+                raise TrainingError(
+                    f"{arg.name}[{i}]: {found} is not read by the trainer (it reads "
+                    f"{', '.join(f.upper() for f in arg.formats)}); convert the file first"
+                )
             (folder / f"{i:04d}.{sniffed[0] if sniffed else 'bin'}").write_bytes(data)
             if caption is not None:
                 (folder / f"{i:04d}.txt").write_text(caption, encoding="utf-8")
@@ -429,13 +442,41 @@ async def _fetch_all(
     await asyncio.gather(*(fetch(i, u) for i, u in enumerate(urls)))
 
 
-def _run_trainer(job: Job, argv: list[str], work_dir: Path, run: _Run) -> int:
+async def fetch_following_redirects(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
+    """GET ``url``, following up to ``MAX_REDIRECTS`` redirects; every hop's address passes
+    the same checks as the first (http(s), no private hosts unless allowed).
+
+    Training's own download path: the endpoints' :func:`fetch_url` follows none.
+    """
+    async with httpx.AsyncClient(timeout=30, follow_redirects=False, trust_env=False) as http:
+        for _ in range(MAX_REDIRECTS + 1):
+            await check_public_url(url, allow_private=allow_private)
+            async with http.stream("GET", url) as response:
+                if response.is_redirect:
+                    try:
+                        url = str(response.url.join(response.headers["location"]))
+                    except (httpx.InvalidURL, ValueError):
+                        raise MediaError("a redirect's Location is not a valid URL") from None
+                    continue
+                if response.status_code != 200:
+                    raise MediaError(f"fetching the URL answered HTTP {response.status_code}")
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaError(f"larger than the {max_bytes} byte limit")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+    raise MediaError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _run_trainer(training: TrainingFunction, argv: list[str], work_dir: Path, run: _Run) -> int:
     """Run the trainer in its own session with its output teed to our log and kept in a tail.
 
-    Past the job's trainer timeout the whole process group is stopped (TERM, then KILL).
+    Past the training's trainer timeout the whole process group is stopped (TERM, then KILL).
     """
-    tail: deque[str] = deque(maxlen=job.log_lines)
-    print(f"[{job.name}] running: {' '.join(argv)}", flush=True)
+    tail: deque[str] = deque(maxlen=training.log_lines)
+    print(f"[{training.name}] running: {' '.join(argv)}", flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
         process = subprocess.Popen(
@@ -455,14 +496,14 @@ def _run_trainer(job: Job, argv: list[str], work_dir: Path, run: _Run) -> int:
     )
     reader.start()
     try:
-        exit_code = process.wait(timeout=job.trainer_timeout)
+        exit_code = process.wait(timeout=training.trainer_timeout)
     except subprocess.TimeoutExpired:
         _stop(process)
         reader.join(timeout=10)
         run.log_tail = list(tail)
         raise TrainingError(
-            f"trainer ran past {job.trainer_timeout:.0f} s (the job's timeout less a margin "
-            "to store its output) and was stopped"
+            f"trainer ran past {training.trainer_timeout:.0f} s (the training function's timeout "
+            "less a margin to store its output) and was stopped"
         ) from None
     reader.join(timeout=10)
     run.log_tail = list(tail)

@@ -1,22 +1,23 @@
 """Warm-up: each endpoint's warm-up request runs once at container start, before serving.
 
-So no user request pays model loading or the GPU's one-time work for its sizes: the requests are
-at the endpoint's real size with one step (``generator.fields.warmup_request``). Endpoints whose
-warm-up would run the same workflow with the same request share one run. Failures are kept with
-their reason and reported by ``/ready`` (503), never swallowed.
+So no user request pays model loading or the GPU's one-time work for its sizes: the requests
+are at the endpoint's real size with one step (``generator.resolve.fields.warmup_request``).
+Endpoints whose warm-up would run the same workflow with the same request share one run.
+Failures are kept with their reason and reported by ``/ready`` (503), never swallowed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import AppSettings, Endpoint
+from .config import AppSettings, Endpoint, load_workflows
 
 if TYPE_CHECKING:
     from .backends import ComfyServer, RemoteComfy
@@ -81,3 +82,15 @@ class Warmup:
             "seconds": round(time.perf_counter() - started, 3),
             "reason": reason,
         }
+
+
+async def warm_up(
+    comfy: ComfyServer | RemoteComfy,
+    settings: AppSettings,
+    endpoints: Sequence[Endpoint],
+    workflows_dir: str | os.PathLike[str],
+) -> Warmup:
+    """Run every endpoint's warm-up request now, before serving; returns the outcome."""
+    warmup = Warmup()
+    await warmup.run(settings, endpoints, load_workflows(workflows_dir, endpoints), comfy)
+    return warmup

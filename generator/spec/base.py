@@ -1,4 +1,4 @@
-"""Building blocks shared by the spec format's models (apps, endpoints, jobs)."""
+"""Building blocks shared by the spec format's models (apps, endpoints, training)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, mod
 from .base import Commit, Identifier, Name, Sha256
 from .base import StrictModel as _Strict
 from .base import shape as _shape
-from .jobs import Job, JobLink
+from .training import TrainingFunction, TrainingLink
 
 SPEC_VERSION = 1
 
@@ -68,15 +68,19 @@ class Parameter(_Strict):
         None,
         description="Derive the bound value, e.g. 'loras/character-{lora_id}.safetensors'.",
     )
-    from_job: JobLink | None = Field(
+    from_training: TrainingLink | None = Field(
         None,
-        description="The job whose output this format names (e.g. train_flux_lora): the two "
+        description="The training whose output this format names (e.g. train_flux_lora): the two "
         "file-name patterns must agree.",
     )
     prepend_to: Identifier | None = Field(
         None, description="Prefix this value to another string parameter (trigger words)."
     )
     separator: str = Field(", ", description="Joins the value and the target (prepend_to).")
+    blank_is_default: bool = Field(
+        False,
+        description="A string sent empty (or only spaces) gets the default, as an omitted one.",
+    )
     map: dict[str, int | float | str | bool] | None = Field(
         None,
         description="Bound value per request value (keys as strings; booleans 'true'/'false').",
@@ -114,6 +118,11 @@ class Model(_Strict):
     name: str | None = Field(None, description="File name ComfyUI sees (default: basename).")
     sha256: Sha256 | None = None
     size_gb: float | None = Field(None, gt=0, description="Size, for the residency plan.")
+    arch: str | None = Field(
+        None,
+        description="Architecture of the file, e.g. sdxl-checkpoint, flux-dev, t5-xxl "
+        "(default: inferred from repo/file; `ryla-gen smoke` builds a synthetic file of it).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Model:
@@ -211,13 +220,88 @@ class WorkflowRoute(_Strict):
 
 
 class Reuse(_Strict):
-    """Serve an endpoint of another app here too (same spec, its models and custom nodes)."""
+    """Serve an endpoint of another app here too: co-located (run: here, its models and custom
+    nodes installed here) or, in the fleet app, forwarded to its owner (run: owner, e.g. an old
+    path). A fleet app forwards every other app's endpoint without being told."""
 
     app: Name = Field(description="The app whose endpoint is reused.")
     path: str = Field(description="The endpoint's path in that app.")
     as_path: str | None = Field(
         None, alias="as", pattern=r"^/[A-Za-z0-9._/-]+$", description="Path here (default: same)."
     )
+    run: Literal["here", "owner"] = Field(
+        "here",
+        description="here: co-locate (this app installs the endpoint's models and runs it); "
+        "owner: the fleet app forwards the route (under its 'as' path) to the owning app.",
+    )
+
+
+class Retired(_Strict):
+    """A route no longer served: it answers 410 Gone naming the route to use instead."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$", description="The retired path, e.g. /wan2.")
+    use: str = Field(
+        pattern=r"^/[A-Za-z0-9._/-]+$",
+        description="The route that replaces it (served by some app of the fleet), e.g. /wan2.6.",
+    )
+    reason: str = Field(description="Why it was retired, shown in the 410 body's details.")
+
+
+class ChainParameter(_Strict):
+    """One request field of a chain: typed and checked like an endpoint parameter, not bound to
+    a node (the steps' ``inputs`` say where it goes)."""
+
+    type: ParamType
+    description: str | None = None
+    required: bool = False
+    default: Any = Field(
+        None, description="Value when the request omits the field; for seed: an int or 'random'."
+    )
+    min: int | float | None = None
+    max: int | float | None = None
+    multiple_of: int | float | None = None
+    choices: list[str | int | float] | None = Field(None, description="Allowed values (enum).")
+    aliases: list[Identifier] = Field(
+        default_factory=list, description="Legacy field names accepted in requests."
+    )
+
+
+ChainSource = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z_][a-z0-9_]*(\.output)?$",
+        description="A chain parameter's name, or '<step>.output': that earlier step's output "
+        "file as a data URL (e.g. an animated WEBP for a source_video field).",
+    ),
+]
+
+
+class ChainStep(_Strict):
+    """One step of a chain: a request to an endpoint of some app of the fleet."""
+
+    name: Identifier = Field(description="Names the step (errors, '<name>.output').")
+    app: Name = Field(description="The app serving the endpoint.")
+    path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$", description="The endpoint's path there.")
+    inputs: dict[Identifier, ChainSource] = Field(
+        default_factory=dict,
+        description="Step request field -> where its value comes from (chain parameter or "
+        "'<step>.output'); an omitted optional chain parameter leaves the step's default.",
+    )
+    values: dict[Identifier, Any] = Field(
+        default_factory=dict, description="Step request field -> a constant."
+    )
+
+
+class Chain(_Strict):
+    """A route that runs a sequence of endpoints (of any apps), feeding each step's output to
+    the next; it runs on the fleet's CPU front door, so no GPU waits for another."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9._/-]+$", description="URL path, e.g. /qwen-faceswap.")
+    summary: str | None = None
+    description: str | None = None
+    parameters: dict[Identifier, ChainParameter] = Field(default_factory=dict)
+    steps: list[ChainStep] = Field(min_length=1, description="Run in order; the last answers.")
+    examples: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class App(_Strict):
@@ -256,6 +340,12 @@ class App(_Strict):
         None, gt=0, description="Override of the GPU price used for X-Cost-USD."
     )
     comfy_args: list[str] = Field(default_factory=list, description="Extra ComfyUI flags.")
+    fleet: bool = Field(
+        False,
+        description="This app's URL is the fleet's one URL: a CPU front door answers every route "
+        "of every app (other apps' endpoints run in their app, called over Modal; list one under "
+        "reuse: to run it here instead), the chains and the retired routes; 404 lists the routes.",
+    )
 
     @field_validator("volumes")
     @classmethod
@@ -273,7 +363,7 @@ class AppRef(_Strict):
 
 
 class SpecFile(_Strict):
-    """A spec file: defines an app (with endpoints or jobs) or adds them to one."""
+    """A spec file: defines an app (with endpoints or training) or adds them to one."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -294,8 +384,15 @@ class SpecFile(_Strict):
     reuse: list[Reuse] = Field(
         default_factory=list, description="Endpoints of other apps this app serves too."
     )
-    jobs: list[Job] = Field(
+    training: list[TrainingFunction] = Field(
         default_factory=list, description="GPU functions started with .spawn() (trainers)."
+    )
+    chains: list[Chain] = Field(
+        default_factory=list,
+        description="Routes running endpoints one after another (only in the fleet app).",
+    )
+    retired: list[Retired] = Field(
+        default_factory=list, description="Routes that answer 410 Gone naming their replacement."
     )
 
 

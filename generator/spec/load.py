@@ -20,7 +20,7 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 _SHAPE_MESSAGES = {
     "bind": "expected a mapping {node or title, input} or a list of them",
     "app": "expected the app's settings (a mapping) or the name of an app defined elsewhere",
-    "from_job": "expected a job's function name or {job, output, folder}",
+    "from_training": "expected a training function's name or {training, output, folder}",
 }
 
 

@@ -274,6 +274,25 @@ _BUILTIN: list[dict[str, Any]] = [
         schema_v3=True,
     ),
     _node(
+        "ImageAddNoise",
+        "ImageAddNoise",
+        "image",
+        required={
+            "image": ["IMAGE"],
+            "seed": _int(
+                0,
+                0,
+                2**64 - 1,
+                step=None,
+                control_after_generate=True,
+                tooltip="The random seed used for creating the noise.",
+            ),
+            "strength": _float(0.5, 0.0, 1.0, 0.01),
+        },
+        outputs=("IMAGE",),
+        module="comfy_extras.nodes_images",
+    ),
+    _node(
         "ImageBatch",
         "Batch Images",
         "image",

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ..model import AppModel
+from ..resolve.model import AppModel
 from .charts import write_charts
 from .cold import ColdStartError, ModalColdStarter
 from .progress import Progress

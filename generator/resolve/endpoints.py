@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
-from .checks import check_value, check_workflow, json_line_of_node
-from .diagnostics import Diagnostics, Location, display_path
+from ..comfy.catalog import Catalog
+from ..comfy.checks import check_value, check_workflow, json_line_of_node
+from ..comfy.workflow import Workflow, WorkflowError, is_link, load_workflow
+from ..diagnostics import Diagnostics, Location, display_path
+from ..spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
+from ..spec.load import LoadedSpec
 from .fields import param_doc, param_model, request_field, warmup_request
 from .model import EndpointModel, ParamDoc, ParamModel, RequestField
 from .paramtypes import PARAM_TYPES
 from .pyliteral import py_string
-from .spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
-from .spec.load import LoadedSpec
-from .workflow import Workflow, WorkflowError, is_link, load_workflow
 
 
 @dataclass
@@ -243,6 +243,13 @@ def _check_param(
             f"parameter '{name}': a required parameter cannot have a default", *where, "default"
         )
     _check_default(ctx, name, param)
+    if param.blank_is_default and (param.type != "string" or not param.default):
+        ctx.error(
+            f"parameter '{name}': blank_is_default needs a string parameter with a non-empty "
+            "default",
+            *where,
+            "blank_is_default",
+        )
     if param.prepend_to is not None:
         target = ctx.endpoint.parameters.get(param.prepend_to)
         if target is None or target.type != "string":

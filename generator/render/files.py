@@ -13,12 +13,12 @@ from pathlib import Path
 import jinja2
 from ruff.__main__ import find_ruff_bin
 
-from . import container
-from .model import AppModel
-from .plan import HEADROOM, plan_app
-from .pyliteral import py_literal, py_string
+from ..resolve import container
+from ..resolve.model import AppModel
+from ..resolve.plan import HEADROOM, plan_app
+from ..resolve.pyliteral import py_literal, py_string
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 GENERATED_SUFFIX = ".py"
 
 

@@ -20,6 +20,7 @@ from .targets import BenchTarget
 
 COST_HEADER = "x-cost-usd"
 EXECUTION_HEADER = "x-execution-time-sec"
+FRAMES_HEADER = "x-frames"  # the frame count the endpoint reports; checked against the file
 
 
 @dataclass
@@ -114,7 +115,9 @@ def _record_response(
     if not response.is_success:
         sample.error, sample.message = _error_kind(response.status_code, data)
         return
-    sample.checks = check_body(data, sample.content_type)
+    frames = _float_header(response, FRAMES_HEADER)
+    expected = int(frames) if frames is not None and frames.is_integer() else None
+    sample.checks = check_body(data, sample.content_type, expected)
     failed = [c for c in sample.checks if c.status == "failed"]
     if failed:
         sample.error, sample.message = "bad_output", failed[0].reason

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import AppModel, ClassModel, EndpointModel
+from ..resolve.model import AppModel, ClassModel, EndpointModel
 
 Selected = tuple[AppModel, ClassModel, EndpointModel]
 

@@ -10,15 +10,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog import Catalog
-from .diagnostics import Diagnostics, Location, SpecError
+from ..comfy.catalog import Catalog
+from ..diagnostics import Diagnostics, Location, SpecError
+from ..spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
+from ..spec.load import LoadedSpec, find_spec_files, load_spec
+from .arch import ARCHITECTURES
 from .endpoints import EndpointContext, resolve_endpoint, resolve_workflow_route
+from .fleet import AppSpecs, resolve_fleet
 from .gpus import parse_gpu
-from .jobs import AppJobs, JobEntry, check_project_jobs, resolve_app_jobs
 from .model import AppModel, ClassModel, CustomNodeModel, EndpointModel, ModelFileModel
 from .plan import launch_args, plan_class
-from .spec.format import App, CustomNode, Endpoint, Model, WorkflowRoute
-from .spec.load import LoadedSpec, find_spec_files, load_spec
+from .training import AppTraining, TrainingEntry, check_project_training, resolve_app_training
 
 WORKSPACE_APP_LIMIT = 10
 DEFAULT_CLASS = "ComfyUI"
@@ -56,19 +58,25 @@ def load_project(
         raise SpecError(diags.sorted())
     loaded = [s for s in (load_spec(p, diags, project.root) for p in files) if s is not None]
     apps = _group_by_app(loaded, diags, all_loaded=len(loaded) == len(files))
-    jobs = {name: _job_entries(src) for name, src in apps.items()}
+    training = {name: _training_entries(src) for name, src in apps.items()}
     definitions = {name: _app_of(src) for name, src in apps.items()}
-    check_project_jobs([e for es in jobs.values() for e in es], definitions, loaded, diags)
+    check_project_training([e for es in training.values() for e in es], definitions, loaded, diags)
     declared = _all_endpoints(apps)
     models = [
         m
         for m in (
-            _resolve_app(name, src, jobs[name], declared, project, catalog, diags)
+            _resolve_app(name, src, training[name], declared, project, catalog, diags)
             for name, src in apps.items()
         )
         if m
     ]
     _check_shared_models(models, diags)
+    fleet_specs = {
+        name: AppSpecs(_app_of(src), src.definition, tuple(src.spec_files))
+        for name, src in apps.items()
+        if src.definition is not None
+    }
+    models = resolve_fleet(models, fleet_specs, diags)
     if len(apps) > WORKSPACE_APP_LIMIT:
         diags.warning(
             Location(", ".join(str(p) for p in project.specs)),
@@ -133,6 +141,14 @@ def _declared_endpoints(
                     f"reuse: {reuse.app} has no endpoint {reuse.path} ({known})",
                 )
                 continue
+            if reuse.run == "owner":
+                if not _app_of(sources).fleet:
+                    diags.error(
+                        spec.loc("reuse", i, "run"),
+                        "reuse run: owner forwards the route, which only the app with "
+                        "'fleet: true' does; co-locate it here with run: here",
+                    )
+                continue  # the fleet's front door forwards it (resolve/fleet.py)
             origin_spec, index, endpoint = origin
             if reuse.as_path:
                 endpoint = endpoint.model_copy(update={"path": reuse.as_path})
@@ -159,19 +175,19 @@ def _app_of(sources: _AppSources) -> App:
     return app
 
 
-def _job_entries(sources: _AppSources) -> list[JobEntry]:
+def _training_entries(sources: _AppSources) -> list[TrainingEntry]:
     app = _app_of(sources)
     return [
-        JobEntry(spec, i, job, app)
+        TrainingEntry(spec, i, training, app)
         for spec in sources.spec_files
-        for i, job in enumerate(spec.spec.jobs)
+        for i, training in enumerate(spec.spec.training)
     ]
 
 
 def _resolve_app(
     name: str,
     sources: _AppSources,
-    job_entries: list[JobEntry],
+    training_entries: list[TrainingEntry],
     declared: dict[tuple[str, str], tuple[LoadedSpec, int, Endpoint]],
     project: Project,
     catalog: Catalog | None,
@@ -216,21 +232,28 @@ def _resolve_app(
             _merge_custom_node(node, spec.loc(section, i, "custom_nodes", j), custom_nodes, diags)
         for j, model in enumerate(ep.models):
             _merge_model(model, spec.loc(section, i, "models", j), models, diags)
+            if model.arch is not None and model.arch not in ARCHITECTURES:
+                diags.error(
+                    spec.loc(section, i, "models", j, "arch"),
+                    f"unknown architecture '{model.arch}'; known: {', '.join(ARCHITECTURES)}",
+                )
     if models and app.models_volume not in app.volumes:
         diags.error(
             sources.definition.loc("app", "models_volume"),
             f"models_volume '{app.models_volume}' is not among the app's volumes "
             f"({', '.join(app.volumes) or 'none'}); its models need a volume to live in",
         )
-    if not seen_paths and not job_entries:
-        diags.error(sources.definition.loc("app"), f"app '{name}' has no endpoints or jobs")
-    if seen_paths and job_entries:
+    if not seen_paths and not training_entries:
+        diags.error(sources.definition.loc("app"), f"app '{name}' has no endpoints or training")
+    if seen_paths and training_entries:
         diags.error(
-            job_entries[0].loc("function"),
-            f"app '{name}' serves endpoints, so it cannot hold jobs too; put job "
-            f"{job_entries[0].job.function} in an app of its own",
+            training_entries[0].loc("function"),
+            f"app '{name}' serves endpoints, so it cannot hold training too; put training "
+            f"{training_entries[0].training.function} in an app of its own",
         )
-    app_jobs = resolve_app_jobs(job_entries, app, diags) if job_entries else AppJobs()
+    app_training = (
+        resolve_app_training(training_entries, app, diags) if training_entries else AppTraining()
+    )
     if len(diags.errors) > before or app_gpu is None:
         return None
     nodes = tuple(
@@ -270,10 +293,10 @@ def _resolve_app(
         apt_packages=tuple(sorted({"git", *(p for n in nodes for p in n.apt)})),
         pip_packages=tuple(dict.fromkeys(p for n in nodes for p in n.pip)),
         workflow_files=tuple(sorted({e.workflow_file for e in endpoints if e.workflow_file})),
-        jobs=app_jobs.jobs,
-        job_images=app_jobs.images,
-        job_volume_sets=app_jobs.volume_sets,
-        job_secret_sets=app_jobs.secret_sets,
+        training=app_training.training,
+        training_images=app_training.images,
+        training_volume_sets=app_training.volume_sets,
+        training_secret_sets=app_training.secret_sets,
     )
 
 
@@ -417,6 +440,7 @@ def _model_file(model: Model, where: Location) -> ModelFileModel:
         size_gb=model.size_gb,
         repo_type=model.repo_type,
         where=str(where),
+        arch=model.arch,
     )
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..spec.format import Endpoint, Parameter
 from .model import ParamDoc, ParamModel, RequestField
 from .paramtypes import PARAM_TYPES, SEED_MAX
 from .pyliteral import py_string
-from .spec.format import Endpoint, Parameter
 
 MEDIA_DESCRIPTION = "data URL, bare base64, or http(s) URL"
 
@@ -102,12 +102,13 @@ def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> 
         header=param.header,
         many=param.max_items is not None,
         volume_file=_volume_file(param),
+        blank_default=param.default if param.blank_is_default else None,
     )
 
 
 def _volume_file(param: Parameter) -> str | None:
-    """The models-volume file a job-linked parameter loads (checked to exist per request)."""
-    link = param.from_job
+    """The models-volume file a training-linked parameter loads (checked to exist per request)."""
+    link = param.from_training
     if link is None or param.format is None:
         return None
     folder = "loras" if isinstance(link, str) else link.folder

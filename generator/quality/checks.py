@@ -14,7 +14,7 @@ import io
 import json
 import struct
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -60,12 +60,28 @@ class OutputCheck:
         return asdict(self)
 
 
-def check_body(data: bytes, content_type: str | None) -> list[OutputCheck]:
-    """Check every output file in a successful response body (raw bytes or JSON files)."""
+def check_body(
+    data: bytes, content_type: str | None, expected_frames: int | None = None
+) -> list[OutputCheck]:
+    """Check every output file in a successful response body (raw bytes or JSON files).
+
+    ``expected_frames`` (the response's ``X-Frames``) must equal the frame count of a single
+    output file whose frames can be counted.
+    """
     media_type = (content_type or "").split(";")[0].strip().lower()
-    if media_type == "application/json":
-        return _check_json(data)
-    return [check_file(data, media_type)]
+    checks = (
+        _check_json(data) if media_type == "application/json" else [check_file(data, media_type)]
+    )
+    if expected_frames is not None and len(checks) == 1:
+        return [_against_frames(checks[0], expected_frames)]
+    return checks
+
+
+def _against_frames(check: OutputCheck, expected: int) -> OutputCheck:
+    if check.status != "ok" or check.frames is None or check.frames == expected:
+        return check
+    reason = f"X-Frames says {expected}, the file has {check.frames} frame(s)"
+    return replace(check, status="failed", reason=reason)
 
 
 def check_file(data: bytes, media_type: str) -> OutputCheck:

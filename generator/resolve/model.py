@@ -10,6 +10,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from .pyliteral import py_string
+
 
 @dataclass(frozen=True)
 class RequestField:
@@ -54,6 +56,7 @@ class ParamModel:
     header: str | None = None
     many: bool = False
     volume_file: str | None = None  # e.g. "loras/flux-character-{lora_id}.safetensors"
+    blank_default: str | None = None  # the value an empty string is replaced with
 
     @property
     def runtime_args(self) -> str:
@@ -64,7 +67,15 @@ class ParamModel:
         if self.targets:
             targets = ", ".join(f"Target({n!r}, {i!r})" for n, i in self.targets)
             args.append(f"targets=({targets},)")
-        for key in ("format", "map", "prepend_to", "sets", "header", "volume_file"):
+        for key in (
+            "format",
+            "map",
+            "prepend_to",
+            "sets",
+            "header",
+            "volume_file",
+            "blank_default",
+        ):
             value = getattr(self, key)
             if value is not None:
                 args.append(f"{key}={value!r}")
@@ -134,6 +145,7 @@ class ModelFileModel:
     size_gb: float | None
     repo_type: str = "model"
     where: str = field(default="", compare=False)  # spec position that declared it
+    arch: str | None = None  # declared architecture (resolve/arch.py infers the rest)
 
     @property
     def source(self) -> str:
@@ -206,7 +218,7 @@ class ClassModel:
 
     @property
     def volume_folders(self) -> tuple[str, ...]:
-        """Models-volume folders ComfyUI must list live (files written by training jobs)."""
+        """Models-volume folders ComfyUI must list live (files written by training functions)."""
         files = (p.volume_file for e in self.endpoints for p in e.params if p.volume_file)
         return tuple(sorted({f.split("/", 1)[0] for f in files}))
 
@@ -230,6 +242,118 @@ class ClassModel:
     @property
     def url_label(self) -> str:
         return f"{self.name.lower()}-fastapi-app"
+
+
+@dataclass(frozen=True)
+class RetiredModel:
+    """A route that answers 410 Gone naming its replacement."""
+
+    path: str
+    use: str
+    reason: str
+    app: str  # the app whose spec retired it (its own URL answers 410 too)
+    source: str
+
+    @property
+    def runtime_args(self) -> str:
+        return f"{self.path!r}, use={self.use!r}, reason={py_string(self.reason)}"
+
+
+@dataclass(frozen=True)
+class ForwardModel:
+    """A route of the fleet front door, run by the class owning it."""
+
+    app: str
+    cls: str
+    endpoint: EndpointModel  # as the front door serves it (path, request class)
+    own: bool  # the fleet app's own class (its request model is rendered with the class)
+    owner_path: str = ""  # the path in the owning app when it differs (reuse ... as:)
+
+    @property
+    def path(self) -> str:
+        return self.endpoint.path
+
+    @property
+    def runtime_args(self) -> str:
+        ep = self.endpoint
+        args = [
+            repr(ep.path),
+            f"app={self.app!r}",
+            f"cls={self.cls!r}",
+            f"request_model={ep.request_class}",
+            f"timeout={ep.timeout}",
+            f"summary={py_string(ep.summary)}",
+        ]
+        if self.owner_path:
+            args.append(f"owner_path={self.owner_path!r}")
+        return ", ".join(args)
+
+
+@dataclass(frozen=True)
+class ChainStepModel:
+    name: str
+    app: str
+    cls: str
+    path: str
+    inputs: dict[str, str]  # step field -> chain field
+    outputs: dict[str, str]  # step field -> earlier step whose output it receives
+    values: dict[str, Any]  # step field -> constant
+
+    @property
+    def runtime_args(self) -> str:
+        args = [f"{self.name!r}", f"app={self.app!r}", f"cls={self.cls!r}", f"path={self.path!r}"]
+        for key in ("inputs", "outputs", "values"):
+            if getattr(self, key):
+                args.append(f"{key}={getattr(self, key)!r}")
+        return ", ".join(args)
+
+
+@dataclass(frozen=True)
+class ChainModel:
+    """A front-door route running endpoints of any apps one after another."""
+
+    path: str
+    request_class: str
+    summary: str
+    description: str | None
+    fields: tuple[RequestField, ...]
+    docs: tuple[ParamDoc, ...]
+    steps: tuple[ChainStepModel, ...]
+    timeout: int  # the steps' timeouts added up
+    source: str
+    examples: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def constant(self) -> str:
+        name = re.sub(r"[^A-Za-z0-9]+", "_", self.path).strip("_").upper()
+        return "CHAIN_" + name
+
+    @property
+    def docstring(self) -> str:
+        extra = f" {self.description}" if self.description else ""
+        return docstring(f"Request body of POST {self.path} (a chain).{extra}")
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9 _-]", "", self.path.lower()).replace(" ", "-")
+
+
+@dataclass(frozen=True)
+class FleetModel:
+    """The fleet's one URL: a CPU front door in the app that declares ``fleet: true``."""
+
+    label: str  # Modal web label: the URL the default class had (clients keep it)
+    timeout: int
+    forwards: tuple[ForwardModel, ...]
+    chains: tuple[ChainModel, ...]
+    retired: tuple[RetiredModel, ...]
+    modules: dict[str, str]  # owning app -> generated module name (ryla-gen dev loads them)
+    concurrent_inputs: int = 100  # it only waits on other containers
+
+    @property
+    def rendered_forwards(self) -> tuple[ForwardModel, ...]:
+        """Forwards of other apps: their request models are rendered in the front door's part."""
+        return tuple(f for f in self.forwards if not f.own)
 
 
 @dataclass(frozen=True)
@@ -259,10 +383,17 @@ class AppModel:
     apt_packages: tuple[str, ...]
     pip_packages: tuple[str, ...]
     workflow_files: tuple[str, ...] = field(default=())
-    jobs: tuple[JobModel, ...] = ()
-    job_images: tuple[JobImageModel, ...] = ()
-    job_volume_sets: tuple[NamedSet, ...] = ()
-    job_secret_sets: tuple[NamedSet, ...] = ()
+    training: tuple[TrainingModel, ...] = ()
+    training_images: tuple[TrainingImageModel, ...] = ()
+    training_volume_sets: tuple[NamedSet, ...] = ()
+    training_secret_sets: tuple[NamedSet, ...] = ()
+    retired: tuple[RetiredModel, ...] = ()  # declared in this app's specs
+    fleet: FleetModel | None = None
+
+    @property
+    def served_retired(self) -> tuple[RetiredModel, ...]:
+        """Retired routes this app's URL answers: the fleet's all, others their own."""
+        return self.fleet.retired if self.fleet else self.retired
 
     @property
     def download_timeout(self) -> int:
@@ -273,8 +404,8 @@ class AppModel:
 
     @property
     def template(self) -> str:
-        """An app holds endpoints (a ComfyUI server per GPU) or jobs (functions), not both."""
-        return "jobs.py.j2" if self.jobs else "app.py.j2"
+        """An app holds endpoints (a ComfyUI server per GPU) or training (functions), not both."""
+        return "training.py.j2" if self.training else "app.py.j2"
 
     @property
     def heading(self) -> str:
@@ -300,12 +431,16 @@ class AppModel:
         return len(self.endpoints)
 
     @property
-    def job_count(self) -> int:
-        return len(self.jobs)
+    def training_count(self) -> int:
+        return len(self.training)
 
     @property
     def _fields(self) -> list[RequestField]:
-        return [f for e in self.endpoints for f in e.fields]
+        fields = [f for e in self.endpoints for f in e.fields]
+        if self.fleet:
+            fields += [f for fw in self.fleet.rendered_forwards for f in fw.endpoint.fields]
+            fields += [f for c in self.fleet.chains for f in c.fields]
+        return fields
 
     @property
     def typing_imports(self) -> list[str]:
@@ -323,21 +458,32 @@ class AppModel:
 
     @property
     def config_imports(self) -> list[str]:
-        names = ["AppSettings", "Endpoint", "Param", "load_workflows"]
+        names = ["AppSettings", "Endpoint", "load_workflows"]
+        names += ["Param"] if any(e.params for e in self.endpoints) else []
         names += ["ModelFile"] if self.models else []
         if any(f.annotation.startswith("OneOrMany") for f in self._fields):
             names.append("OneOrMany")
         if any(p.targets for e in self.endpoints for p in e.params):
             names.append("Target")
+        if self.served_retired:
+            names.append("Retired")
+        if self.fleet:
+            names += ["Forward"] + (["Chain", "Step"] if self.fleet.chains else [])
         return sorted(names)
 
     def url(self, cls: ClassModel, workspace: str = "<workspace>") -> str:
+        if self.fleet:  # every class is reached through the front door
+            return self.fleet_url(workspace)
         return f"https://{workspace}--{self.name}-{cls.url_label}.modal.run"
+
+    def fleet_url(self, workspace: str = "<workspace>") -> str:
+        assert self.fleet is not None
+        return f"https://{workspace}--{self.fleet.label}.modal.run"
 
 
 @dataclass(frozen=True)
-class JobParamModel:
-    """One parameter of a generated job function's signature."""
+class TrainingParamModel:
+    """One parameter of a generated training function's signature."""
 
     name: str
     annotation: str  # e.g. "str", "list[str]", "dict | None"
@@ -345,7 +491,7 @@ class JobParamModel:
 
 
 @dataclass(frozen=True)
-class JobOutputModel:
+class TrainingOutputModel:
     name: str
     volume: str  # Modal Volume name
     mount: str
@@ -353,8 +499,8 @@ class JobOutputModel:
 
 
 @dataclass(frozen=True)
-class JobImageModel:
-    """A job's container image (jobs declaring the same image share one)."""
+class TrainingImageModel:
+    """A training's container image (training declaring the same image share one)."""
 
     constant: str
     python_version: str
@@ -371,7 +517,7 @@ class JobImageModel:
 
 
 @dataclass(frozen=True)
-class JobModel:
+class TrainingModel:
     """A generated Modal function started with ``.spawn()`` (a trainer)."""
 
     function: str
@@ -381,10 +527,10 @@ class JobModel:
     timeout: int
     volumes_name: str  # module-level dict of its volumes
     secrets_name: str  # module-level list of its secrets
-    image: JobImageModel
-    params: tuple[JobParamModel, ...]
-    runtime: Any  # the generator.runtime.training.Job the module declares
-    outputs: tuple[JobOutputModel, ...]
+    image: TrainingImageModel
+    params: tuple[TrainingParamModel, ...]
+    runtime: Any  # the generator.runtime.training.TrainingFunction the module declares
+    outputs: tuple[TrainingOutputModel, ...]
     source: str
     docs: tuple[ParamDoc, ...] = ()
     trainer: str = ""  # what runs, as a reader names it: repo@commit or name==version
@@ -404,7 +550,7 @@ class JobModel:
 
 @dataclass(frozen=True)
 class NamedSet:
-    """A module-level collection the generated job functions share (volumes, secrets)."""
+    """A module-level collection the generated training functions share (volumes, secrets)."""
 
     name: str
     volumes: dict[str, str] = field(default_factory=dict)  # mount -> Modal Volume name

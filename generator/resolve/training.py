@@ -1,5 +1,5 @@
-"""Resolving jobs: spec ``jobs:`` -> :class:`JobModel`, and the checks that tie jobs to the
-endpoints that load their outputs.
+"""Resolving training functions: spec ``training:`` -> :class:`TrainingModel`, and the checks
+that tie them to the endpoints that load their outputs.
 
 The runtime's own types (:mod:`generator.runtime.training`) are built here and checked with the
 runtime's rules, so a default that a call could not pass is a spec error, and the generated
@@ -18,27 +18,36 @@ from dataclasses import dataclass
 import jinja2
 from jinja2 import meta
 
-from . import container
-from .diagnostics import Diagnostics, Location
-from .fields import limits, table_text
-from .gpus import parse_gpu
-from .model import JobImageModel, JobModel, JobOutputModel, JobParamModel, NamedSet, ParamDoc
-from .pyliteral import py_literal
-from .runtime.training import (
+from ..diagnostics import Diagnostics, Location
+from ..runtime.media import media_formats
+from ..runtime.training import (
     CONTEXT_NAMES,
     LOG_FILE,
     OUTPUT_DIR,
     RESERVED_RESULT_KEYS,
     Arg,
-    Job,
     Output,
     TrainingError,
+    TrainingFunction,
     template_environment,
 )
-from .spec.format import App, Parameter
-from .spec.jobs import Job as JobSpec
-from .spec.jobs import JobArgument, JobLinkSpec, JobOption, JobOutput
-from .spec.load import LoadedSpec
+from ..spec.format import App, Parameter
+from ..spec.load import LoadedSpec
+from ..spec.training import TrainingArgument, TrainingLinkSpec, TrainingOption, TrainingOutput
+from ..spec.training import TrainingFunction as TrainingSpec
+from . import container
+from .fields import limits, table_text
+from .gpus import parse_gpu
+from .model import (
+    NamedSet,
+    ParamDoc,
+    TrainingImageModel,
+    TrainingModel,
+    TrainingOutputModel,
+    TrainingParamModel,
+)
+from .pyliteral import py_literal
+from .trainer_args import load_rules, located_problems, sample_context, script_arguments
 
 MAX_TIMEOUT = 24 * 3600  # Modal's longest function timeout
 TRAINER_DIR = "/root/trainer"
@@ -51,32 +60,34 @@ _ANNOTATIONS = {
     "options": "dict",
 }
 _JINJA_GLOBALS = frozenset(template_environment().globals)
-_URL_ONLY = ("min_items", "max_items", "media", "max_bytes", "caption")
+_URL_ONLY = ("min_items", "max_items", "media", "max_bytes", "caption", "formats")
 _NUMERIC_ONLY = ("min", "max", "multiple_of")
 _MODULE_NAMES = ("arguments", "run_training", "modal", "app", "volumes", "secrets")
-"""Names a generated job function reads: an argument of that name would hide them."""
+"""Names a generated training function reads: an argument of that name would hide them."""
 
 
 @dataclass(frozen=True)
-class JobEntry:
-    """A job as declared: its spec file and position, and the app it belongs to."""
+class TrainingEntry:
+    """A training as declared: its spec file and position, and the app it belongs to."""
 
     spec: LoadedSpec
     index: int
-    job: JobSpec
+    training: TrainingSpec
     app: App
 
     def loc(self, *path: str | int, key: bool = False) -> Location:
-        return self.spec.loc("jobs", self.index, *path, key=key)
+        return self.spec.loc("training", self.index, *path, key=key)
 
     @property
     def volumes(self) -> dict[str, str]:
-        return dict(self.job.volumes if self.job.volumes is not None else self.app.volumes)
+        return dict(
+            self.training.volumes if self.training.volumes is not None else self.app.volumes
+        )
 
-    def output_mount(self, output: JobOutput) -> str:
+    def output_mount(self, output: TrainingOutput) -> str:
         return output.volume or self.app.models_volume
 
-    def volume_name(self, output: JobOutput) -> str:
+    def volume_name(self, output: TrainingOutput) -> str:
         return self.volumes.get(self.output_mount(output), "")
 
 
@@ -103,23 +114,25 @@ def pattern_fields(pattern: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
 
 
-# --- one job ---------------------------------------------------------------------------------
+# --- one training ---------------------------------------------------------------------------------
 
 
-class _JobResolver:
-    def __init__(self, entry: JobEntry, diags: Diagnostics):
-        self.entry, self.job, self.diags = entry, entry.job, diags
+class _TrainingResolver:
+    def __init__(self, entry: TrainingEntry, diags: Diagnostics):
+        self.entry, self.training, self.diags = entry, entry.training, diags
         self.before = len(diags.errors)
 
     def error(self, message: str, *path: str | int, key: bool = False) -> None:
-        self.diags.error(self.entry.loc(*path, key=key), f"job {self.job.function}: {message}")
+        self.diags.error(
+            self.entry.loc(*path, key=key), f"training function {self.training.function}: {message}"
+        )
 
-    def resolve(self) -> JobModel | None:
-        job, app = self.job, self.entry.app
-        if keyword.iskeyword(job.function):
+    def resolve(self) -> TrainingModel | None:
+        training, app = self.training, self.entry.app
+        if keyword.iskeyword(training.function):
             self.error("the function name is a Python keyword", "function")
         gpu = self._gpu()
-        timeout = job.timeout or app.timeout
+        timeout = training.timeout or app.timeout
         if timeout > MAX_TIMEOUT:
             self.error(f"timeout {timeout} s is over Modal's limit of {MAX_TIMEOUT} s", "timeout")
         volumes = self.entry.volumes
@@ -135,47 +148,77 @@ class _JobResolver:
         self._result(names)
         if len(self.diags.errors) > self.before or gpu is None:
             return None
-        trainer = job.image.trainer
-        runtime = Job(
-            name=job.function,
+        trainer = training.image.trainer
+        runtime = TrainingFunction(
+            name=training.function,
             timeout=timeout,
             arguments=tuple(args),
-            command=tuple(job.command),
+            command=tuple(training.command),
             outputs=tuple(
                 Output(name, self.entry.output_mount(o), o.path, o.trainer_file)
-                for name, o in job.outputs.items()
+                for name, o in training.outputs.items()
             ),
-            config_files=dict(job.config_files),
-            result=dict(job.result),
+            config_files=dict(training.config_files),
+            result=dict(training.result),
             trainer_dir=TRAINER_DIR if trainer.git else None,
-            log_lines=job.log_lines,
+            log_lines=training.log_lines,
         )
-        return JobModel(
-            function=job.function,
-            summary=job.summary or f"Job {job.function}.",
-            description=job.description,
+        if trainer.git and trainer.commit:
+            self._trainer_argv(runtime, trainer.git, trainer.commit)
+        if len(self.diags.errors) > self.before:
+            return None
+        return TrainingModel(
+            function=training.function,
+            summary=training.summary or f"TrainingFunction {training.function}.",
+            description=training.description,
             gpu=gpu,
             timeout=timeout,
             volumes_name="volumes",  # set by the app
             secrets_name="secrets",
-            image=_image(job),
-            params=tuple(_param(name, arg) for name, arg in job.arguments.items()),
+            image=_image(training),
+            params=tuple(_param(name, arg) for name, arg in training.arguments.items()),
             runtime=runtime,
             outputs=tuple(
-                JobOutputModel(name, self.entry.volume_name(o), self.entry.output_mount(o), o.path)
-                for name, o in job.outputs.items()
+                TrainingOutputModel(
+                    name, self.entry.volume_name(o), self.entry.output_mount(o), o.path
+                )
+                for name, o in training.outputs.items()
             ),
             source=self.entry.spec.display,
-            docs=tuple(d for name, arg in job.arguments.items() for d in _docs(name, arg)),
+            docs=tuple(d for name, arg in training.arguments.items() for d in _docs(name, arg)),
             trainer=f"{trainer.git}@{trainer.commit}" if trainer.git else str(trainer.package),
         )
 
+    def _trainer_argv(self, runtime: TrainingFunction, git: str, commit: str) -> None:
+        """The command, rendered for a call with default settings, against the argument rules
+        of the pinned script (catalog/trainer-args.json); each problem at its command item."""
+        context = sample_context(runtime)
+        argv: list[str] = []
+        origin: list[int] = []  # command item of each argv item
+        env = template_environment()
+        for index, item in enumerate(runtime.command):
+            try:
+                rendered = env.from_string(item).render(context)
+            except jinja2.TemplateError:
+                return  # reported by the template checks, or needs a real call's values
+            if rendered != "":
+                argv.append(rendered)
+                origin.append(index)
+        found = script_arguments(argv, TRAINER_DIR, load_rules(), git, commit)
+        if found is None:
+            return
+        rules, arguments = found
+        offset = len(argv) - len(arguments)
+        for at, message in located_problems(arguments, rules):
+            where = ("command", origin[offset + at]) if at is not None else ("command",)
+            self.error(f"{rules.label}: {message}", *where)
+
     def _gpu(self) -> str | None:
-        value = self.job.gpu or self.entry.app.gpu
+        value = self.training.gpu or self.entry.app.gpu
         try:
             return parse_gpu(value).spec
         except ValueError as exc:
-            where = ("gpu",) if self.job.gpu else ()
+            where = ("gpu",) if self.training.gpu else ()
             self.error(str(exc), *where)
             return None
 
@@ -184,7 +227,7 @@ class _JobResolver:
     def _arguments(self) -> list[Arg]:
         args = []
         optional_seen: str | None = None
-        for name, spec in self.job.arguments.items():
+        for name, spec in self.training.arguments.items():
             where = ("arguments", name)
             if name in CONTEXT_NAMES or name in _MODULE_NAMES or keyword.iskeyword(name):
                 self.error(
@@ -208,7 +251,7 @@ class _JobResolver:
             args.append(self._arg(name, spec, where))
         return args
 
-    def _arg(self, name: str, spec: JobArgument, where: tuple[str | int, ...]) -> Arg:
+    def _arg(self, name: str, spec: TrainingArgument, where: tuple[str | int, ...]) -> Arg:
         kind = spec.type
         for key in _URL_ONLY:
             if getattr(spec, key) is not None and kind != "url_list":
@@ -245,6 +288,7 @@ class _JobResolver:
             self.error(f"argument '{name}': min_items is above max_items", *where, "min_items")
         if spec.caption is not None:
             self._template(spec.caption, self._names(), (*where, "caption"), with_context=False)
+        self._formats(name, spec, where)
         fields = tuple(
             self._option(name, field_name, option, (*where, "fields", field_name))
             for field_name, option in (spec.fields or {}).items()
@@ -263,12 +307,27 @@ class _JobResolver:
             media=spec.media,
             max_bytes=spec.max_bytes,
             caption=spec.caption,
+            formats=tuple(spec.formats) if spec.formats is not None else None,
             fields=fields,
         )
         return self._with_default(arg, spec.default, where)
 
+    def _formats(self, name: str, spec: TrainingArgument, where: tuple[str | int, ...]) -> None:
+        if spec.formats is None:
+            return
+        known = media_formats(spec.media)
+        for i, fmt in enumerate(spec.formats):
+            if fmt not in known:
+                self.error(
+                    f"argument '{name}': format '{fmt}' is not one ryla-gen recognises"
+                    f"{' for ' + spec.media if spec.media else ''} (known: {', '.join(known)})",
+                    *where,
+                    "formats",
+                    i,
+                )
+
     def _option(
-        self, arg_name: str, name: str, spec: JobOption, where: tuple[str | int, ...]
+        self, arg_name: str, name: str, spec: TrainingOption, where: tuple[str | int, ...]
     ) -> Arg:
         label = f"{arg_name}.{name}"
         option = Arg(
@@ -320,13 +379,13 @@ class _JobResolver:
     # --- templates
 
     def _names(self) -> set[str]:
-        return set(self.job.arguments)
+        return set(self.training.arguments)
 
     def _templates(self, names: set[str]) -> None:
         allowed = names | set(CONTEXT_NAMES)
-        for i, item in enumerate(self.job.command):
+        for i, item in enumerate(self.training.command):
             self._template(item, allowed, ("command", i))
-        for name, template in self.job.config_files.items():
+        for name, template in self.training.config_files.items():
             self._template(template, allowed, ("config_files", name))
 
     def _template(
@@ -352,14 +411,14 @@ class _JobResolver:
                 f"known: {', '.join(known)}",
                 *where,
             )
-        if with_context and "trainer_dir" in used and not self.job.image.trainer.git:
+        if with_context and "trainer_dir" in used and not self.training.image.trainer.git:
             self.error(
                 f"{label}: trainer_dir is only set for a git trainer (image.trainer.git)", *where
             )
 
     def _config_files(self, url_lists: set[str]) -> None:
         taken = {OUTPUT_DIR, LOG_FILE} | url_lists
-        for name in self.job.config_files:
+        for name in self.training.config_files:
             where = ("config_files", name)
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
                 self.error(f"config file name '{name}' must be a plain file name", *where, key=True)
@@ -376,7 +435,7 @@ class _JobResolver:
     def _outputs(self, args: list[Arg], volumes: Mapping[str, str]) -> None:
         by_name = {a.name: a for a in args}
         seen: dict[str, str] = {}
-        for name, output in self.job.outputs.items():
+        for name, output in self.training.outputs.items():
             where = ("outputs", name)
             self._output_path(output.path, by_name, (*where, "path"))
             if _escapes(output.trainer_file):
@@ -388,7 +447,7 @@ class _JobResolver:
             mount = self.entry.output_mount(output)
             if mount not in volumes:
                 self.error(
-                    f"output '{name}': volume '{mount}' is not among the job's volumes "
+                    f"output '{name}': volume '{mount}' is not among the training's volumes "
                     f"({', '.join(volumes) or 'none'})",
                     *where,
                     *(("volume",) if output.volume else ()),
@@ -425,8 +484,8 @@ class _JobResolver:
                 )
 
     def _result(self, names: set[str]) -> None:
-        produced = {f"{o}_{s}" for o in self.job.outputs for s in ("path", "filename")}
-        for key in self.job.result:
+        produced = {f"{o}_{s}" for o in self.training.outputs for s in ("path", "filename")}
+        for key in self.training.result:
             if key in RESERVED_RESULT_KEYS or key in names or key in produced:
                 self.error(
                     f"result key '{key}' is already set by the run (status, arguments, "
@@ -443,8 +502,8 @@ def _escapes(path: str) -> bool:
     return path.startswith("/") or ".." in re.split(r"[/\\]", path)
 
 
-def _image(job: JobSpec) -> JobImageModel:
-    image, trainer = job.image, job.image.trainer
+def _image(training: TrainingSpec) -> TrainingImageModel:
+    image, trainer = training.image, training.image.trainer
     if trainer.git:
         commands: tuple[str, ...] = (
             f"git clone --filter=blob:none {trainer.git} {TRAINER_DIR}",
@@ -457,8 +516,8 @@ def _image(job: JobSpec) -> JobImageModel:
         commands = ()
         packages = (*image.pip, str(trainer.package))
     apt = tuple(dict.fromkeys((*(("git",) if trainer.git else ()), *image.apt)))
-    return JobImageModel(
-        constant="",  # named by the app (jobs with equal images share one)
+    return TrainingImageModel(
+        constant="",  # named by the app (training with equal images share one)
         python_version=image.python or container.PYTHON_VERSION,
         apt=apt,
         pip=(*packages, *container.TRAINING_RUNTIME_PACKAGES),
@@ -467,16 +526,16 @@ def _image(job: JobSpec) -> JobImageModel:
     )
 
 
-def _param(name: str, arg: JobArgument) -> JobParamModel:
+def _param(name: str, arg: TrainingArgument) -> TrainingParamModel:
     annotation = _ANNOTATIONS[arg.type]
     if arg.required:
-        return JobParamModel(name, annotation, None)
+        return TrainingParamModel(name, annotation, None)
     if arg.default is None:
-        return JobParamModel(name, f"{annotation} | None", "None")
-    return JobParamModel(name, annotation, py_literal(arg.default))
+        return TrainingParamModel(name, f"{annotation} | None", "None")
+    return TrainingParamModel(name, annotation, py_literal(arg.default))
 
 
-def _docs(name: str, arg: JobArgument) -> list[ParamDoc]:
+def _docs(name: str, arg: TrainingArgument) -> list[ParamDoc]:
     """The argument's row in docs/ENDPOINTS.md; an options argument adds a row per field."""
     kind = arg.type + (f" ({arg.media})" if arg.media else "")
     if arg.required:
@@ -503,9 +562,11 @@ def _shown(value: object) -> str:
     return "—" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
-def _constraints(arg: JobArgument | JobOption) -> str:
+def _constraints(arg: TrainingArgument | TrainingOption) -> str:
     constraints = limits(arg.min, arg.max, arg.multiple_of, None)
-    if isinstance(arg, JobArgument) and (arg.min_items is not None or arg.max_items is not None):
+    if isinstance(arg, TrainingArgument) and (
+        arg.min_items is not None or arg.max_items is not None
+    ):
         low = "" if arg.min_items is None else arg.min_items
         high = "" if arg.max_items is None else arg.max_items
         constraints.append(f"{low}–{high} URLs")
@@ -515,36 +576,38 @@ def _constraints(arg: JobArgument | JobOption) -> str:
     return "; ".join(constraints)
 
 
-# --- an app's jobs ---------------------------------------------------------------------------
+# --- an app's training ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class AppJobs:
-    jobs: tuple[JobModel, ...] = ()
-    images: tuple[JobImageModel, ...] = ()
+class AppTraining:
+    training: tuple[TrainingModel, ...] = ()
+    images: tuple[TrainingImageModel, ...] = ()
     volume_sets: tuple[NamedSet, ...] = ()
     secret_sets: tuple[NamedSet, ...] = ()
 
 
-def resolve_app_jobs(entries: list[JobEntry], app: App, diags: Diagnostics) -> AppJobs:
-    """The app's jobs with shared images, volume and secret sets named for the module."""
-    resolved = [(e, m) for e in entries if (m := _JobResolver(e, diags).resolve()) is not None]
+def resolve_app_training(entries: list[TrainingEntry], app: App, diags: Diagnostics) -> AppTraining:
+    """The app's training with shared images, volume and secret sets named for the module."""
+    resolved = [(e, m) for e in entries if (m := _TrainingResolver(e, diags).resolve()) is not None]
     if len(resolved) != len(entries):
-        return AppJobs()
-    images: dict[tuple, tuple[JobImageModel, str]] = {}
+        return AppTraining()
+    images: dict[tuple, tuple[TrainingImageModel, str]] = {}
     volume_sets: dict[tuple[tuple[str, str], ...], str] = {
         tuple(sorted(app.volumes.items())): "volumes"
     }
     secret_sets: dict[tuple[str, ...], str] = {tuple(app.secrets): "secrets"}
-    jobs = []
+    training = []
     for entry, model in resolved:
         _, image = images.setdefault(model.image.key, (model.image, f"{model.function}_image"))
         volumes = volume_sets.setdefault(
             tuple(sorted(entry.volumes.items())), f"{model.function}_volumes"
         )
-        secrets = tuple(entry.job.secrets if entry.job.secrets is not None else app.secrets)
+        secrets = tuple(
+            entry.training.secrets if entry.training.secrets is not None else app.secrets
+        )
         secret_name = secret_sets.setdefault(secrets, f"{model.function}_secrets")
-        jobs.append(
+        training.append(
             dataclasses.replace(
                 model,
                 image=_named(model.image, image),
@@ -552,33 +615,36 @@ def resolve_app_jobs(entries: list[JobEntry], app: App, diags: Diagnostics) -> A
                 secrets_name=secret_name,
             )
         )
-    return AppJobs(
-        jobs=tuple(jobs),
+    return AppTraining(
+        training=tuple(training),
         images=tuple(_named(image, name) for image, name in images.values()),
         volume_sets=tuple(NamedSet(n, volumes=dict(v)) for v, n in volume_sets.items()),
         secret_sets=tuple(NamedSet(n, secrets=s) for s, n in secret_sets.items()),
     )
 
 
-def _named(image: JobImageModel, name: str) -> JobImageModel:
+def _named(image: TrainingImageModel, name: str) -> TrainingImageModel:
     return dataclasses.replace(image, constant=name)
 
 
 # --- across the project: unique names, distinct outputs, endpoint links ----------------------
 
 
-def check_project_jobs(
-    entries: list[JobEntry], apps: Mapping[str, App], loaded: list[LoadedSpec], diags: Diagnostics
+def check_project_training(
+    entries: list[TrainingEntry],
+    apps: Mapping[str, App],
+    loaded: list[LoadedSpec],
+    diags: Diagnostics,
 ) -> None:
-    by_name: dict[str, JobEntry] = {}
+    by_name: dict[str, TrainingEntry] = {}
     for entry in entries:
-        name = entry.job.function
+        name = entry.training.function
         if name in by_name:
             first = by_name[name]
             diags.error(
                 entry.loc("function"),
-                f"job {name} is already defined at {first.loc('function')}; endpoints link "
-                "to jobs by function name, so names are unique across specs",
+                f"training function {name} is already defined at {first.loc('function')}; "
+                "endpoints link to training functions by name, so names are unique across specs",
             )
             continue
         by_name[name] = entry
@@ -586,7 +652,7 @@ def check_project_jobs(
     for spec in loaded:
         for i, endpoint in enumerate(spec.spec.endpoints):
             for name, param in endpoint.parameters.items():
-                if param.from_job is None:
+                if param.from_training is None:
                     continue
                 app = spec.spec.app
                 app_def = app if isinstance(app, App) else apps.get(app)
@@ -596,11 +662,11 @@ def check_project_jobs(
                 _check_link(spec, where, endpoint.path, name, param, app_def, by_name, diags)
 
 
-def _check_distinct_outputs(entries: list[JobEntry], diags: Diagnostics) -> None:
-    """Two jobs writing one pattern in one volume would overwrite each other's files."""
-    seen: dict[tuple[str, str], tuple[JobEntry, str]] = {}
+def _check_distinct_outputs(entries: list[TrainingEntry], diags: Diagnostics) -> None:
+    """Two training writing one pattern in one volume would overwrite each other's files."""
+    seen: dict[tuple[str, str], tuple[TrainingEntry, str]] = {}
     for entry in entries:
-        for name, output in entry.job.outputs.items():
+        for name, output in entry.training.outputs.items():
             key = (entry.volume_name(output), normalize_pattern(output.path))
             if key not in seen:
                 seen[key] = (entry, name)
@@ -608,8 +674,9 @@ def _check_distinct_outputs(entries: list[JobEntry], diags: Diagnostics) -> None
             first, first_output = seen[key]
             diags.error(
                 entry.loc("outputs", name, "path"),
-                f"job {entry.job.function}: output '{name}' writes {output.path} into volume "
-                f"'{key[0]}', the same files as job {first.job.function} "
+                f"training function {entry.training.function}: output '{name}' writes "
+                f"{output.path} into volume '{key[0]}', the same files as training function "
+                f"{first.training.function} "
                 f"({first.loc('outputs', first_output, 'path')}); give one of them another name",
             )
 
@@ -621,47 +688,51 @@ def _check_link(
     name: str,
     param: Parameter,
     app: App,
-    jobs: Mapping[str, JobEntry],
+    training: Mapping[str, TrainingEntry],
     diags: Diagnostics,
 ) -> None:
-    link = param.from_job
-    if isinstance(link, JobLinkSpec):
-        job_name, output_name, folder = link.job, link.output, link.folder
+    link = param.from_training
+    if isinstance(link, TrainingLinkSpec):
+        function_name, output_name, folder = link.training, link.output, link.folder
     else:
-        job_name, output_name, folder = link, None, "loras"
+        function_name, output_name, folder = link, None, "loras"
 
     def error(message: str, *sub: str) -> None:
         diags.error(spec.loc(*where, *sub), f"{path}: parameter '{name}': {message}")
 
-    entry = jobs.get(job_name)
+    entry = training.get(function_name)
     if entry is None:
-        error(f"from_job: no job named '{job_name}'; jobs: {', '.join(jobs) or 'none'}", "from_job")
+        error(
+            f"from_training: no training function named '{function_name}'; "
+            f"training functions: {', '.join(training) or 'none'}",
+            "from_training",
+        )
         return
-    outputs = entry.job.outputs
+    outputs = entry.training.outputs
     if output_name is None and len(outputs) != 1:
         error(
-            f"job {job_name} has outputs {', '.join(outputs)}; name one "
-            "(from_job: {job: ..., output: ...})",
-            "from_job",
+            f"training function {function_name} has outputs {', '.join(outputs)}; name one "
+            "(from_training: {training: ..., output: ...})",
+            "from_training",
         )
         return
     output_name = output_name or next(iter(outputs))
     output = outputs.get(output_name)
     if output is None:
-        error(f"job {job_name} has no output '{output_name}'", "from_job")
+        error(f"training function {function_name} has no output '{output_name}'", "from_training")
         return
     if param.format is None:
-        error("from_job needs 'format': the file name this parameter loads", "from_job")
+        error("from_training needs 'format': the file name this parameter loads", "from_training")
         return
     loads = f"{folder.strip('/')}/{param.format}"
     endpoint_volume = app.volumes.get(app.models_volume, "")
-    job_volume = entry.volume_name(output)
+    training_volume = entry.volume_name(output)
     agree = normalize_pattern(loads) == normalize_pattern(output.path)
-    if not agree or endpoint_volume != job_volume:
+    if not agree or endpoint_volume != training_volume:
         written = entry.loc("outputs", output_name, "path")
         error(
-            f"loads {loads} from volume '{endpoint_volume}', but job {job_name} writes "
-            f"{output.path} into volume '{job_volume}' ({written}); the endpoint and the job "
-            "must name the file alike",
+            f"loads {loads} from volume '{endpoint_volume}', but training function "
+            f"{function_name} writes {output.path} into volume '{training_volume}' ({written}); "
+            "the endpoint and the training function must name the file alike",
             "format",
         )

@@ -1,9 +1,9 @@
-"""Jobs in the spec format: long-running GPU functions (trainers) started with ``.spawn()``.
+"""Training functions in the spec format: long-running GPU functions started with ``.spawn()``.
 
-A job is a generated Modal function: its typed arguments, the image its trainer runs in, how
+A training is a generated Modal function: its typed arguments, the image its trainer runs in, how
 the arguments become the trainer's command line and config files (Jinja templates), and the
-files it leaves in a volume. An endpoint parameter that loads such a file names the job
-(``from_job``), so the two file-name patterns are checked against each other.
+files it leaves in a volume. An endpoint parameter that loads such a file names the training
+(``from_training``), so the two file-name patterns are checked against each other.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import Discriminator, Field, Tag, model_validator
 
 from .base import Commit, Identifier, StrictModel, shape
 
-JobArgType = Literal["string", "int", "float", "bool", "url_list", "options"]
+TrainingArgType = Literal["string", "int", "float", "bool", "url_list", "options"]
 OptionType = Literal["string", "int", "float", "bool"]
 MediaKind = Literal["image", "video"]
 
@@ -41,16 +41,16 @@ class _Value(StrictModel):
     )
 
 
-class JobOption(_Value):
+class TrainingOption(_Value):
     """One field of an ``options`` argument (a mapping of trainer settings)."""
 
     type: OptionType
 
 
-class JobArgument(_Value):
+class TrainingArgument(_Value):
     """One argument of the generated function, in signature order."""
 
-    type: JobArgType = Field(
+    type: TrainingArgType = Field(
         description="string, int, float, bool; url_list: http(s) URLs downloaded before the "
         "trainer starts; options: a mapping whose fields are declared in 'fields'."
     )
@@ -61,11 +61,16 @@ class JobArgument(_Value):
         None, description="url_list: each download must be an image (or a video), by content."
     )
     max_bytes: int | None = Field(None, gt=0, description="url_list: size limit per download.")
+    formats: list[str] | None = Field(
+        None,
+        description="url_list: the file types the trainer reads, by content (e.g. [mp4]); a "
+        "download of another type fails the job before the trainer starts.",
+    )
     caption: str | None = Field(
         None,
         description="url_list: Jinja template written next to each download as <name>.txt.",
     )
-    fields: dict[Identifier, JobOption] | None = Field(
+    fields: dict[Identifier, TrainingOption] | None = Field(
         None, description="options: the settings a call may override, with their defaults."
     )
 
@@ -92,7 +97,7 @@ class Trainer(StrictModel):
         return self
 
 
-class JobImage(StrictModel):
+class TrainingImage(StrictModel):
     """The container the trainer runs in (Debian slim + these)."""
 
     python: str | None = Field(
@@ -104,7 +109,7 @@ class JobImage(StrictModel):
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables.")
 
 
-class JobOutput(StrictModel):
+class TrainingOutput(StrictModel):
     """A file the trainer writes, stored in a volume under a name built from the arguments."""
 
     path: str = Field(
@@ -122,7 +127,7 @@ class JobOutput(StrictModel):
     description: str | None = None
 
 
-class Job(StrictModel):
+class TrainingFunction(StrictModel):
     """A long-running GPU function of the app, started with .spawn()."""
 
     function: Identifier = Field(description="Modal function name (a Python identifier).")
@@ -134,8 +139,8 @@ class Job(StrictModel):
         None, description="Mount path -> Modal Volume name (default: the app's)."
     )
     secrets: list[str] | None = Field(None, description="Modal Secrets (default: the app's).")
-    image: JobImage
-    arguments: dict[Identifier, JobArgument] = Field(
+    image: TrainingImage
+    arguments: dict[Identifier, TrainingArgument] = Field(
         default_factory=dict, description="The function's arguments, in signature order."
     )
     config_files: dict[str, str] = Field(
@@ -148,21 +153,21 @@ class Job(StrictModel):
         "render empty are dropped). Variables: the arguments, inputs.<url_list argument> "
         "(its download folder), work_dir, output_dir, trainer_dir, python.",
     )
-    outputs: dict[Identifier, JobOutput] = Field(
+    outputs: dict[Identifier, TrainingOutput] = Field(
         min_length=1, description="Files stored after a successful run; result keys <name>_path."
     )
     result: dict[Identifier, str | int | float | bool] = Field(
         default_factory=dict, description="Constant fields of the result, e.g. model_type."
     )
     log_lines: int = Field(
-        40, ge=1, le=1000, description="Trainer log lines returned when the job fails."
+        40, ge=1, le=1000, description="Trainer log lines returned when the training fails."
     )
 
 
-class JobLinkSpec(StrictModel):
-    """Which job output an endpoint parameter's file name refers to."""
+class TrainingLinkSpec(StrictModel):
+    """Which training output an endpoint parameter's file name refers to."""
 
-    job: Identifier = Field(description="The job's function name.")
+    training: Identifier = Field(description="The training's function name.")
     output: Identifier | None = Field(None, description="Its output (default: its only one).")
     folder: str = Field(
         "loras",
@@ -171,8 +176,9 @@ class JobLinkSpec(StrictModel):
     )
 
 
-JobLink = Annotated[
-    Annotated[JobLinkSpec, Tag("mapping")] | Annotated[Identifier, Tag("scalar")],
+TrainingLink = Annotated[
+    Annotated[TrainingLinkSpec, Tag("mapping")] | Annotated[Identifier, Tag("scalar")],
     Discriminator(shape),
 ]
-"""``from_job: train_flux_lora`` or ``from_job: {job: ..., output: ..., folder: ...}``."""
+"""``from_training: train_flux_lora`` or
+``from_training: {training: ..., output: ..., folder: ...}``."""

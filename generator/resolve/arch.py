@@ -1,0 +1,127 @@
+"""Which architecture a model file is: declared (spec ``arch:``) or inferred from repo and file.
+
+The architecture says what a file holds (``sdxl-checkpoint``, ``flux-dev``, ``t5-xxl``, …), so a
+synthetic file of the same architecture can stand in for it (``ryla-gen smoke``). Inference
+matches the model's folder and its ``repo/file`` against a short table of the repositories the
+specs use; a file the table does not know is *unknown* (reported, never guessed). A spec
+declares ``arch:`` for files the table cannot name (fine-tunes under other names, say).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .model import ModelFileModel
+
+# Every architecture a spec may declare, with what it is.
+ARCHITECTURES: dict[str, str] = {
+    "sd15-checkpoint": "Stable Diffusion 1.5 checkpoint (UNet, CLIP-L, VAE)",
+    "sdxl-checkpoint": "SDXL checkpoint (UNet, CLIP-L + CLIP-G, VAE); Turbo, Lightning, fine-tunes",
+    "svd-checkpoint": "Stable Video Diffusion checkpoint (video UNet, CLIP vision, VAE)",
+    "flux-schnell-checkpoint": "Flux schnell checkpoint (fp8 transformer, CLIP-L, T5-XXL, VAE)",
+    "flux-dev": "Flux dev transformer (12B)",
+    "flux-schnell": "Flux schnell transformer (12B)",
+    "flux2-klein": "Flux 2 klein transformer",
+    "wan21-t2v-1.3b": "Wan 2.1 text-to-video 1.3B transformer",
+    "wan21-vace-1.3b": "Wan 2.1 VACE 1.3B transformer",
+    "wan21-i2v-14b": "Wan 2.1 image-to-video 14B transformer",
+    "hunyuan15-t2v": "HunyuanVideo 1.5 text-to-video transformer",
+    "hunyuan15-i2v": "HunyuanVideo 1.5 image-to-video transformer",
+    "qwen-image": "Qwen-Image transformer",
+    "qwen-image-edit": "Qwen-Image-Edit transformer",
+    "z-image": "Z-Image transformer",
+    "seedvr2": "SeedVR2 upscaler transformer (custom node)",
+    "clip-l": "CLIP-L text encoder",
+    "t5-xxl": "T5-XXL text encoder",
+    "umt5-xxl": "UMT5-XXL text encoder (Wan)",
+    "qwen25-vl-7b": "Qwen 2.5 VL 7B text encoder",
+    "qwen3-4b": "Qwen 3 4B text encoder",
+    "byt5-small-glyph": "ByT5 small glyph text encoder (HunyuanVideo 1.5)",
+    "clip-vision-h": "CLIP ViT-H vision encoder",
+    "siglip-vision": "SigLIP vision encoder",
+    "flux-vae": "Flux VAE (16 latent channels; also Z-Image's)",
+    "flux2-vae": "Flux 2 VAE",
+    "wan21-vae": "Wan 2.1 VAE",
+    "qwen-image-vae": "Qwen-Image VAE",
+    "hunyuan15-vae": "HunyuanVideo 1.5 VAE",
+    "flux-lora": "LoRA for Flux dev",
+    "wan21-1.3b-lora": "LoRA for Wan 2.1 1.3B",
+    "sdxl-lora": "LoRA for SDXL",
+    "z-image-lora": "LoRA for Z-Image",
+    "qwen-image-lora": "LoRA for Qwen-Image",
+}
+
+# (folders, pattern on "repo/file" lower-cased, architecture); the first match wins.
+_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("checkpoints",), r"flux1-schnell", "flux-schnell-checkpoint"),
+    (("checkpoints",), r"(^|/)(sd_xl|sdxl)|realvisxl|juggernaut-xl", "sdxl-checkpoint"),
+    (("checkpoints",), r"stable-video-diffusion|(^|/)svd", "svd-checkpoint"),
+    (("checkpoints",), r"v1-5|stable-diffusion-v1|sd15", "sd15-checkpoint"),
+    (("diffusion_models", "unet"), r"flux1-dev", "flux-dev"),
+    (("diffusion_models", "unet"), r"flux1-schnell", "flux-schnell"),
+    (("diffusion_models", "unet"), r"flux-2-klein", "flux2-klein"),
+    (("diffusion_models", "unet"), r"wan2\.1_t2v_1\.3b", "wan21-t2v-1.3b"),
+    (("diffusion_models", "unet"), r"wan2\.1_vace_1\.3b", "wan21-vace-1.3b"),
+    (("diffusion_models", "unet"), r"wan2\.1_i2v_\d+p_14b", "wan21-i2v-14b"),
+    (("diffusion_models", "unet"), r"hunyuanvideo1\.5_\w+_t2v", "hunyuan15-t2v"),
+    (("diffusion_models", "unet"), r"hunyuanvideo1\.5_\w+_i2v", "hunyuan15-i2v"),
+    (("diffusion_models", "unet"), r"qwen_image_edit", "qwen-image-edit"),
+    (("diffusion_models", "unet"), r"qwen_image", "qwen-image"),
+    (("diffusion_models", "unet"), r"z_image", "z-image"),
+    (("text_encoders", "clip"), r"(^|/)clip_l\.", "clip-l"),
+    (("text_encoders", "clip"), r"(^|/)t5xxl_", "t5-xxl"),
+    (("text_encoders", "clip"), r"(^|/)umt5_xxl_", "umt5-xxl"),
+    (("text_encoders", "clip"), r"qwen_2\.5_vl_7b", "qwen25-vl-7b"),
+    (("text_encoders", "clip"), r"qwen_3_4b", "qwen3-4b"),
+    (("text_encoders", "clip"), r"byt5_small_glyph", "byt5-small-glyph"),
+    (("clip_vision",), r"clip_vision_h", "clip-vision-h"),
+    (("clip_vision",), r"sigclip_vision", "siglip-vision"),
+    (("vae",), r"^black-forest-labs/flux\.1-(dev|schnell)/ae\.", "flux-vae"),
+    (("vae",), r"z[-_]image.*/ae\.", "flux-vae"),
+    (("vae",), r"flux2-vae", "flux2-vae"),
+    (("vae",), r"wan_2\.1_vae", "wan21-vae"),
+    (("vae",), r"qwen_image_vae", "qwen-image-vae"),
+    (("vae",), r"hunyuanvideo15_vae", "hunyuan15-vae"),
+    (("loras",), r"qwen-image-lightning", "qwen-image-lora"),
+)
+
+# A character LoRA an endpoint loads takes the architecture of the endpoint's base model.
+LORA_OF_BASE: dict[str, str] = {
+    "flux-dev": "flux-lora",
+    "flux-schnell": "flux-lora",
+    "wan21-t2v-1.3b": "wan21-1.3b-lora",
+    "sdxl-checkpoint": "sdxl-lora",
+    "z-image": "z-image-lora",
+    "qwen-image": "qwen-image-lora",
+}
+
+
+@dataclass(frozen=True)
+class ArchFinding:
+    """A model file's architecture (None: unknown) and how it was decided."""
+
+    arch: str | None
+    how: str  # declared | inferred | unknown
+
+
+def model_key(model: ModelFileModel) -> str:
+    """What inference reads: ``repo/file`` (or the URL), lower-cased."""
+    if model.url:
+        return model.url.lower()
+    return f"{model.repo}/{model.file}".lower()
+
+
+def infer_arch(model: ModelFileModel) -> ArchFinding:
+    if model.arch:
+        return ArchFinding(model.arch, "declared")
+    key = model_key(model)
+    for folders, pattern, arch in _RULES:
+        if model.folder in folders and re.search(pattern, key):
+            return ArchFinding(arch, "inferred")
+    return ArchFinding(None, "unknown")
+
+
+def base_arch(archs: list[str]) -> str | None:
+    """The architecture whose LoRAs an endpoint loads: its first model that takes LoRAs."""
+    return next((a for a in archs if a in LORA_OF_BASE), None)

@@ -1,0 +1,56 @@
+"""Smoke results as text: one line per endpoint (terminal) or a Markdown table (GPU-SMOKE.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _gb(result: dict[str, Any]) -> str:
+    memory = result.get("memory") or {}
+    if memory.get("device_type") != "cuda":
+        return "–"
+    return f"{memory.get('peak_used_gb', 0):.1f}"
+
+
+def outcome(result: dict[str, Any]) -> str:
+    status = result.get("status")
+    if status == "executed":
+        return "executed"
+    if status == "output-mismatch":
+        return "executed, output mismatch: " + "; ".join(result.get("problems", []))
+    if status == "not-covered":
+        return "not covered: " + "; ".join(result.get("reasons", []))
+    return "FAILED: " + str(result.get("error", "?"))
+
+
+def line(row: dict[str, Any]) -> str:
+    """``app /path: executed, first 3.21 s, warm 1.02 s, load 2.19 s, peak 21.4 GB``."""
+    text = f"{row['app']} {row['path']}: {outcome(row)}"
+    if row.get("status") in ("executed", "output-mismatch", "failed"):
+        text += (
+            f" | first {_s(row.get('first_s'))} s, warm {_s(row.get('warm_s'))} s,"
+            f" load {_s(row.get('load_s'))} s, peak {_gb(row)} GB"
+        )
+    return text
+
+
+def markdown(rows: Iterable[dict[str, Any]]) -> str:
+    out = [
+        "| app | endpoint | result | first (s) | warm (s) | load (s) | peak GPU memory (GB) |"
+        " output |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        runs = row.get("runs") or []
+        output = next((", ".join(r.get("outputs", [])) for r in runs if r.get("ok")), "")
+        out.append(
+            f"| {row['app']} | `{row['path']}` | {outcome(row).replace('|', '/')} |"
+            f" {_s(row.get('first_s'))} | {_s(row.get('warm_s'))} | {_s(row.get('load_s'))} |"
+            f" {_gb(row)} | {output} |"
+        )
+    return "\n".join(out) + "\n"

@@ -1,0 +1,420 @@
+"""``ryla-gen smoke``: run every endpoint's examples on a real ComfyUI with synthetic weights.
+
+For each app class: synthesise the model files its covered endpoints need (``synth.py`` in
+ComfyUI's Python), start ComfyUI around them (``runtime/backends.ComfyServer``, the generated
+module's launch flags, ``--base-directory`` the scratch folder) and serve the generated app
+(``runtime/server.create_app``, in process). Per endpoint: models unloaded (``POST /free``),
+the first example (first latency: model load included), the other examples, the first again
+(warm latency); each output checked (``checks.py``); device memory sampled from
+``/system_stats`` meanwhile. Results go to the store after every endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+from ..resolve.model import AppModel, ClassModel
+from ..runtime.backends import ComfyServer, RemoteComfy
+from ..runtime.comfy_process import comfy_launch_command
+from ..runtime.config import Endpoint
+from ..runtime.server import create_app
+from .checks import check_response
+from .store import ResultStore
+from .targets import EndpointTarget, SyntheticFile, builds, plan_app
+
+SYNTH = Path(__file__).with_name("synth.py")
+GB = 1024**3
+VRAM_MODES = ("--gpu-only", "--highvram", "--normalvram", "--lowvram", "--novram")
+
+
+@dataclass
+class SmokeOptions:
+    comfy_dir: Path | None
+    comfy_url: str | None
+    models_dir: Path | None
+    scratch: Path
+    python: str
+    port: int
+    commit: str
+    force: bool = False
+    clean: bool = False  # remove the app's synthetic files after its run (disk space)
+    only: str | None = None  # one endpoint path
+    device: str = "cuda"
+    start_timeout: float = 600.0
+
+
+class SmokeError(Exception):
+    pass
+
+
+Echo = Callable[[str], None]
+
+
+def runtime_endpoints(module: ModuleType) -> dict[str, tuple[Endpoint, Any]]:
+    """path -> (runtime Endpoint, its class's AppSettings), from the generated module."""
+    found: dict[str, tuple[Endpoint, Any]] = {}
+    for name, value in vars(module).items():
+        if name.endswith("_ENDPOINTS") and name != "ENDPOINTS" and isinstance(value, tuple):
+            settings = getattr(module, name[: -len("_ENDPOINTS")] + "_SETTINGS")
+            for endpoint in value:
+                found[endpoint.path] = (endpoint, settings)
+    return found
+
+
+async def smoke_app(
+    app: AppModel, module: ModuleType, options: SmokeOptions, store: ResultStore, echo: Echo
+) -> list[dict[str, Any]]:
+    """Measure the app's endpoints not yet measured at this commit; every row of the app."""
+    targets = plan_app(app, options.only)
+    rows: list[dict[str, Any]] = []
+    pending: list[EndpointTarget] = []
+    for target in targets:
+        known = store.get(app.name, target.path, options.commit)
+        if not target.covered:
+            result = {"status": "not-covered", "reasons": target.not_covered}
+            store.put(app.name, target.path, options.commit, result)
+            rows.append(_row(app.name, target.path, result))
+        elif known is not None and not options.force and known.get("status") != "not-covered":
+            echo(f"{app.name} {target.path}: measured at {options.commit} already, skipped")
+            rows.append(_row(app.name, target.path, known))
+        else:
+            pending.append(target)
+    if not pending:
+        return rows
+    runtime = runtime_endpoints(module)
+    built = _synthesise(pending, options, echo)
+    for target in [t for t in pending if not t.covered]:  # a synthetic build failed
+        result = {"status": "not-covered", "reasons": target.not_covered}
+        store.put(app.name, target.path, options.commit, result)
+        rows.append(_row(app.name, target.path, result))
+    pending = [t for t in pending if t.covered]
+    for cls in app.classes:
+        in_class = [t for t in pending if any(e.path == t.path for e in cls.endpoints)]
+        if not in_class:
+            continue
+        async with _comfy(app.name, cls, options, echo) as (comfy, started_s):
+            for target in in_class:
+                endpoint, settings = runtime[target.path]
+                app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
+                result = await _measure(target, endpoint, app_, comfy, echo)
+                result["comfy_start_s"] = started_s
+                result["synth"] = {f.name: built.get(f.name) for f in target.files}
+                store.put(app.name, target.path, options.commit, result)
+                rows.append(_row(app.name, target.path, result))
+    if options.clean:
+        _remove(built, options.models_dir or options.scratch / "models")
+    return rows
+
+
+def _remove(built: dict[str, Any], models_dir: Path) -> None:
+    for name in built:
+        with contextlib.suppress(OSError):
+            (models_dir / name).unlink()
+
+
+def _row(app: str, path: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"app": app, "path": path, **result}
+
+
+# --- synthetic files
+
+
+def _synthesise(targets: list[EndpointTarget], options: SmokeOptions, echo: Echo) -> dict:
+    """Build the files the targets need (present ones reused); name -> build record."""
+    models_dir = options.models_dir or options.scratch / "models"
+    to_build, links = builds(targets)
+    records: dict[str, Any] = {}
+    missing = [f for f in to_build if not (models_dir / f.name).exists()]
+    for f in to_build:
+        if f not in missing:
+            records[f.name] = {"arch": f.arch, "reused": True}
+    if missing:
+        if options.comfy_dir is None:
+            raise SmokeError("synthetic files need --comfy-dir (ComfyUI's classes build them)")
+        records.update(_run_synth(missing, models_dir, options, echo))
+    for name, source in links.items():
+        link = models_dir / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(models_dir / source)
+        records[name] = {"arch": records.get(source, {}).get("arch"), "same_as": source}
+    failed = [n for n, r in records.items() if "error" in r]
+    for target in targets:
+        broken = [f.name for f in target.files if f.name in failed]
+        if broken:
+            target.not_covered.append("synthetic build failed: " + ", ".join(broken))
+    return records
+
+
+def _run_synth(
+    files: Sequence[SyntheticFile], models_dir: Path, options: SmokeOptions, echo: Echo
+) -> dict[str, Any]:
+    jobs = [f.job(str(models_dir)) for f in files]
+    jobs_file = options.scratch / "synth-jobs.json"
+    jobs_file.parent.mkdir(parents=True, exist_ok=True)
+    jobs_file.write_text(json.dumps(jobs, indent=1))
+    echo(f"synthesising {len(files)} file(s): " + ", ".join(f"{f.name} ({f.arch})" for f in files))
+    command = [options.python, str(SYNTH), "--comfy-dir", str(options.comfy_dir)]
+    command += ["--device", options.device, str(jobs_file)]
+    log = options.scratch / "synth.log"
+    with log.open("ab") as err:
+        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, check=False)
+    records: dict[str, Any] = {}
+    prefix = f"{models_dir}/"
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            name = str(record.get("path", "")).removeprefix(prefix)
+            records[name] = record
+            echo(f"  {name}: " + (record.get("error") or f"{record['seconds']} s"))
+    for f in files:
+        records.setdefault(f.name, {"error": f"builder exited {proc.returncode}; see {log}"})
+    return records
+
+
+# --- ComfyUI
+
+
+@contextlib.asynccontextmanager
+async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo):  # noqa: ANN202
+    if options.comfy_url:
+        comfy = RemoteComfy(options.comfy_url, models_dir=options.models_dir)
+        try:
+            yield comfy, None
+        finally:
+            await comfy.client.aclose()
+        return
+    assert options.comfy_dir is not None
+    if _port_taken(options.port):  # else the readiness check would find that other server
+        raise SmokeError(f"port {options.port} is taken (a ComfyUI left running?); use --port")
+    base = options.scratch
+    (base / "frontend").mkdir(parents=True, exist_ok=True)
+    (base / "frontend" / "index.html").write_text("<!doctype html><title>smoke</title>\n")
+    custom = base / "custom_nodes"
+    if not custom.exists() and (options.comfy_dir / "custom_nodes").is_dir():
+        custom.symlink_to((options.comfy_dir / "custom_nodes").resolve())
+    args = list(cls.comfy_args)
+    if options.device == "cpu":  # ComfyUI refuses --cpu with any VRAM mode
+        args = [a for a in args if a not in VRAM_MODES] + ["--cpu"]
+    args += ["--base-directory", str(base)]
+    args += ["--front-end-root", str(base / "frontend")]
+    command = comfy_launch_command(options.comfy_dir, options.port, args, python=options.python)
+    server = ComfyServer(
+        (),
+        str(options.models_dir or base / "models"),
+        comfy_dir=options.comfy_dir,
+        port=options.port,
+        command=command,
+        start_timeout=options.start_timeout,
+        log_path=base / f"comfyui-{app}-{cls.name}.log",
+    )
+    server.base_dir = base  # input/output/temp live there: request files get removed
+    echo(f"starting ComfyUI for class {cls.name}: {' '.join(args)}")
+    started = time.perf_counter()
+    try:
+        await server.start()
+    except Exception as exc:
+        raise SmokeError(
+            f"ComfyUI did not start ({exc}); log: {server.process.log_tail()}"
+        ) from exc
+    started_s = round(time.perf_counter() - started, 2)
+    echo(f"ComfyUI ready in {started_s} s")
+    try:
+        yield server, started_s
+    finally:
+        await server.stop()
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class _MemorySampler:
+    """Peak device memory while requests run, from ComfyUI's ``/system_stats``."""
+
+    def __init__(self, url: str, interval: float = 0.2):
+        self.url, self.interval = url, interval
+        self.peak_used = 0
+        self.peak_torch = 0
+        self.device_type: str | None = None
+        self.device_name: str | None = None
+        self.comfyui_version: str | None = None
+        self.total = 0
+        self.last_free = 0
+
+    async def sample(self, http: httpx.AsyncClient) -> None:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
+            stats = (await http.get(f"{self.url}/system_stats")).json()
+            self.comfyui_version = stats.get("system", {}).get("comfyui_version")
+            device = stats["devices"][0]
+            self.device_type, self.device_name = device.get("type"), device.get("name")
+            self.total = int(device["vram_total"])
+            self.last_free = int(device["vram_free"])
+            self.peak_used = max(self.peak_used, self.total - self.last_free)
+            self.peak_torch = max(self.peak_torch, int(device.get("torch_vram_total", 0)))
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+            while True:
+                await self.sample(http)
+                await asyncio.sleep(self.interval)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "device_type": self.device_type,
+            "device": self.device_name,
+            "comfyui_version": self.comfyui_version,
+            "peak_used_gb": round(self.peak_used / GB, 2),
+            "peak_torch_reserved_gb": round(self.peak_torch / GB, 2),
+            "total_gb": round(self.total / GB, 2),
+        }
+
+
+async def _measure(
+    target: EndpointTarget, endpoint: Endpoint, app: Any, comfy: Any, echo: Echo
+) -> dict[str, Any]:
+    url = comfy.client.base_url if hasattr(comfy.client, "base_url") else None
+    url = str(url or getattr(comfy, "url", "")).rstrip("/")
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+        with contextlib.suppress(httpx.HTTPError):
+            await http.post(f"{url}/free", json={"unload_models": True, "free_memory": True})
+        unload_s = await _settled(http, url)
+    sampler = _MemorySampler(url)
+    sampling = asyncio.ensure_future(sampler.run())
+    examples = list(target.endpoint.examples)
+    runs: list[dict[str, Any]] = []
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://smoke", timeout=endpoint.timeout + 60
+        ) as client:
+            for i, example in enumerate([*examples, _reseeded(endpoint, examples[0])]):
+                run = await _one(client, endpoint, example)
+                run["example"] = i if i < len(examples) else 0
+                runs.append(run)
+                echo(f"  {target.path} example {run['example']}: {_run_text(run)}")
+                if not run["ok"] and i == 0:
+                    break  # the graph is broken: the rest would fail the same way
+    finally:
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling
+    first, warm = runs[0], (runs[-1] if len(runs) > len(examples) else None)
+    ok = all(r["ok"] for r in runs)
+    problems = sorted({p for r in runs for p in r.get("problems", [])})
+    result: dict[str, Any] = {
+        "status": "failed" if not ok else "output-mismatch" if problems else "executed",
+        "first_s": first["seconds"],
+        "warm_s": warm["seconds"] if warm else None,
+        "load_s": round(first["seconds"] - warm["seconds"], 2) if warm and ok else None,
+        "memory": sampler.as_dict(),
+        "unload_wait_s": unload_s,
+        "runs": runs,
+    }
+    if not ok:
+        result["error"] = next(r["error"] for r in runs if not r["ok"])
+    if problems:
+        result["problems"] = problems
+    return result
+
+
+async def _settled(http: httpx.AsyncClient, url: str, timeout: float = 180.0) -> float:
+    """Wait until the previous endpoint's models left the GPU (``/free`` works in the
+    background: moving tens of GB back to RAM takes seconds that are no part of this
+    endpoint's first latency). Settled: device memory unchanged over three samples."""
+    sampler = _MemorySampler(url)
+    started = time.perf_counter()
+    last: list[int] = []
+    while time.perf_counter() - started < timeout:
+        await sampler.sample(http)
+        if sampler.device_type != "cuda":
+            break
+        last = [*last[-2:], sampler.total - sampler.last_free]
+        if len(last) == 3 and max(last) - min(last) < 64 * 1024**2:
+            break
+        await asyncio.sleep(0.5)
+    return round(time.perf_counter() - started, 2)
+
+
+def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
+    """The warm run: the first example with other seeds, so ComfyUI's cache cannot answer it."""
+    warm = dict(example)
+    for param in endpoint.params:
+        value = example.get(param.name)
+        if param.kind == "seed" and (value is None or isinstance(value, int)):
+            warm[param.name] = (value or 0) + 1
+    return warm
+
+
+async def _one(client: httpx.AsyncClient, endpoint: Endpoint, example: dict) -> dict[str, Any]:
+    request = endpoint.request_model(**example).model_dump()
+    started = time.perf_counter()
+    response = await client.post(endpoint.path, json=example)
+    seconds = round(time.perf_counter() - started, 3)
+    run: dict[str, Any] = {"seconds": seconds, "status_code": response.status_code}
+    if response.status_code != 200:
+        run.update(ok=False, error=_error_text(response))
+        return run
+    outputs, problems = check_response(response.content, response.headers, request)
+    run.update(ok=True, outputs=outputs, problems=problems)
+    run["execution_s"] = _float(response.headers.get("x-execution-time-sec"))
+    return run
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+    if isinstance(body, dict):
+        text = f"HTTP {response.status_code} {body.get('type', '')}: {body.get('error', '')}"
+        details = body.get("details")
+        if details:
+            text += f" ({str(details)[:400]})"
+        return text
+    return f"HTTP {response.status_code}: {str(body)[:300]}"
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _run_text(run: dict[str, Any]) -> str:
+    if run["ok"]:
+        text = f"{run['seconds']} s, " + ", ".join(run.get("outputs", []))
+        return text + "".join(f"; MISMATCH: {p}" for p in run.get("problems", []))
+    return f"FAILED after {run['seconds']} s: {run['error']}"
+
+
+def default_python(comfy_dir: Path | None) -> str:
+    """ComfyUI's interpreter: its venv beside or inside the tree when there is one."""
+    if comfy_dir is not None:
+        for candidate in (comfy_dir / "venv", comfy_dir.parent / "venv", comfy_dir / ".venv"):
+            python = candidate / "bin" / "python"
+            if python.exists():
+                return str(python)
+    return sys.executable
+
+
+def scratch_default() -> Path:
+    return Path(os.environ.get("TMPDIR", "/tmp")) / "ryla-smoke"

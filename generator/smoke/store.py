@@ -1,0 +1,77 @@
+"""Smoke results on disk: one JSON file, results keyed by endpoint and commit (resumable).
+
+``{"version": 1, "results": {"<app> <path> @<commit>": {...}}}``. A run skips an endpoint whose
+key is present (measured at this commit); ``--force`` measures again. The file is rewritten
+atomically after every endpoint, so an interrupted run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+
+
+class StoreError(Exception):
+    pass
+
+
+def result_key(app: str, path: str, commit: str) -> str:
+    return f"{app} {path} @{commit}"
+
+
+class ResultStore:
+    def __init__(self, path: Path):
+        self.path = path
+        self.results: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{path}: not a smoke results file ({exc})") from None
+            if not isinstance(data, dict) or data.get("version") != VERSION:
+                raise StoreError(f"{path}: not a version-{VERSION} smoke results file")
+            results = data.get("results")
+            if not isinstance(results, dict):
+                raise StoreError(f"{path}: 'results' must be an object")
+            self.results = results
+
+    def get(self, app: str, path: str, commit: str) -> dict[str, Any] | None:
+        return self.results.get(result_key(app, path, commit))
+
+    def put(self, app: str, path: str, commit: str, result: dict[str, Any]) -> None:
+        self.results[result_key(app, path, commit)] = result
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        body = {"version": VERSION, "results": dict(sorted(self.results.items()))}
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+
+
+def current_commit(root: Path) -> str:
+    """The project's commit (short), ``+dirty`` when specs or workflows differ; else unknown."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "specs", "comfy_workflows", "generator"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")

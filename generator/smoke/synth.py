@@ -1,0 +1,515 @@
+"""Random-weight model files of real architectures, built from ComfyUI's own classes.
+
+Runs INSIDE ComfyUI's Python (``python synth.py --comfy-dir DIR JOBS.json``): it imports
+``comfy.*`` at run time from the ComfyUI tree named on the command line; ryla-gen ships no
+ComfyUI code. Each job ``{"arch": ..., "path": ..., "dtype": ...}`` becomes one safetensors file
+whose tensor names, shapes and dtypes are those ComfyUI's loaders detect for that architecture
+(the models are instantiated with ComfyUI's classes and configs, weights left uninitialised,
+then filled with scaled Gaussian noise on the build device; ``--device cuda`` on a GPU).
+
+``--verify`` builds every architecture on the ``meta`` device (no memory) and runs ComfyUI's own
+detection on the result: the architecture and config it detects must be the one built.
+
+Prints one JSON line per file: ``{"path", "arch", "seconds", "bytes"}`` or ``{"path", "error"}``.
+Stand-alone on purpose: it imports nothing of ``generator`` (it runs in ComfyUI's interpreter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+DTYPES = ("float32", "float16", "bfloat16", "float8_e4m3fn")
+
+FLUX = {
+    "image_model": "flux",
+    "axes_dim": [16, 56, 56],
+    "num_heads": 24,
+    "mlp_ratio": 4.0,
+    "theta": 10000,
+    "out_channels": 16,
+    "qkv_bias": True,
+    "txt_ids_dims": [],
+    "in_channels": 16,
+    "hidden_size": 3072,
+    "context_in_dim": 4096,
+    "patch_size": 2,
+    "vec_in_dim": 768,
+    "depth": 19,
+    "depth_single_blocks": 38,
+    "yak_mlp": False,
+}
+WAN21_13B = {
+    "image_model": "wan2.1",
+    "dim": 1536,
+    "out_dim": 16,
+    "num_heads": 12,
+    "ffn_dim": 8960,
+    "num_layers": 30,
+    "patch_size": (1, 2, 2),
+    "freq_dim": 256,
+    "window_size": (-1, -1),
+    "qk_norm": True,
+    "cross_attn_norm": True,
+    "eps": 1e-6,
+    "in_dim": 16,
+    "model_type": "t2v",
+}
+UNET_COMMON = {
+    "use_checkpoint": False,
+    "image_size": 32,
+    "out_channels": 4,
+    "use_spatial_transformer": True,
+    "legacy": False,
+    "in_channels": 4,
+    "model_channels": 320,
+    "use_temporal_attention": False,
+    "use_temporal_resblock": False,
+}
+SDXL = {
+    **UNET_COMMON,
+    "num_classes": "sequential",
+    "adm_in_channels": 2816,
+    "num_res_blocks": [2, 2, 2],
+    "transformer_depth": [0, 0, 2, 2, 10, 10],
+    "channel_mult": [1, 2, 4],
+    "transformer_depth_middle": 10,
+    "use_linear_in_transformer": True,
+    "context_dim": 2048,
+    "num_head_channels": 64,
+    "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10],
+}
+SD15 = {
+    **UNET_COMMON,
+    "adm_in_channels": None,
+    "num_res_blocks": [2, 2, 2, 2],
+    "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+    "channel_mult": [1, 2, 4, 4],
+    "transformer_depth_middle": 1,
+    "use_linear_in_transformer": False,
+    "context_dim": 768,
+    "num_heads": 8,
+    "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+}
+KL_VAE = {
+    "double_z": True,
+    "z_channels": 4,
+    "resolution": 256,
+    "in_channels": 3,
+    "out_ch": 3,
+    "ch": 128,
+    "ch_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2,
+    "attn_resolutions": [],
+    "dropout": 0.0,
+}
+WAN21_VAE = {
+    "dim": 96,
+    "z_dim": 16,
+    "dim_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2,
+    "attn_scales": [],
+    "temperal_downsample": [False, True, True],
+    "dropout": 0.0,
+}
+LORA_RANK = 16
+
+
+# --- model parts: each returns a state dict (tensors on the build device, weights uninitialised)
+
+
+def _unet_model(config: dict, device, dtype):
+    import comfy.model_detection
+
+    model_config = comfy.model_detection.model_config_from_unet_config(dict(config))
+    if model_config is None:
+        raise ValueError(f"ComfyUI knows no model for config {config}")
+    model_config.set_inference_dtype(dtype, None)
+    return model_config, model_config.get_model({}, device=device)
+
+
+def _clip_sd(model_config, device, dtype) -> dict:
+    target = model_config.clip_target()
+    clip = target.clip(**{**target.params, "device": device, "dtype": dtype, "model_options": {}})
+    return clip.state_dict()  # BaseModel.state_dict_for_saving puts the checkpoint's prefixes
+
+
+def _kl_vae_sd(device, z_channels: int = 4, quant_conv: bool = True) -> dict:
+    import torch
+    from comfy.ldm.models.autoencoder import AutoencoderKL, AutoencodingEngine
+
+    config = {**KL_VAE, "z_channels": z_channels}
+    with torch.device(device):
+        if quant_conv:
+            vae = AutoencoderKL(ddconfig=config, embed_dim=z_channels)
+        else:
+            vae = AutoencodingEngine(
+                regularizer_config={
+                    "target": "comfy.ldm.models.autoencoder.DiagonalGaussianRegularizer"
+                },
+                encoder_config={
+                    "target": "comfy.ldm.modules.diffusionmodules.model.Encoder",
+                    "params": config,
+                },
+                decoder_config={
+                    "target": "comfy.ldm.modules.diffusionmodules.model.Decoder",
+                    "params": config,
+                },
+            )
+    return vae.state_dict()
+
+
+def checkpoint(unet: dict, vae_z: int, quant_conv: bool, *, te_dtype=None, vae_dtype=None):
+    def build(device, dtype):
+        model_config, model = _unet_model(unet, device, dtype)
+        clip = _clip_sd(model_config, device, _torch_dtype(te_dtype) if te_dtype else dtype)
+        vae = _kl_vae_sd(device, vae_z, quant_conv)
+        if vae_dtype is not None:
+            vae = {k: v.to(_torch_dtype(vae_dtype)) for k, v in vae.items()}
+        return model.state_dict_for_saving(clip, vae)
+
+    return build
+
+
+def diffusion_model(unet: dict):
+    def build(device, dtype):
+        _, model = _unet_model(unet, device, dtype)
+        return model.diffusion_model.state_dict()
+
+    return build
+
+
+def text_encoder(kind: str):
+    def build(device, dtype):
+        import torch
+
+        if kind == "clip-l":
+            from comfy.sd1_clip import SDClipModel
+
+            model = SDClipModel(device=device, dtype=dtype)
+        elif kind == "t5-xxl":
+            from comfy.text_encoders.sd3_clip import T5XXLModel
+
+            model = T5XXLModel(device=device, dtype=dtype)
+        else:
+            from comfy.text_encoders.wan import UMT5XXlModel
+
+            model = UMT5XXlModel(device=device, dtype=dtype)
+        with torch.device(device):
+            sd = model.transformer.state_dict()
+        if kind == "umt5-xxl":  # Wan's tokenizer travels inside the file, as published
+            sd["spiece_model"] = torch.frombuffer(bytearray(_spiece_model()), dtype=torch.uint8)
+        return sd
+
+    return build
+
+
+def _spiece_model() -> bytes:
+    """A small SentencePiece model with UMT5's special ids (pad 0, end 1, unknown 2)."""
+    import io
+
+    import sentencepiece
+
+    words = "a the of photo portrait red fox snow city night light walking market neon".split()
+    lines = [" ".join(words[(i * 7 + j) % len(words)] for j in range(8)) for i in range(400)]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=24,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def vae(kind: str):
+    def build(device, dtype):
+        import torch
+
+        if kind == "flux-vae":
+            sd = _kl_vae_sd(device, 16, quant_conv=False)
+        else:
+            from comfy.ldm.wan.vae import WanVAE
+
+            with torch.device(device):
+                sd = WanVAE(**WAN21_VAE).state_dict()
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+
+    return build
+
+
+def lora(base: str):
+    """A rank-16 LoRA over the base model's linear layers, in the kohya/ComfyUI key layout."""
+
+    def build(device, dtype):
+        import torch
+
+        unet = {
+            "flux-lora": {**FLUX, "guidance_embed": True},
+            "wan21-1.3b-lora": WAN21_13B,
+            "sdxl-lora": SDXL,
+        }[base]
+        _, model = _unet_model(unet, "meta", dtype)
+        out = {}
+        for name, module in model.diffusion_model.named_modules():
+            weight = getattr(module, "weight", None)
+            if weight is None or weight.ndim != 2 or "attn" not in name:
+                continue
+            key = f"diffusion_model.{name}"
+            out[f"{key}.lora_down.weight"] = torch.empty(LORA_RANK, weight.shape[1], device=device)
+            out[f"{key}.lora_up.weight"] = torch.empty(weight.shape[0], LORA_RANK, device=device)
+            out[f"{key}.alpha"] = torch.tensor(float(LORA_RANK), device=device)
+        if not out:
+            raise ValueError(f"no attention layers found for {base}")
+        return {k: v.to(dtype) if v.ndim else v for k, v in out.items()}
+
+    return build
+
+
+# arch id -> (builder, default dtype)
+ARCHES = {
+    "sd15-checkpoint": (checkpoint(SD15, 4, True), "float16"),
+    "sdxl-checkpoint": (checkpoint(SDXL, 4, True), "float16"),
+    "flux-schnell-checkpoint": (
+        checkpoint(
+            {**FLUX, "guidance_embed": False},
+            16,
+            False,
+            te_dtype="float16",
+            vae_dtype="bfloat16",
+        ),
+        "float8_e4m3fn",
+    ),
+    "flux-dev": (diffusion_model({**FLUX, "guidance_embed": True}), "bfloat16"),
+    "flux-schnell": (diffusion_model({**FLUX, "guidance_embed": False}), "bfloat16"),
+    "wan21-t2v-1.3b": (diffusion_model(WAN21_13B), "float16"),
+    "wan21-vace-1.3b": (
+        diffusion_model({**WAN21_13B, "model_type": "vace", "vace_in_dim": 96, "vace_layers": 15}),
+        "float16",
+    ),
+    "clip-l": (text_encoder("clip-l"), "float16"),
+    "t5-xxl": (text_encoder("t5-xxl"), "float16"),
+    "umt5-xxl": (text_encoder("umt5-xxl"), "float8_e4m3fn"),
+    "flux-vae": (vae("flux-vae"), "float32"),
+    "wan21-vae": (vae("wan21-vae"), "bfloat16"),
+    "flux-lora": (lora("flux-lora"), "bfloat16"),
+    "wan21-1.3b-lora": (lora("wan21-1.3b-lora"), "bfloat16"),
+    "sdxl-lora": (lora("sdxl-lora"), "float16"),
+}
+
+
+# --- filling and saving
+
+
+def _torch_dtype(name):
+    import torch
+
+    return getattr(torch, name)
+
+
+def _compute_dtype(dtype):
+    """fp8 weights are built in bf16 (random fill) and cast when saved."""
+    import torch
+
+    return torch.bfloat16 if dtype == torch.float8_e4m3fn else dtype
+
+
+def fill(state_dict: dict, seed: int = 0) -> dict:
+    """Noise scaled by fan-in for matrices, ones for norm scales, zeros for biases."""
+    import torch
+
+    gen = {}
+    out = {}
+    for key, tensor in state_dict.items():
+        if not tensor.is_floating_point() or tensor.ndim == 0 or tensor.numel() == 0:
+            out[key] = tensor
+            continue
+        real = tensor if tensor.dtype.itemsize > 1 else tensor.to(torch.bfloat16)
+        if real.ndim == 1:
+            real = real.zero_() if key.endswith("bias") else real.fill_(1.0)
+        else:
+            device = str(real.device)
+            if device not in gen:
+                gen[device] = torch.Generator(device=real.device).manual_seed(seed)
+            fan_in = max(1, real.numel() // real.shape[0])
+            real.normal_(0.0, fan_in**-0.5, generator=gen[device])
+            if key.endswith("lora_up.weight"):
+                real.mul_(0.01)
+        out[key] = real.to(tensor.dtype) if real is not tensor else tensor
+    return out
+
+
+def build_job(job: dict, device: str) -> dict:
+    import torch
+    from safetensors.torch import save_file
+
+    arch, path = job["arch"], job["path"]
+    builder, default_dtype = ARCHES[arch]
+    dtype = _torch_dtype(job.get("dtype") or default_dtype)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        sd = builder(device, _compute_dtype(dtype))
+        sd = fill(sd)
+        if dtype != _compute_dtype(dtype):  # fp8: matrices of the model part
+            sd = {
+                k: v.to(dtype) if v.is_floating_point() and v.ndim >= 2 and _fp8_key(arch, k) else v
+                for k, v in sd.items()
+            }
+        sd = {k: v.contiguous().cpu() for k, v in sd.items()}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    save_file(sd, path, metadata={"ryla_smoke": arch})
+    del sd
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return {
+        "path": path,
+        "arch": arch,
+        "seconds": round(time.perf_counter() - started, 2),
+        "bytes": os.path.getsize(path),
+    }
+
+
+def _fp8_key(arch: str, key: str) -> bool:
+    """Which tensors an fp8 file stores in fp8: the diffusion model's and T5's, as published."""
+    if arch == "flux-schnell-checkpoint":
+        return key.startswith(("model.diffusion_model.", "text_encoders.t5xxl."))
+    return True
+
+
+DIFFUSION_ARCHES = (
+    "sd15-checkpoint",
+    "sdxl-checkpoint",
+    "flux-schnell-checkpoint",
+    "flux-dev",
+    "flux-schnell",
+    "wan21-t2v-1.3b",
+    "wan21-vace-1.3b",
+)
+
+
+# --- verification on the meta device (CPU machines: no weights allocated)
+
+
+def verify(arch: str) -> str:
+    import comfy.model_detection
+    import comfy.sd
+
+    builder, default_dtype = ARCHES[arch]
+    dtype = _compute_dtype(_torch_dtype(default_dtype))
+    sd = builder("meta", dtype)
+    if arch in DIFFUSION_ARCHES:
+        prefix = (
+            comfy.model_detection.unet_prefix_from_state_dict(sd)
+            if arch.endswith("checkpoint")
+            else ""
+        )
+        config = comfy.model_detection.model_config_from_unet(sd, prefix)
+        if config is None:
+            raise ValueError("ComfyUI detects no model")
+        detected = f"{type(config).__name__} {config.unet_config.get('image_model', '')}".strip()
+        if arch.endswith("checkpoint"):
+            detected += ", " + _verify_checkpoint_parts(config, sd)
+        return detected
+    if arch in ("clip-l", "t5-xxl", "umt5-xxl"):
+        vocab = sd.get("shared.weight", sd.get("text_model.embeddings.token_embedding.weight"))
+        return f"{comfy.sd.detect_te_model(sd)}, vocabulary {vocab.shape[0]}"
+    if arch.endswith("lora"):
+        return _verify_lora(arch, sd)
+    keys = sorted(sd)
+    first = sd[keys[0]]
+    return f"{len(keys)} tensors, {keys[0]} .. {keys[-1]} ({first.dtype}, {list(first.shape)})"
+
+
+def _verify_checkpoint_parts(config, sd: dict) -> str:
+    """The text encoders and VAE ComfyUI's checkpoint loader takes out of the file."""
+    import comfy.utils
+
+    target = config.clip_target(state_dict=sd)
+    clip = target.clip(**{**target.params, "device": "meta", "dtype": None, "model_options": {}})
+    clip_sd = config.process_clip_state_dict(dict(sd))
+    expected = set(clip.state_dict())
+    found = {k for k in clip_sd if k in expected}
+    # published SD1.5/SDXL checkpoints hold neither CLIP-L's logit scale nor its projection
+    optional = {
+        k
+        for k in expected
+        if k.endswith(("logit_scale", "clip_l.transformer.text_projection.weight"))
+    }
+    missing = sorted(expected - found - optional)
+    if missing:
+        raise ValueError(f"text encoder: {len(missing)} tensors missing, e.g. {missing[0]}")
+    vae = comfy.utils.state_dict_prefix_replace(
+        dict(sd), {k: "" for k in config.vae_key_prefix}, filter_keys=True
+    )
+    if not vae:
+        raise ValueError("no VAE tensors under " + ", ".join(config.vae_key_prefix))
+    return f"text encoders {len(found)} tensors, VAE {len(vae)} tensors"
+
+
+def _verify_lora(arch: str, sd: dict) -> str:
+    """Every LoRA layer must map to a weight of its base model (ComfyUI's own key map)."""
+    import comfy.lora
+
+    unet = {"flux-lora": {**FLUX, "guidance_embed": True}, "wan21-1.3b-lora": WAN21_13B}.get(
+        arch, SDXL
+    )
+    _, model = _unet_model(unet, "meta", _torch_dtype("bfloat16"))
+    key_map = comfy.lora.model_lora_keys_unet(model, {})
+    layers = {k.rsplit(".lora_", 1)[0] for k in sd if ".lora_" in k}
+    unmapped = sorted(layer for layer in layers if layer not in key_map)
+    if unmapped:
+        raise ValueError(f"{len(unmapped)} LoRA layers unknown to ComfyUI, e.g. {unmapped[0]}")
+    return f"{len(layers)} LoRA layers, all mapped to model weights"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comfy-dir", required=True)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--verify", action="store_true", help="detect every architecture on meta")
+    parser.add_argument("jobs", nargs="?", help="JSON file: a list of {arch, path, dtype?}")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, os.path.abspath(args.comfy_dir))
+    os.chdir(args.comfy_dir)  # ComfyUI resolves some data files relative to its tree
+    # ComfyUI parses sys.argv itself: give it only its own flags
+    sys.argv = [sys.argv[0], *(["--cpu"] if args.device == "cpu" or args.verify else [])]
+    import comfy.options
+
+    comfy.options.enable_args_parsing()
+    if args.verify:
+        failed = 0
+        for arch in ARCHES:
+            try:
+                print(json.dumps({"arch": arch, "detected": verify(arch)}), flush=True)
+            except Exception as exc:  # noqa: BLE001 - report every architecture
+                failed += 1
+                print(
+                    json.dumps({"arch": arch, "error": f"{type(exc).__name__}: {exc}"}), flush=True
+                )
+        return 1 if failed else 0
+    with open(args.jobs) as f:
+        jobs = json.load(f)
+    failed = 0
+    for job in jobs:
+        try:
+            print(json.dumps(build_job(job, args.device)), flush=True)
+        except Exception as exc:  # noqa: BLE001 - one broken builder must not stop the rest
+            failed += 1
+            traceback.print_exc()
+            print(
+                json.dumps({"path": job.get("path"), "error": f"{type(exc).__name__}: {exc}"}),
+                flush=True,
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

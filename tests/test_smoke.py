@@ -1,0 +1,237 @@
+"""``ryla-gen smoke`` without a GPU: architecture inference, what an app needs, the resumable
+result store, output checks, and the whole command against the stand-in (model-free ryla-demo).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from generator.cli import main
+from generator.resolve.arch import ARCHITECTURES, infer_arch
+from generator.resolve.model import AppModel, ModelFileModel
+from generator.resolve.project import Project, load_project
+from generator.smoke.checks import check_response
+from generator.smoke.store import ResultStore, StoreError
+from generator.smoke.synth import ARCHES
+from generator.smoke.targets import builds, plan_app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def model(folder: str, repo: str, file: str, arch: str | None = None) -> ModelFileModel:
+    return ModelFileModel(
+        folder, file.rsplit("/", 1)[-1], repo, file, "main", None, None, None, arch=arch
+    )
+
+
+@pytest.fixture(scope="module")
+def apps() -> dict[str, AppModel]:
+    found, _ = load_project(Project.at(REPO, None), None)
+    return {a.name: a for a in found}
+
+
+# --- architectures
+
+
+@pytest.mark.parametrize(
+    ("folder", "repo", "file", "arch"),
+    [
+        (
+            "checkpoints",
+            "stabilityai/sdxl-turbo",
+            "sd_xl_turbo_1.0_fp16.safetensors",
+            "sdxl-checkpoint",
+        ),
+        (
+            "checkpoints",
+            "ByteDance/SDXL-Lightning",
+            "sdxl_lightning_4step.safetensors",
+            "sdxl-checkpoint",
+        ),
+        (
+            "checkpoints",
+            "Comfy-Org/flux1-schnell",
+            "flux1-schnell-fp8.safetensors",
+            "flux-schnell-checkpoint",
+        ),
+        ("diffusion_models", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors", "flux-dev"),
+        ("vae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", "flux-vae"),
+        ("vae", "Comfy-Org/z_image_turbo", "split_files/vae/ae.safetensors", "flux-vae"),
+        ("text_encoders", "comfyanonymous/flux_text_encoders", "t5xxl_fp16.safetensors", "t5-xxl"),
+        (
+            "text_encoders",
+            "Comfy-Org/Wan_2.1_ComfyUI_repackaged",
+            "split_files/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+            "umt5-xxl",
+        ),
+        (
+            "diffusion_models",
+            "Comfy-Org/Wan_2.1_ComfyUI_repackaged",
+            "split_files/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
+            "wan21-t2v-1.3b",
+        ),
+    ],
+)
+def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
+    finding = infer_arch(model(folder, repo, file))
+    assert (finding.arch, finding.how) == (arch, "inferred")
+
+
+def test_unknown_files_are_not_guessed() -> None:
+    # a VAE named ae.safetensors from an unknown repo, and a custom-node model
+    assert infer_arch(model("vae", "someone/else", "ae.safetensors")).arch is None
+    assert (
+        infer_arch(model("pulid", "guozinan/PuLID", "pulid_flux_v0.9.1.safetensors")).how
+        == "unknown"
+    )
+    # the same file in another folder is another thing
+    assert (
+        infer_arch(model("loras", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors")).arch
+        is None
+    )
+
+
+def test_declared_architecture_wins() -> None:
+    finding = infer_arch(
+        model("checkpoints", "me/finetune", "mine.safetensors", arch="sdxl-checkpoint")
+    )
+    assert (finding.arch, finding.how) == ("sdxl-checkpoint", "declared")
+
+
+def test_every_buildable_architecture_is_one_a_spec_may_declare() -> None:
+    assert set(ARCHES) <= set(ARCHITECTURES)
+
+
+# --- what an app needs
+
+
+def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
+    targets = {t.path: t for t in plan_app(apps["ryla-flux"])}
+    assert all(t.covered for t in targets.values())  # /flux-dev-realism declares its LoRA's arch
+    lora = targets["/flux-dev-lora"].files[-1]
+    assert (lora.name, lora.arch) == ("loras/flux-character-abc123.safetensors", "flux-lora")
+    built, links = builds(list(targets.values()))
+    assert [f.name for f in built].count("diffusion_models/flux1-dev.safetensors") == 1
+    # the realism LoRA is the same architecture: one file serves both names
+    assert links == {
+        "loras/flux-realism-lora.safetensors": "loras/flux-character-abc123.safetensors"
+    }
+
+
+def test_files_of_one_architecture_are_built_once(apps) -> None:
+    targets = [t for t in plan_app(apps["ryla-instantid"]) if t.covered]
+    assert [t.path for t in targets] == ["/sdxl-turbo", "/sdxl-lightning"]
+    built, links = builds(targets)
+    assert [f.arch for f in built] == ["sdxl-checkpoint"]
+    assert links == {
+        "checkpoints/sdxl_lightning_4step.safetensors": "checkpoints/sd_xl_turbo_1.0_fp16.safetensors"
+    }
+
+
+def test_uncovered_endpoints_say_why(apps) -> None:
+    targets = {t.path: t for t in plan_app(apps["ryla-instantid"])}
+    reasons = " ".join(targets["/sdxl-instantid"].not_covered)
+    assert "instantid/ip-adapter.bin: unknown architecture" in reasons
+    assert "custom nodes" in reasons
+    qwen = {t.path: t for t in plan_app(apps["ryla-qwen-image"])}["/qwen-image-2512"]
+    assert any("no synthetic builder for qwen-image" in r for r in qwen.not_covered)
+
+
+# --- the result store
+
+
+def test_store_keeps_results_by_endpoint_and_commit(tmp_path: Path) -> None:
+    path = tmp_path / "smoke" / "results.json"
+    store = ResultStore(path)
+    store.put("ryla-demo", "/invert", "abc", {"status": "executed", "first_s": 1.0})
+    again = ResultStore(path)
+    assert again.get("ryla-demo", "/invert", "abc") == {"status": "executed", "first_s": 1.0}
+    assert again.get("ryla-demo", "/invert", "def") is None
+    assert again.get("ryla-demo", "/scale", "abc") is None
+
+
+@pytest.mark.parametrize(
+    "body", ["not json", "[]", '{"version": 2, "results": {}}', '{"version": 1}']
+)
+def test_store_refuses_a_file_it_did_not_write(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(body)
+    with pytest.raises(StoreError, match="results.json"):
+        ResultStore(path)
+
+
+# --- output checks
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _webp(frames: int, colors: bool = True) -> bytes:
+    images = [Image.new("RGB", (8, 8), (i * 40 if colors else 0, 0, 0)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], duration=100)
+    return buffer.getvalue()
+
+
+def test_output_size_must_be_the_requested_size() -> None:
+    headers = {"content-type": "image/png"}
+    assert check_response(_png(64, 32), headers, {"width": 64, "height": 32}) == (["PNG 64×32"], [])
+    _, problems = check_response(_png(64, 64), headers, {"width": 64, "height": 32})
+    assert problems == ["output is 64×64, the request asked 64×32"]
+
+
+def test_frames_must_match_the_frames_header() -> None:
+    headers = {"content-type": "image/webp", "x-frames": "4"}
+    assert check_response(_webp(4), headers, {})[1] == []
+    assert check_response(_webp(3), headers, {})[1] == ["output has 3 frames, X-Frames says 4"]
+
+
+def test_undecodable_output_is_a_problem() -> None:
+    _, problems = check_response(b"not a png", {"content-type": "image/png"}, {})
+    assert len(problems) == 1 and problems[0].startswith("image/png: ")
+
+
+# --- the command, against the stand-in
+
+
+def test_smoke_command_runs_the_demo_app_and_resumes(standin, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "results.json"
+    table = tmp_path / "table.md"
+    args = ["smoke", "ryla-demo", "--comfy-url", standin.url, "--out", str(out), "--commit", "c1"]
+    first = CliRunner().invoke(main, [*args, "--markdown", str(table)])
+    assert first.exception is None or isinstance(first.exception, SystemExit), first.output
+    results = json.loads(out.read_text())["results"]
+    invert = results["ryla-demo /invert @c1"]
+    assert invert["status"] == "executed", first.output
+    assert [r["outputs"] for r in invert["runs"]] == [["PNG 64×64"], ["PNG 64×64"]]
+    assert invert["first_s"] > 0 and invert["warm_s"] > 0
+    assert results["ryla-demo /scale @c1"]["runs"][0]["outputs"] == ["PNG 4×4"]
+    assert "| ryla-demo | `/invert` | executed |" in table.read_text()
+    assert "ryla-demo /invert: executed" in first.output
+
+    again = CliRunner().invoke(main, args)
+    assert "ryla-demo /invert: measured at c1 already, skipped" in again.output
+    assert json.loads(out.read_text())["results"] == results  # nothing measured twice
+
+    other = CliRunner().invoke(
+        main, ["smoke", "invert", "--comfy-url", standin.url, "--out", str(out), "--commit", "c2"]
+    )
+    keys = set(json.loads(out.read_text())["results"])
+    assert "ryla-demo /invert @c2" in keys and "ryla-demo /scale @c2" not in keys, other.output
+
+
+def test_smoke_needs_a_comfyui(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    result = CliRunner().invoke(main, ["smoke", "ryla-demo", "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 2
+    assert "--comfy-dir" in result.output and "Traceback" not in result.output
