@@ -110,17 +110,34 @@ class _Run:
 
 @dataclass(slots=True)
 class _Timing:
-    """When the prompt was posted (wall clock) and ComfyUI's start/end timestamps (seconds)."""
+    """When the prompt was posted (wall clock), ComfyUI's start/end timestamps (seconds), and
+    when this client received those two events (monotonic)."""
 
     posted: float
     started: float | None = None
     ended: float | None = None
+    started_rx: float | None = None
+    ended_rx: float | None = None
+
+    def start(self, data: dict[str, Any]) -> None:
+        self.started, self.started_rx = _timestamp(data), time.perf_counter()
+
+    def end(self, data: dict[str, Any]) -> None:
+        self.ended, self.ended_rx = _timestamp(data), time.perf_counter()
 
     def queue_and_execution(self) -> tuple[float, float]:
+        """Seconds waiting behind other prompts, seconds executing.
+
+        ComfyUI stamps events in whole milliseconds; a run shorter than that is measured
+        between the client's receipts of the two events instead (microseconds).
+        """
         now = time.time()
         started = self.started if self.started is not None else self.posted
         ended = self.ended if self.ended is not None else now
-        return max(0.0, started - self.posted), max(0.0, ended - started)
+        execution = ended - started
+        if execution < 0.002 and self.started_rx is not None and self.ended_rx is not None:
+            execution = self.ended_rx - self.started_rx
+        return max(0.0, started - self.posted), max(0.0, execution)
 
 
 class ComfyClient:
@@ -261,14 +278,14 @@ class ComfyClient:
                 node_id = str(data.get("display_node") or data["node"])
                 outputs.setdefault(node_id, []).extend(_file_refs(data.get("output") or {}))
             elif kind == "execution_start":
-                timing.started = _timestamp(data)
+                timing.start(data)
             elif kind == "execution_success":
-                timing.ended = _timestamp(data)
+                timing.end(data)
             elif kind == "execution_error":
-                timing.ended = _timestamp(data)
+                timing.end(data)
                 failure = ExecutionFailed.from_event(data)
             elif kind == "execution_interrupted":
-                timing.ended = _timestamp(data)
+                timing.end(data)
                 failure = RunInterrupted(
                     prompt_id=prompt_id,
                     node_id=data.get("node_id"),

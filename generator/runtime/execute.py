@@ -119,10 +119,10 @@ async def execute(
             503, "ComfyUI is unavailable; restarting, retry shortly", "unavailable", str(exc)
         )
     headers = {  # this prompt's execution in ComfyUI, not the wait behind other prompts
-        "X-Execution-Time-Sec": f"{result.execution:.3f}",
-        "X-Queue-Time-Sec": f"{result.queue:.3f}",
+        "X-Execution-Time-Sec": f"{result.execution:.6f}",
+        "X-Queue-Time-Sec": f"{result.queue:.6f}",
         "X-GPU-Type": settings.gpu,
-        "X-Cost-USD": f"{result.execution * settings.usd_per_second:.6f}",
+        "X-Cost-USD": f"{result.execution * settings.usd_per_second:.10f}",
         **applied.headers,
     }
     if endpoint.response == "raw" and len(fetched) == 1 and not wants_json:
