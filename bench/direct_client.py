@@ -9,6 +9,7 @@ baseline: no connection set-up per run). No error handling beyond failing loudly
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -50,6 +51,51 @@ class DirectSession:
     async def run(self, prompt: dict[str, Any]) -> bytes:
         assert self._ws is not None
         return await _run_on(self._ws, self.base_url, self.client_id, prompt, self.http)
+
+    async def run_many(self, prompts: list[dict[str, Any]]) -> list[float]:
+        """Post every prompt at once, follow them all on the one socket, fetch each first file;
+        returns each prompt's latency in seconds (post to file in hand)."""
+        assert self._ws is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        done: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        first: dict[str, dict[str, Any]] = {}
+
+        async def post(prompt: dict[str, Any]) -> str:
+            body = {"prompt": prompt, "client_id": self.client_id}
+            resp = await self.http.post(f"{self.base_url}/prompt", json=body)
+            resp.raise_for_status()
+            prompt_id = resp.json()["prompt_id"]
+            done.setdefault(prompt_id, loop.create_future())
+            return prompt_id
+
+        async def read() -> None:
+            async for raw in self._ws:
+                if isinstance(raw, bytes):
+                    continue
+                msg = json.loads(raw)
+                prompt_id = msg["data"].get("prompt_id")
+                if not isinstance(prompt_id, str):
+                    continue
+                future = done.setdefault(prompt_id, loop.create_future())
+                if msg["type"] == "executed" and prompt_id not in first:
+                    first[prompt_id] = next(iter(msg["data"]["output"].values()))[0]
+                if msg["type"] == "executing" and msg["data"]["node"] is None:
+                    future.set_result(first[prompt_id])
+                    if len(first) == len(prompts) and all(f.done() for f in done.values()):
+                        return
+
+        async def one(prompt: dict[str, Any]) -> float:
+            prompt_id = await post(prompt)
+            view = await self.http.get(f"{self.base_url}/view", params=await done[prompt_id])
+            view.raise_for_status()
+            return loop.time() - started
+
+        reader = asyncio.create_task(read())
+        try:
+            return list(await asyncio.gather(*(one(p) for p in prompts)))
+        finally:
+            reader.cancel()
 
 
 async def _run_on(

@@ -117,8 +117,17 @@ async def alternate(
     return endpoint_ms, direct_ms
 
 
-async def concurrent(n: int, endpoint_url: str, colours: Colours) -> dict[str, float]:
-    """``n`` simultaneous /invert requests: latencies against ComfyUI's own timings."""
+async def concurrent(
+    n: int, comfy_url: str, endpoint_url: str, colours: Colours
+) -> dict[str, float]:
+    """``n`` simultaneous /invert requests: latencies against ComfyUI's own timings, and the
+    slowest of ``n`` prompts posted at once by a direct client following them on one socket."""
+    async with (
+        httpx.AsyncClient(base_url=comfy_url, trust_env=False, timeout=120) as comfy_http,
+        DirectSession(comfy_url, comfy_http) as direct,
+    ):
+        prompts = [prompt_for(64, next(colours), f"direct/crowd_{i}") for i in range(n)]
+        direct_slowest = max(await direct.run_many(prompts))
     async with httpx.AsyncClient(trust_env=False, timeout=120) as http:
 
         async def one() -> tuple[float, float, float]:
@@ -135,6 +144,7 @@ async def concurrent(n: int, endpoint_url: str, colours: Colours) -> dict[str, f
     latency, execution, queue = max(results)
     return {
         "slowest_s": latency,
+        "direct_slowest_s": direct_slowest,
         "slowest_comfy_s": queue + execution,
         "ratio": latency / max(queue + execution, 1e-9),
         "sum_execution_s": sum(r[1] for r in results),
@@ -199,8 +209,8 @@ def main() -> None:
             asyncio.run(wait_up(f"{endpoint_url}/ready"))
             tiny = asyncio.run(alternate(args.runs, 64, comfy_url, endpoint_url, colours))
             big = asyncio.run(alternate(args.big_runs, args.big, comfy_url, endpoint_url, colours))
-            asyncio.run(concurrent(args.concurrent, endpoint_url, colours))  # warm the path
-            crowd = asyncio.run(concurrent(args.concurrent, endpoint_url, colours))
+            asyncio.run(concurrent(args.concurrent, comfy_url, endpoint_url, colours))  # warm
+            crowd = asyncio.run(concurrent(args.concurrent, comfy_url, endpoint_url, colours))
             polling = asyncio.run(measure_polling(args.polling_runs, comfy_url, colours))
         finally:
             dev.terminate()
@@ -221,6 +231,11 @@ def main() -> None:
     print(
         f"  slowest: {crowd['slowest_s'] * 1000:.1f} ms; ComfyUI spent"
         f" {crowd['slowest_comfy_s'] * 1000:.1f} ms on it (queue + run): {crowd['ratio']:.3f}x"
+    )
+    print(
+        f"  slowest of the same prompts posted at once by the direct client:"
+        f" {crowd['direct_slowest_s'] * 1000:.1f} ms: endpoint"
+        f" {crowd['slowest_s'] / crowd['direct_slowest_s']:.3f}x"
     )
     print(
         f"  sum of X-Execution-Time-Sec {crowd['sum_execution_s'] * 1000:.1f} ms over"

@@ -799,6 +799,7 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
