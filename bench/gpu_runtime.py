@@ -219,7 +219,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     figures["meminfo"] = memory_view()
 
     command = comfy_launch_command(comfy_dir, args.port, flags, python=args.comfy_python)
-    raw = [raw_ready_seconds(command, comfy_dir, args.port, env)]
+    raw = [raw_ready_seconds(command, comfy_dir, args.port, env)] if args.raw_starts else []
     log = Path(tempfile.mkdtemp()) / "comfyui.log"
     server = ComfyServer(
         [], str(comfy_dir / "models"), comfy_dir=comfy_dir, port=args.port, command=command,
@@ -238,7 +238,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         figures |= await exercise(args, server, names, log)
     finally:
         await server.stop()
-    raw.append(raw_ready_seconds(command, comfy_dir, args.port, env))
+    if args.raw_starts > 1:
+        raw.append(raw_ready_seconds(command, comfy_dir, args.port, env))
     figures["torch_imported_early"] = "Torch already imported" in log.read_text(errors="replace")
     return figures
 
@@ -343,7 +344,7 @@ def memory_view() -> dict:
 
 def table(f: dict) -> str:
     r, c, m = f["readiness"], f["concurrent"], f["mix"]
-    raw = statistics.mean(r["raw_s"])
+    raw = statistics.mean(r["raw_s"]) if r["raw_s"] else float("nan")
     lines = [
         f"plan: {f['plan']['verdict']}, flags {' '.join(f['plan']['flags'])}, pinned {', '.join(f['plan']['pinned'])}",
         f"helper: {f['residency_helper']}; torch imported before ComfyUI: {f['torch_imported_early']}",
@@ -397,6 +398,13 @@ def main() -> None:
     parser.add_argument("--extra-arg", action="append", default=[], help="more ComfyUI flags")
     parser.add_argument(
         "--comfy-python", default=sys.executable, help="the Python that runs ComfyUI"
+    )
+    parser.add_argument(
+        "--raw-starts",
+        type=int,
+        default=2,
+        choices=(0, 1, 2),
+        help="raw ComfyUI starts for the readiness baseline (before, after)",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
