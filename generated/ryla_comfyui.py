@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import (
@@ -22,6 +22,7 @@ from generator.runtime.config import (
     Endpoint,
     Forward,
     OneOrMany,
+    RequestModel,
     Retired,
     Step,
     load_workflows,
@@ -40,10 +41,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class WorkflowRequest(BaseModel):
+class WorkflowRequest(RequestModel):
     """Request body of POST /workflow."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workflow: dict[str, Any] = Field(
         description=(
@@ -62,6 +61,8 @@ WORKFLOW = Endpoint(
     outputs=(),
     timeout=1800,
     client_workflow_max_nodes=200,
+    max_output_pixels=67108864,
+    input_files=(),
 )
 COMFYUI_ENDPOINTS = (WORKFLOW,)
 COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "32")  # residency plan: fits, 0.0 of 43.2 GB
@@ -70,6 +71,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -113,23 +118,19 @@ RETIRED = (
 # --- the fleet's front door: request models of the routes it forwards to other apps, chains
 
 
-class AnimateRequest(BaseModel):
+class AnimateRequest(RequestModel):
     """Request body of POST /animate."""
-
-    model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(4, ge=1, le=64)
     fps: float = Field(6.0, ge=1, le=60)
 
 
-class BatchVideoFaceswapRequest(BaseModel):
+class BatchVideoFaceswapRequest(RequestModel):
     """Request body of POST /batch-video-faceswap. Every frame of source_video (an animated
     WEBP, GIF or PNG data URL or URL) gets the face of reference_image; the frames are
     joined into an H.264 MP4 (CRF 18, yuv420p, no audio) at fps. MP4 and WebM sources are
     refused: send those to /video-faceswap.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_video: str = Field(
         description=(
@@ -155,10 +156,8 @@ class BatchVideoFaceswapRequest(BaseModel):
     )
 
 
-class BlurRequest(BaseModel):
+class BlurRequest(RequestModel):
     """Request body of POST /blur."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sigma: float = Field(5.0, ge=0.1, le=10.0, description="Blur strength of every pass.")
     seed: int | None = Field(
@@ -169,10 +168,8 @@ class BlurRequest(BaseModel):
     )
 
 
-class FluxRequest(BaseModel):
+class FluxRequest(RequestModel):
     """Request body of POST /flux."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -185,10 +182,8 @@ class FluxRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxDevRequest(BaseModel):
+class FluxDevRequest(RequestModel):
     """Request body of POST /flux-dev."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -201,10 +196,8 @@ class FluxDevRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxDevLoraRequest(BaseModel):
+class FluxDevLoraRequest(RequestModel):
     """Request body of POST /flux-dev-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -225,10 +218,8 @@ class FluxDevLoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class FluxDevRealismRequest(BaseModel):
+class FluxDevRealismRequest(RequestModel):
     """Request body of POST /flux-dev-realism."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -248,15 +239,13 @@ class FluxDevRealismRequest(BaseModel):
     )
 
 
-class FluxIpadapterFaceidRequest(BaseModel):
+class FluxIpadapterFaceidRequest(RequestModel):
     """Request body of POST /flux-ipadapter-faceid. XLabs' Flux IP-Adapter v2 (a CLIP-L image
     embedding, not InsightFace FaceID) steers the image towards reference_image.
     guidance_scale is XlabsSampler's true CFG against the negative prompt, from step
     timestep_to_start_cfg on; the distilled Flux guidance stays at 3.5. The client's cfg is
     accepted and has no effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description=("Image (a face) to take after. (image: data URL, bare base64, or http(s) URL)")
@@ -299,13 +288,11 @@ class FluxIpadapterFaceidRequest(BaseModel):
     )
 
 
-class FluxKleinEditRequest(BaseModel):
+class FluxKleinEditRequest(RequestModel):
     """Request body of POST /flux-klein-edit. The source image is scaled to about `megapixels`
     (sides multiples of 16); the output has that size. Klein 4B is step-distilled: keep
     steps near 4 and cfg at 1.0.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -338,10 +325,8 @@ class FluxKleinEditRequest(BaseModel):
     )
 
 
-class FluxLoraRequest(BaseModel):
+class FluxLoraRequest(RequestModel):
     """Request body of POST /flux-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -362,14 +347,12 @@ class FluxLoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class FluxPulidRequest(BaseModel):
+class FluxPulidRequest(RequestModel):
     """Request body of POST /flux-pulid. The face in reference_image is kept; prompt describes
     the rest. Flux dev is guidance-distilled and this graph has no negative branch:
     negative_prompt and cfg are accepted and have no effect (guidance sets the distilled
     guidance).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -427,10 +410,8 @@ class FluxPulidRequest(BaseModel):
     )
 
 
-class Hunyuan15I2vRequest(BaseModel):
+class Hunyuan15I2vRequest(RequestModel):
     """Request body of POST /hunyuan15-i2v."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("blurry", description="What to avoid.")
@@ -467,10 +448,8 @@ class Hunyuan15I2vRequest(BaseModel):
     )
 
 
-class Hunyuan15T2vRequest(BaseModel):
+class Hunyuan15T2vRequest(RequestModel):
     """Request body of POST /hunyuan15-t2v."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -503,12 +482,10 @@ class Hunyuan15T2vRequest(BaseModel):
     )
 
 
-class ImageFaceswapRequest(BaseModel):
+class ImageFaceswapRequest(RequestModel):
     """Request body of POST /image-faceswap. Today's field names for this route are not
     documented; these follow /video-faceswap.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "target_image", "image"),
@@ -531,10 +508,8 @@ class ImageFaceswapRequest(BaseModel):
     )
 
 
-class InvertRequest(BaseModel):
+class InvertRequest(RequestModel):
     """Request body of POST /invert."""
-
-    model_config = ConfigDict(extra="forbid")
 
     width: int = Field(64, ge=1, le=4096, description="Canvas width in pixels.")
     height: int = Field(64, ge=1, le=4096, description="Canvas height in pixels.")
@@ -543,14 +518,12 @@ class InvertRequest(BaseModel):
     )
 
 
-class LiveportraitRequest(BaseModel):
+class LiveportraitRequest(RequestModel):
     """Request body of POST /liveportrait. Faces are found with MediaPipe (Apache-2.0) in the
     portrait and in every driving frame, so uncropped driving videos work; frames without a
     face come out black. The result is pasted back into the full portrait. Output frame rate
     = the (resampled) driving video's; its audio is kept.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image", "portrait"),
@@ -592,10 +565,8 @@ class LiveportraitRequest(BaseModel):
     )
 
 
-class QwenImage2512Request(BaseModel):
+class QwenImage2512Request(RequestModel):
     """Request body of POST /qwen-image-2512."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -629,10 +600,8 @@ class QwenImage2512Request(BaseModel):
     )
 
 
-class QwenImage2512FastRequest(BaseModel):
+class QwenImage2512FastRequest(RequestModel):
     """Request body of POST /qwen-image-2512-fast."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -670,10 +639,8 @@ class QwenImage2512FastRequest(BaseModel):
     )
 
 
-class QwenImage2512LoraRequest(BaseModel):
+class QwenImage2512LoraRequest(RequestModel):
     """Request body of POST /qwen-image-2512-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -717,10 +684,8 @@ class QwenImage2512LoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class QwenImageEdit2511Request(BaseModel):
+class QwenImageEdit2511Request(RequestModel):
     """Request body of POST /qwen-image-edit-2511. Output is the source fitted to ~1 MP."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -743,10 +708,8 @@ class QwenImageEdit2511Request(BaseModel):
     )
 
 
-class QwenImageInpaint2511Request(BaseModel):
+class QwenImageInpaint2511Request(RequestModel):
     """Request body of POST /qwen-image-inpaint-2511. Output is the source fitted to ~1 MP."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -770,10 +733,8 @@ class QwenImageInpaint2511Request(BaseModel):
     )
 
 
-class ScaleRequest(BaseModel):
+class ScaleRequest(RequestModel):
     """Request body of POST /scale."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -785,14 +746,12 @@ class ScaleRequest(BaseModel):
     )
 
 
-class SdxlInstantidRequest(BaseModel):
+class SdxlInstantidRequest(RequestModel):
     """Request body of POST /sdxl-instantid. The face in reference_image (one clear face) is
     kept; prompt describes the rest. ApplyInstantID has a single weight (instantid_strength)
     for its IP-Adapter and ControlNet parts, so controlnet_strength is accepted and has no
     effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -894,10 +853,8 @@ class SdxlInstantidRequest(BaseModel):
     )
 
 
-class SdxlLightningRequest(BaseModel):
+class SdxlLightningRequest(RequestModel):
     """Request body of POST /sdxl-lightning. No face consistency; face fields are ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -948,10 +905,8 @@ class SdxlLightningRequest(BaseModel):
     )
 
 
-class SdxlTurboRequest(BaseModel):
+class SdxlTurboRequest(RequestModel):
     """Request body of POST /sdxl-turbo. No face consistency; face fields are ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -1000,13 +955,11 @@ class SdxlTurboRequest(BaseModel):
     )
 
 
-class Seedvr2Request(BaseModel):
+class Seedvr2Request(RequestModel):
     """Request body of POST /seedvr2. The DiT swaps 35 blocks to the CPU and the VAE runs tiled
     (1024 px tiles, 128 overlap), so large outputs fit the GPU; colours are matched to the
     input (lab). The answer is image/png (today's app labels the same bytes image/jpeg).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -1043,10 +996,8 @@ class Seedvr2Request(BaseModel):
     )
 
 
-class SvdRequest(BaseModel):
+class SvdRequest(RequestModel):
     """Request body of POST /svd."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image", "reference_image"),
@@ -1078,10 +1029,8 @@ class SvdRequest(BaseModel):
     )
 
 
-class UpscaleRequest(BaseModel):
+class UpscaleRequest(RequestModel):
     """Request body of POST /upscale. Keep inputs under 1.5 MP (scale 2) or 0.5 MP (scale 4)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -1119,14 +1068,12 @@ class UpscaleRequest(BaseModel):
     )
 
 
-class VideoFaceswapRequest(BaseModel):
+class VideoFaceswapRequest(RequestModel):
     """Request body of POST /video-faceswap. The source video is resampled to fps (0 keeps its
     own rate) and the output keeps that rate, so the duration is preserved (today's app only
     relabels the output rate, which speeds the clip up or slows it down). The output has no
     audio, as today.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_video: str = Field(
         description=(
@@ -1156,10 +1103,8 @@ class VideoFaceswapRequest(BaseModel):
     )
 
 
-class Wan26Request(BaseModel):
+class Wan26Request(RequestModel):
     """Request body of POST /wan2.6."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -1183,13 +1128,11 @@ class Wan26Request(BaseModel):
     )
 
 
-class Wan26I2vRequest(BaseModel):
+class Wan26I2vRequest(RequestModel):
     """Request body of POST /wan2.6-i2v. The 1.3B text-to-video model has no image
     conditioning, so this route runs the 14B image-to-video model: expect roughly 5-10x the
     run time of /wan2.6.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -1217,10 +1160,8 @@ class Wan26I2vRequest(BaseModel):
     )
 
 
-class Wan26LoraRequest(BaseModel):
+class Wan26LoraRequest(RequestModel):
     """Request body of POST /wan2.6-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -1254,15 +1195,13 @@ class Wan26LoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class Wan26R2vRequest(BaseModel):
+class Wan26R2vRequest(RequestModel):
     """Request body of POST /wan2.6-r2v. One frame (reference_frame) of the first reference
     video is VAE-encoded and given to WanVaceToVideo as its reference image: the same
     subject, new motion from the prompt. Core VACE uses a single reference frame, so a
     second and third video are accepted (today's clients may send up to 3) and have no
     effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -1304,14 +1243,12 @@ class Wan26R2vRequest(BaseModel):
     )
 
 
-class Wan22I2vRequest(BaseModel):
+class Wan22I2vRequest(RequestModel):
     """Request body of POST /wan22-i2v. Animates source_image (scaled with lanczos and
     centre-cropped to width x height). The first half of the steps run on the high-noise
     expert, the second half on the low-noise expert. Runs on an A100-80GB; a 33-frame
     512x768 clip takes minutes: long requests are better sent to POST /jobs/wan22-i2v.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image", "start_image"),
@@ -1350,10 +1287,8 @@ class Wan22I2vRequest(BaseModel):
     )
 
 
-class ZImageDanrisiRequest(BaseModel):
+class ZImageDanrisiRequest(RequestModel):
     """Request body of POST /z-image-danrisi."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -1375,10 +1310,8 @@ class ZImageDanrisiRequest(BaseModel):
     )
 
 
-class ZImageLoraRequest(BaseModel):
+class ZImageLoraRequest(RequestModel):
     """Request body of POST /z-image-lora. LoRA files are placed by hand (no Z-Image trainer)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -1413,13 +1346,11 @@ class ZImageLoraRequest(BaseModel):
     )
 
 
-class ZImageNsfwRequest(BaseModel):
+class ZImageNsfwRequest(RequestModel):
     """Request body of POST /z-image-nsfw. Undocumented live route, rebuilt from its name:
     /z-image-simple's fields with 9 steps and no content filtering in the graph (assumed;
     the live app's graph is not recorded).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -1441,13 +1372,11 @@ class ZImageNsfwRequest(BaseModel):
     )
 
 
-class ZImageRealismRequest(BaseModel):
+class ZImageRealismRequest(RequestModel):
     """Request body of POST /z-image-realism. Undocumented live route, rebuilt from its name
     and its `style` field: the style phrase is prepended to the prompt (", " between) unless
     the prompt already starts with it.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -1473,10 +1402,8 @@ class ZImageRealismRequest(BaseModel):
     )
 
 
-class ZImageSimpleRequest(BaseModel):
+class ZImageSimpleRequest(RequestModel):
     """Request body of POST /z-image-simple."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -1498,10 +1425,8 @@ class ZImageSimpleRequest(BaseModel):
     )
 
 
-class QwenFaceswapRequest(BaseModel):
+class QwenFaceswapRequest(RequestModel):
     """Request body of POST /qwen-faceswap (a chain)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     reference_image: str = Field(
@@ -1549,10 +1474,8 @@ class QwenFaceswapRequest(BaseModel):
     )
 
 
-class QwenFaceswapFastRequest(BaseModel):
+class QwenFaceswapFastRequest(RequestModel):
     """Request body of POST /qwen-faceswap-fast (a chain)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     reference_image: str = Field(
@@ -1603,10 +1526,8 @@ class QwenFaceswapFastRequest(BaseModel):
     )
 
 
-class QwenCharacterSceneRequest(BaseModel):
+class QwenCharacterSceneRequest(RequestModel):
     """Request body of POST /qwen-character-scene (a chain)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     character_image: str = Field(
         description="Photo of the character. (image: data URL, bare base64, or http(s) URL)"
@@ -1634,10 +1555,8 @@ class QwenCharacterSceneRequest(BaseModel):
     )
 
 
-class DemoInvertScaleRequest(BaseModel):
+class DemoInvertScaleRequest(RequestModel):
     """Request body of POST /demo-invert-scale (a chain)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     size: int = Field(8, ge=1, le=1024, description="Canvas width and height.")
     color: int = Field(
@@ -1646,10 +1565,8 @@ class DemoInvertScaleRequest(BaseModel):
     scale_by: float = Field(2.0, ge=0.1, le=4.0, description="Scale factor.")
 
 
-class Wan26I2vFaceswapRequest(BaseModel):
+class Wan26I2vFaceswapRequest(RequestModel):
     """Request body of POST /wan2.6-i2v-faceswap (a chain)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     reference_image: str = Field(
@@ -1689,13 +1606,11 @@ class Wan26I2vFaceswapRequest(BaseModel):
     )
 
 
-class Wan22I2vFaceswapRequest(BaseModel):
+class Wan22I2vFaceswapRequest(RequestModel):
     """Request body of POST /wan22-i2v-faceswap (a chain). The video step runs on ryla-wan26's
     A100-80GB class and takes minutes: past 150 s Modal answers with a 303 to the result,
     which clients follow (RYLA's allows 15 minutes).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image", "start_image"),
@@ -1761,6 +1676,7 @@ FORWARDS = (
         request_model=BatchVideoFaceswapRequest,
         timeout=1800,
         summary=("Swap the face in every frame of an animated WEBP for reference_image's (MP4)."),
+        max_body_bytes=268435456,
     ),
     Forward(
         "/blur",
@@ -1876,6 +1792,7 @@ FORWARDS = (
         summary=(
             "Animate a portrait photo with the head and face motion of a driving video (MP4)."
         ),
+        max_body_bytes=268435456,
     ),
     Forward(
         "/qwen-image-2512",
@@ -1980,6 +1897,7 @@ FORWARDS = (
         request_model=VideoFaceswapRequest,
         timeout=1800,
         summary=("Swap the face in every frame of a video for the one in reference_image (MP4)."),
+        max_body_bytes=268435456,
     ),
     Forward(
         "/wan2.6",
@@ -2012,6 +1930,7 @@ FORWARDS = (
         request_model=Wan26R2vRequest,
         timeout=1800,
         summary=("Wan 2.1 VACE 1.3B reference-to-video (a reference frame conditions every step)."),
+        max_body_bytes=268435456,
     ),
     Forward(
         "/wan22-i2v",
@@ -2335,6 +2254,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     volumes=volumes,
     secrets=secrets,
 )
@@ -2360,7 +2280,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -2370,7 +2292,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

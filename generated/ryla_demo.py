@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.server import create_app
@@ -35,10 +42,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (T4): request models
 
 
-class InvertRequest(BaseModel):
+class InvertRequest(RequestModel):
     """Request body of POST /invert."""
-
-    model_config = ConfigDict(extra="forbid")
 
     width: int = Field(64, ge=1, le=4096, description="Canvas width in pixels.")
     height: int = Field(64, ge=1, le=4096, description="Canvas height in pixels.")
@@ -47,10 +52,8 @@ class InvertRequest(BaseModel):
     )
 
 
-class ScaleRequest(BaseModel):
+class ScaleRequest(RequestModel):
     """Request body of POST /scale."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -62,10 +65,8 @@ class ScaleRequest(BaseModel):
     )
 
 
-class BlurRequest(BaseModel):
+class BlurRequest(RequestModel):
     """Request body of POST /blur."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sigma: float = Field(5.0, ge=0.1, le=10.0, description="Blur strength of every pass.")
     seed: int | None = Field(
@@ -76,10 +77,8 @@ class BlurRequest(BaseModel):
     )
 
 
-class AnimateRequest(BaseModel):
+class AnimateRequest(RequestModel):
     """Request body of POST /animate."""
-
-    model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(4, ge=1, le=64)
     fps: float = Field(6.0, ge=1, le=60)
@@ -170,6 +169,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="T4",
     usd_per_second=0.000164,
     auth="proxy",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -248,7 +251,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -258,7 +263,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

@@ -15,10 +15,18 @@ from functools import partial
 from pathlib import Path
 
 import modal
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
@@ -35,10 +43,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class FluxRequest(BaseModel):
+class FluxRequest(RequestModel):
     """Request body of POST /flux."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -51,10 +57,8 @@ class FluxRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxDevRequest(BaseModel):
+class FluxDevRequest(RequestModel):
     """Request body of POST /flux-dev."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -67,10 +71,8 @@ class FluxDevRequest(BaseModel):
     seed: int = Field(42, ge=0, le=18446744073709551615)
 
 
-class FluxDevLoraRequest(BaseModel):
+class FluxDevLoraRequest(RequestModel):
     """Request body of POST /flux-dev-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -91,10 +93,8 @@ class FluxDevLoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class FluxDevRealismRequest(BaseModel):
+class FluxDevRealismRequest(RequestModel):
     """Request body of POST /flux-dev-realism."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -230,6 +230,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -325,6 +329,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     memory=60928,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
@@ -360,7 +365,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -370,7 +377,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

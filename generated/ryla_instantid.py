@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import (
@@ -26,6 +26,7 @@ from generator.runtime.config import (
     Endpoint,
     ModelFile,
     Param,
+    RequestModel,
     Retired,
     Target,
     load_workflows,
@@ -46,14 +47,12 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class SdxlInstantidRequest(BaseModel):
+class SdxlInstantidRequest(RequestModel):
     """Request body of POST /sdxl-instantid. The face in reference_image (one clear face) is
     kept; prompt describes the rest. ApplyInstantID has a single weight (instantid_strength)
     for its IP-Adapter and ControlNet parts, so controlnet_strength is accepted and has no
     effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -155,14 +154,12 @@ class SdxlInstantidRequest(BaseModel):
     )
 
 
-class FluxPulidRequest(BaseModel):
+class FluxPulidRequest(RequestModel):
     """Request body of POST /flux-pulid. The face in reference_image is kept; prompt describes
     the rest. Flux dev is guidance-distilled and this graph has no negative branch:
     negative_prompt and cfg are accepted and have no effect (guidance sets the distilled
     guidance).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
@@ -220,15 +217,13 @@ class FluxPulidRequest(BaseModel):
     )
 
 
-class FluxIpadapterFaceidRequest(BaseModel):
+class FluxIpadapterFaceidRequest(RequestModel):
     """Request body of POST /flux-ipadapter-faceid. XLabs' Flux IP-Adapter v2 (a CLIP-L image
     embedding, not InsightFace FaceID) steers the image towards reference_image.
     guidance_scale is XlabsSampler's true CFG against the negative prompt, from step
     timestep_to_start_cfg on; the distilled Flux guidance stays at 3.5. The client's cfg is
     accepted and has no effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     reference_image: str = Field(
         description=("Image (a face) to take after. (image: data URL, bare base64, or http(s) URL)")
@@ -271,10 +266,8 @@ class FluxIpadapterFaceidRequest(BaseModel):
     )
 
 
-class SdxlTurboRequest(BaseModel):
+class SdxlTurboRequest(RequestModel):
     """Request body of POST /sdxl-turbo. No face consistency; face fields are ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -323,10 +316,8 @@ class SdxlTurboRequest(BaseModel):
     )
 
 
-class SdxlLightningRequest(BaseModel):
+class SdxlLightningRequest(RequestModel):
     """Request body of POST /sdxl-lightning. No face consistency; face fields are ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -551,6 +542,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -803,6 +798,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     memory=79104,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
@@ -831,7 +827,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -841,7 +839,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

@@ -22,10 +22,18 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
@@ -42,14 +50,12 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class VideoFaceswapRequest(BaseModel):
+class VideoFaceswapRequest(RequestModel):
     """Request body of POST /video-faceswap. The source video is resampled to fps (0 keeps its
     own rate) and the output keeps that rate, so the duration is preserved (today's app only
     relabels the output rate, which speeds the clip up or slows it down). The output has no
     audio, as today.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_video: str = Field(
         description=(
@@ -79,12 +85,10 @@ class VideoFaceswapRequest(BaseModel):
     )
 
 
-class ImageFaceswapRequest(BaseModel):
+class ImageFaceswapRequest(RequestModel):
     """Request body of POST /image-faceswap. Today's field names for this route are not
     documented; these follow /video-faceswap.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "target_image", "image"),
@@ -107,14 +111,12 @@ class ImageFaceswapRequest(BaseModel):
     )
 
 
-class BatchVideoFaceswapRequest(BaseModel):
+class BatchVideoFaceswapRequest(RequestModel):
     """Request body of POST /batch-video-faceswap. Every frame of source_video (an animated
     WEBP, GIF or PNG data URL or URL) gets the face of reference_image; the frames are
     joined into an H.264 MP4 (CRF 18, yuv420p, no audio) at fps. MP4 and WebM sources are
     refused: send those to /video-faceswap.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_video: str = Field(
         description=(
@@ -140,14 +142,12 @@ class BatchVideoFaceswapRequest(BaseModel):
     )
 
 
-class LiveportraitRequest(BaseModel):
+class LiveportraitRequest(RequestModel):
     """Request body of POST /liveportrait. Faces are found with MediaPipe (Apache-2.0) in the
     portrait and in every driving frame, so uncropped driving videos work; frames without a
     face come out black. The result is pasted back into the full portrait. Output frame rate
     = the (resampled) driving video's; its audio is kept.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image", "portrait"),
@@ -189,10 +189,8 @@ class LiveportraitRequest(BaseModel):
     )
 
 
-class QwenImage2512Request(BaseModel):
+class QwenImage2512Request(RequestModel):
     """Request body of POST /qwen-image-2512."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -226,10 +224,8 @@ class QwenImage2512Request(BaseModel):
     )
 
 
-class QwenImage2512FastRequest(BaseModel):
+class QwenImage2512FastRequest(RequestModel):
     """Request body of POST /qwen-image-2512-fast."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -267,10 +263,8 @@ class QwenImage2512FastRequest(BaseModel):
     )
 
 
-class QwenImage2512LoraRequest(BaseModel):
+class QwenImage2512LoraRequest(RequestModel):
     """Request body of POST /qwen-image-2512-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -314,10 +308,8 @@ class QwenImage2512LoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class QwenImageEdit2511Request(BaseModel):
+class QwenImageEdit2511Request(RequestModel):
     """Request body of POST /qwen-image-edit-2511. Output is the source fitted to ~1 MP."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -340,10 +332,8 @@ class QwenImageEdit2511Request(BaseModel):
     )
 
 
-class QwenImageInpaint2511Request(BaseModel):
+class QwenImageInpaint2511Request(RequestModel):
     """Request body of POST /qwen-image-inpaint-2511. Output is the source fitted to ~1 MP."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -387,6 +377,7 @@ VIDEO_FACESWAP = Endpoint(
     outputs=("5",),
     timeout=1800,
     prefix_nodes=("5",),
+    max_body_bytes=268435456,
 )
 IMAGE_FACESWAP = Endpoint(
     path="/image-faceswap",
@@ -455,6 +446,7 @@ BATCH_VIDEO_FACESWAP = Endpoint(
         "fps": 16,
         "restore_face": True,
     },
+    max_body_bytes=268435456,
 )
 LIVEPORTRAIT = Endpoint(
     path="/liveportrait",
@@ -475,6 +467,7 @@ LIVEPORTRAIT = Endpoint(
     timeout=1800,
     headers={"X-Model": "liveportrait"},
     prefix_nodes=("10",),
+    max_body_bytes=268435456,
 )
 QWEN_IMAGE_2512 = Endpoint(
     path="/qwen-image-2512",
@@ -680,6 +673,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -912,6 +909,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     memory=84224,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
@@ -943,7 +941,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -953,7 +953,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

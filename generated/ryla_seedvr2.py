@@ -14,10 +14,18 @@ from pathlib import Path
 from typing import Literal
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
-from generator.runtime.config import AppSettings, Endpoint, ModelFile, Param, Target, load_workflows
+from generator.runtime.config import (
+    AppSettings,
+    Endpoint,
+    ModelFile,
+    Param,
+    RequestModel,
+    Target,
+    load_workflows,
+)
 from generator.runtime.fleet import run_request
 from generator.runtime.jobs import ModalJobs
 from generator.runtime.models import fetch_models
@@ -34,13 +42,11 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class Seedvr2Request(BaseModel):
+class Seedvr2Request(RequestModel):
     """Request body of POST /seedvr2. The DiT swaps 35 blocks to the CPU and the VAE runs tiled
     (1024 px tiles, 128 overlap), so large outputs fit the GPU; colours are matched to the
     input (lab). The answer is image/png (today's app labels the same bytes image/jpeg).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -77,10 +83,8 @@ class Seedvr2Request(BaseModel):
     )
 
 
-class UpscaleRequest(BaseModel):
+class UpscaleRequest(RequestModel):
     """Request body of POST /upscale. Keep inputs under 1.5 MP (scale 2) or 0.5 MP (scale 4)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
@@ -186,6 +190,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -291,6 +299,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     volumes=volumes,
     secrets=secrets,
 )
@@ -316,7 +325,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -326,7 +337,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import (
@@ -30,6 +30,7 @@ from generator.runtime.config import (
     ModelFile,
     OneOrMany,
     Param,
+    RequestModel,
     Retired,
     Target,
     load_workflows,
@@ -50,10 +51,8 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class Hunyuan15T2vRequest(BaseModel):
+class Hunyuan15T2vRequest(RequestModel):
     """Request body of POST /hunyuan15-t2v."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -86,10 +85,8 @@ class Hunyuan15T2vRequest(BaseModel):
     )
 
 
-class Hunyuan15I2vRequest(BaseModel):
+class Hunyuan15I2vRequest(RequestModel):
     """Request body of POST /hunyuan15-i2v."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("blurry", description="What to avoid.")
@@ -126,10 +123,8 @@ class Hunyuan15I2vRequest(BaseModel):
     )
 
 
-class SvdRequest(BaseModel):
+class SvdRequest(RequestModel):
     """Request body of POST /svd."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image", "reference_image"),
@@ -161,10 +156,8 @@ class SvdRequest(BaseModel):
     )
 
 
-class Wan26Request(BaseModel):
+class Wan26Request(RequestModel):
     """Request body of POST /wan2.6."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -188,15 +181,13 @@ class Wan26Request(BaseModel):
     )
 
 
-class Wan26R2vRequest(BaseModel):
+class Wan26R2vRequest(RequestModel):
     """Request body of POST /wan2.6-r2v. One frame (reference_frame) of the first reference
     video is VAE-encoded and given to WanVaceToVideo as its reference image: the same
     subject, new motion from the prompt. Core VACE uses a single reference frame, so a
     second and third video are accepted (today's clients may send up to 3) and have no
     effect.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -238,10 +229,8 @@ class Wan26R2vRequest(BaseModel):
     )
 
 
-class Wan26LoraRequest(BaseModel):
+class Wan26LoraRequest(RequestModel):
     """Request body of POST /wan2.6-lora."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -275,13 +264,11 @@ class Wan26LoraRequest(BaseModel):
     trigger_word: str | None = Field(None, description='Prepended to the prompt (", " between).')
 
 
-class Wan26I2vRequest(BaseModel):
+class Wan26I2vRequest(RequestModel):
     """Request body of POST /wan2.6-i2v. The 1.3B text-to-video model has no image
     conditioning, so this route runs the 14B image-to-video model: expect roughly 5-10x the
     run time of /wan2.6.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What happens in the video.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -459,6 +446,7 @@ WAN2_6_R2V = Endpoint(
     timeout=1800,
     headers={"X-Model": "wan2.1-vace-1.3b"},
     prefix_nodes=("12",),
+    max_body_bytes=268435456,
 )
 WAN2_6_LORA = Endpoint(
     path="/wan2.6-lora",
@@ -546,20 +534,22 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 
 # --- class ComfyUIA10080GB (A100-80GB): request models
 
 
-class Wan22I2vRequest(BaseModel):
+class Wan22I2vRequest(RequestModel):
     """Request body of POST /wan22-i2v. Animates source_image (scaled with lanczos and
     centre-cropped to width x height). The first half of the steps run on the high-noise
     expert, the second half on the low-noise expert. Runs on an A100-80GB; a 33-frame
     512x768 clip takes minutes: long requests are better sent to POST /jobs/wan22-i2v.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image", "start_image"),
@@ -663,6 +653,10 @@ COMFYUIA10080GB_SETTINGS = AppSettings(
     gpu="A100-80GB",
     usd_per_second=0.000694,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS + COMFYUIA10080GB_ENDPOINTS
@@ -854,6 +848,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     memory=94464,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
@@ -891,7 +886,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -901,7 +898,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:
@@ -930,6 +928,7 @@ class ComfyUI:
     gpu="A100-80GB",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     memory=18688,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
@@ -969,7 +968,9 @@ class ComfyUIA10080GB:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUIA10080GB_SETTINGS,
@@ -979,7 +980,8 @@ class ComfyUIA10080GB:
             state=jobs_state,
             spawn=ComfyUIA10080GB().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

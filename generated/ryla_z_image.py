@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import modal
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
 from generator.runtime.backends import ComfyServer
 from generator.runtime.config import (
@@ -26,6 +26,7 @@ from generator.runtime.config import (
     Endpoint,
     ModelFile,
     Param,
+    RequestModel,
     Retired,
     Target,
     load_workflows,
@@ -46,13 +47,11 @@ REMOTE_WORKFLOWS = "/root/comfy_workflows"
 # --- class ComfyUI (L40S): request models
 
 
-class FluxKleinEditRequest(BaseModel):
+class FluxKleinEditRequest(RequestModel):
     """Request body of POST /flux-klein-edit. The source image is scaled to about `megapixels`
     (sides multiples of 16); the output has that size. Klein 4B is step-distilled: keep
     steps near 4 and cfg at 1.0.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(
         validation_alias=AliasChoices("source_image", "image"),
@@ -85,10 +84,8 @@ class FluxKleinEditRequest(BaseModel):
     )
 
 
-class ZImageSimpleRequest(BaseModel):
+class ZImageSimpleRequest(RequestModel):
     """Request body of POST /z-image-simple."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -110,10 +107,8 @@ class ZImageSimpleRequest(BaseModel):
     )
 
 
-class ZImageDanrisiRequest(BaseModel):
+class ZImageDanrisiRequest(RequestModel):
     """Request body of POST /z-image-danrisi."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -135,10 +130,8 @@ class ZImageDanrisiRequest(BaseModel):
     )
 
 
-class ZImageLoraRequest(BaseModel):
+class ZImageLoraRequest(RequestModel):
     """Request body of POST /z-image-lora. LoRA files are placed by hand (no Z-Image trainer)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -173,13 +166,11 @@ class ZImageLoraRequest(BaseModel):
     )
 
 
-class ZImageRealismRequest(BaseModel):
+class ZImageRealismRequest(RequestModel):
     """Request body of POST /z-image-realism. Undocumented live route, rebuilt from its name
     and its `style` field: the style phrase is prepended to the prompt (", " between) unless
     the prompt already starts with it.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -205,13 +196,11 @@ class ZImageRealismRequest(BaseModel):
     )
 
 
-class ZImageNsfwRequest(BaseModel):
+class ZImageNsfwRequest(RequestModel):
     """Request body of POST /z-image-nsfw. Undocumented live route, rebuilt from its name:
     /z-image-simple's fields with 9 steps and no content filtering in the graph (assumed;
     the live app's graph is not recorded).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid (no effect at cfg 1.0).")
@@ -401,6 +390,10 @@ COMFYUI_SETTINGS = AppSettings(
     gpu="L40S",
     usd_per_second=0.000542,
     auth="none",
+    max_body_bytes=67108864,
+    download_timeout=60,
+    download_max_bytes=67108864,
+    max_pending_jobs=32,
 )
 
 ENDPOINTS = COMFYUI_ENDPOINTS
@@ -506,6 +499,7 @@ app = modal.App(APP_NAME, image=image)
     gpu="L40S",
     timeout=1800,
     scaledown_window=300,
+    max_containers=4,
     volumes=volumes,
     secrets=secrets,
     enable_memory_snapshot=True,
@@ -540,7 +534,9 @@ class ComfyUI:
         await self.server.stop()
 
     @modal.method()
-    async def run_job(self, path: str, values: dict, webhook_url: str | None = None) -> dict:
+    async def run_job(
+        self, path: str, values: dict, webhook_url: str | None = None, job_id: str = ""
+    ) -> dict:
         """A job submitted to POST /jobs/<path>: runs here, past the web request's time limit."""
         jobs = ModalJobs(
             COMFYUI_SETTINGS,
@@ -550,7 +546,8 @@ class ComfyUI:
             state=jobs_state,
             spawn=ComfyUI().run_job.spawn,
         )
-        return await jobs.run(modal.current_function_call_id(), path, values, webhook_url)
+        call_id = modal.current_function_call_id()
+        return await jobs.run(job_id or call_id, path, values, webhook_url, call_id)
 
     @modal.method()
     async def run_request(self, path: str, values: dict, as_json: bool = False) -> dict:

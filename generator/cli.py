@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .api import OWNED_DIRS, render_api
 from .comfy.catalog import Catalog
 from .diagnostics import Diagnostics, SpecError, display_path
 from .render.files import Drift, RenderedFile, compare, render_apps, render_docs, write
@@ -28,7 +29,8 @@ DOCS_DIR = "docs"
 def _outputs(
     apps: list[AppModel], specs: tuple[str, ...]
 ) -> list[tuple[list[RenderedFile], Path, Drift]]:
-    """Everything build owns: generated modules and the endpoint reference, with their drift.
+    """Everything build owns: generated modules, their OpenAPI documents and clients
+    (generated/openapi/, generated/clients/) and the endpoint reference, with their drift.
 
     Modules no spec renders are orphans only when whole spec folders were built: building
     single files must not delete the other apps' modules. The reference lists only what was
@@ -40,6 +42,9 @@ def _outputs(
     suffixes = (".py",) if whole else ()
     outputs = [(modules, root / GENERATED_DIR, compare(modules, root / GENERATED_DIR, suffixes))]
     if whole:
+        out = root / GENERATED_DIR
+        api = render_api(apps, modules, root, out)
+        outputs.append((api, out, compare(api, out, (), OWNED_DIRS)))
         docs = render_docs(apps)
         outputs.append((docs, root / DOCS_DIR, compare(docs, root / DOCS_DIR, ())))
     return outputs

@@ -22,7 +22,8 @@ from generator.resolve.project import Project, load_project
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the repository's specs, workflows and generated modules."""
     for name in ("specs", "comfy_workflows", "generated", "docs"):
-        shutil.copytree(REPO / name, tmp_path / name)
+        ignore = shutil.ignore_patterns("node_modules", "dist", "__pycache__")
+        shutil.copytree(REPO / name, tmp_path / name, ignore=ignore)
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -33,7 +34,11 @@ def run(*args: str):
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.glob("*.py"))}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_build_twice_changes_nothing(project: Path) -> None:
@@ -76,6 +81,29 @@ def test_check_reports_orphans_and_build_removes_them(project: Path) -> None:
     assert "generated/old_app.py: rendered from no spec" in result.stderr
     assert run("build", "specs/").exit_code == 0
     assert not (project / "generated" / "old_app.py").exists()
+
+
+def test_check_covers_the_openapi_and_client_folders(project: Path) -> None:
+    generated = project / "generated"
+    (generated / "openapi" / "old_app.json").write_text("{}\n")
+    (generated / "clients" / "typescript" / "src" / "apps" / "old-app.ts").write_text("")
+    installed = generated / "clients" / "typescript" / "node_modules" / "typescript"
+    installed.mkdir(parents=True)
+    (installed / "package.json").write_text("{}")  # an npm install is no orphan
+    demo = generated / "openapi" / "ryla_demo.json"
+    demo.write_text(demo.read_text().replace('"/invert"', '"/inverted"'))
+    result = run("build", "--check", "specs/")
+    assert result.exit_code == 1
+    assert "generated/openapi/old_app.json: rendered from no spec" in result.stderr
+    assert (
+        "generated/clients/typescript/src/apps/old-app.ts: rendered from no spec" in result.stderr
+    )
+    assert "generated/openapi/ryla_demo.json: differs" in result.stderr
+    assert "node_modules" not in result.stderr
+    assert run("build", "specs/").exit_code == 0
+    assert not (generated / "openapi" / "old_app.json").exists()
+    assert (installed / "package.json").exists()
+    assert run("build", "--check", "specs/").exit_code == 0
 
 
 def test_generated_modules_are_ruff_clean() -> None:

@@ -26,7 +26,13 @@ RUNTIME_BY_APP = {
     for ep in app.endpoints
 }
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg=="
-MP4 = "data:video/mp4;base64,AAAAIGZ0eXBpc29tAAACAGlzb21pc28yYXZjMW1wNDE="
+# A structurally whole MP4 (ftyp, moov with a 1 s movie header and a track, mdat): the runtime
+# probes videos before queueing them, so a bare ftyp box is refused as truncated.
+MP4 = (
+    "data:video/mp4;base64,AAAAEGZ0eXBpc29tAAAAAAAAAHxtb292AAAAbG12aGQAAAAAAAAAAAAAAAAAAAPoAAAD"
+    "6AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAACHRyYWsAAAAYbWRhdAAAAAAAAAAAAAAAAAAAAAA="
+)
 WEBP = "data:image/webp;base64,UklGRogAAABXRUJQVlA4WAoAAAACAAAADwAADwAAQU5JTQYAAAAAAAAAAABBTk1GKgAAAAAAAAAAAA8AAA8AAH0AAAJWUDhMEQAAAC8PwAMAB1CUIhel/4GI6H8AAEFOTUYqAAAAAAAAAAAADwAADwAAfQAAAFZQOEwRAAAALw/AAwAHUJSiFLn/gYjofwAA"  # 2 frames
 
 # Every route of shared/reference/existing-endpoints.md, and the planned additions.

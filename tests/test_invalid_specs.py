@@ -328,6 +328,12 @@ SPEC_CASES = [
         id="bearer-without-secret",
     ),
     pytest.param(
+        edit("  volumes: {}", "  volumes: {}\n  auth: none"),
+        f"{X}:6:9",
+        "auth: none needs an explicit 'max_containers'",
+        id="public-without-max-containers",
+    ),
+    pytest.param(
         edit("  volumes: {}", "  volumes: {models: ryla-models}"),
         f"{X}:5:12",
         "volume mount path 'models' must be absolute",

@@ -19,7 +19,7 @@ from PIL import Image
 from generator.runtime.backends import RemoteComfy
 from generator.runtime.config import Endpoint
 from generator.runtime.server import create_app
-from generator.runtime.webhooks import SIGNATURE_HEADER, verify
+from generator.runtime.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 DEMO = import_generated(REPO / "generated" / "ryla_demo.py")
 SECRET = "test-webhook-secret"
@@ -152,11 +152,15 @@ async def test_webhook_gets_one_signed_call(api: httpx.AsyncClient, receiver: st
     assert payload["job"]["job_id"] == job_id and payload["job"]["status"] == "succeeded"
     assert payload["job"]["result_url"] == f"/jobs/{job_id}/result"
     assert "result" not in payload["job"]  # a reference, not the bytes
-    signature = headers[SIGNATURE_HEADER]
-    assert verify(body, signature, SECRET)
+    assert headers[SIGNATURE_HEADER].startswith("v1,")
+    assert verify(body, headers, SECRET)
     tampered = body.replace(b"succeeded", b"failed")
-    assert not verify(tampered, signature, SECRET)
-    assert not verify(body, signature, "another-secret")
+    assert not verify(tampered, headers, SECRET)
+    assert not verify(body, headers, "another-secret")
+    later = int(headers[TIMESTAMP_HEADER]) + 301  # replayed after the window
+    assert not verify(body, headers, SECRET, now=later)
+    forged = {**headers, TIMESTAMP_HEADER: str(later)}  # a fresh timestamp breaks the signature
+    assert not verify(body, forged, SECRET, now=later)
 
 
 async def test_webhook_url_follows_the_ssrf_rules(slow_standin, monkeypatch) -> None:
@@ -217,8 +221,8 @@ async def test_modal_jobs_spawn_and_publish_through_the_dict(standin) -> None:
 
     spawned = []
 
-    async def spawn(path, values, webhook_url):
-        spawned.append((path, values, webhook_url))
+    async def spawn(path, values, webhook_url, job_id):
+        spawned.append((path, values, webhook_url, job_id))
         return SimpleNamespace(object_id="fc-test")
 
     comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
@@ -226,13 +230,14 @@ async def test_modal_jobs_spawn_and_publish_through_the_dict(standin) -> None:
     jobs = ModalJobs(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy, load_workflows(DEMO.WORKFLOWS, DEMO.ENDPOINTS),
                      state=state, spawn=FakeAio(spawn))  # fmt: skip
     job_id = await jobs.submit("/invert", {"width": 2, "height": 2, "color": 0}, None)
-    assert job_id == "fc-test" and state.data["fc-test"]["status"] == "queued"
-    assert spawned == [("/invert", {"width": 2, "height": 2, "color": 0}, None)]
-    final = await jobs.run("fc-test", "/invert", {"width": 2, "height": 2, "color": 0}, None)
+    assert job_id.startswith("job_") and job_id != "fc-test"  # random, not the call id
+    assert state.data[job_id] == {**state.data[job_id], "status": "queued", "call_id": "fc-test"}
+    assert spawned == [("/invert", {"width": 2, "height": 2, "color": 0}, None, job_id)]
+    final = await jobs.run(job_id, "/invert", {"width": 2, "height": 2, "color": 0}, None)
     assert (
         final["status"] == "succeeded" and final["result"]["files"][0]["media_type"] == "image/png"
     )
-    stored = state.data["fc-test"]
+    stored = state.data[job_id]
     assert (
         stored["status"] == "succeeded" and "result" not in stored
     )  # bytes stay in the call's result

@@ -16,14 +16,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "generator"
 # What each part of the package may import from the rest of it (besides itself).
 ALLOWED = {
     "diagnostics": set(),
+    "shipped": set(),
     "spec": {"diagnostics"},
     "comfy": set(),
-    "resolve": {"diagnostics", "spec", "comfy", "runtime"},
-    "render": {"resolve"},
+    "resolve": {"diagnostics", "spec", "comfy", "runtime", "shipped"},
+    "render": {"resolve", "shipped"},
     "runtime": {"comfy"},
     "standin": set(),
     "quality": {"resolve"},
     "smoke": {"resolve", "runtime", "quality"},
+    "api": {"resolve", "render", "runtime"},
     "dev": {"runtime"},
     "cli": {
         "diagnostics",
@@ -35,6 +37,7 @@ ALLOWED = {
         "quality",
         "dev",
         "smoke",
+        "api",
     },
 }
 

@@ -1091,17 +1091,18 @@ def test_every_redirect_hop_passes_the_address_checks(
 ) -> None:
     """127.0.0.1 stands for a public host here; a hop to 'localhost' is refused like a private
     one: the check runs again on the redirect's target, not only on the URL given."""
-    from generator.runtime import training
-    from generator.runtime.media import MediaError
+    from generator.runtime import urls
 
     checked: list[str] = []
+    check_url = urls.check_url
 
-    async def only_127(url: str, *, allow_private: bool) -> None:
+    async def only_127(url: str, *, allow_private: bool) -> urls.Target:
         checked.append(url)
         if "//localhost" in url:
-            raise MediaError("URL host 'localhost' is a private, loopback or link-local address")
+            raise urls.UrlError("URL host 'localhost' is a private, loopback or link-local address")
+        return await check_url(url, allow_private=True)
 
-    monkeypatch.setattr(training, "check_public_url", only_127)
+    monkeypatch.setattr(urls, "check_url", only_127)
     prepare(monkeypatch, tmp_path, "train_flux_lora")
     result = call(
         "train_flux_lora",

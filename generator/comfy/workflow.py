@@ -51,6 +51,33 @@ class Workflow:
         return ", ".join(parts)
 
 
+def cycle_nodes(workflow: Workflow) -> list[str]:
+    """Nodes on a cycle of links (a self-loop included), in workflow order; [] for a DAG.
+
+    Peels nodes whose inputs are all peeled (Kahn), then, from what is left, nodes that feed
+    nothing left; what remains lies on a cycle or between two."""
+    sources = {
+        n: {str(v[0]) for v in workflow.inputs(n).values() if is_link(v)} & workflow.nodes.keys()
+        for n in workflow.nodes
+    }
+    targets: dict[str, set[str]] = {n: set() for n in workflow.nodes}
+    for node, linked in sources.items():
+        for source in linked:
+            targets[source].add(node)
+    left = set(workflow.nodes)
+    for forward, backward in ((sources, targets), (targets, sources)):
+        pending = {n: len(forward[n] & left) for n in left}
+        ready = [n for n, count in pending.items() if count == 0]
+        while ready:
+            node = ready.pop()
+            left.discard(node)
+            for other in backward[node] & left:
+                pending[other] -= 1
+                if pending[other] == 0:
+                    ready.append(other)
+    return [n for n in workflow.nodes if n in left]
+
+
 def parse_workflow(data: Any) -> Workflow:
     """Check that ``data`` is an API-format prompt; raise :class:`WorkflowError` otherwise."""
     if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:

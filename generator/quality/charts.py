@@ -1,40 +1,34 @@
-"""PNG bar charts of the report, drawn with Pillow (no plotting library needed).
+"""PNG bar charts of the report, drawn with matplotlib.
 
 ``latency.png``: per endpoint, horizontal bars for the first/cold request and the warm p50,
 p90 and max, with the p50 target as a dashed line when it fits the scale. ``cost.png``: cost
-per output file of each endpoint. Both are plain horizontal bar charts with a labelled axis.
+per output file of each endpoint. Both are horizontal grouped bar charts with value labels.
+Rendering uses the non-interactive Agg backend and writes no timestamp or version metadata.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING, Any
 
 from .report import REPORT_NAME, fmt_usd
 
-WIDTH = 960
-BAR = 14
-GAP = 3
-GROUP_GAP = 16
-MARGIN = 16
-BACKGROUND = "white"
-INK = (40, 40, 40)
-GRID = (225, 225, 225)
-TARGET = (200, 30, 30)
-LATENCY_SERIES = (
-    ("first", (120, 120, 120)),
-    ("p50", (49, 130, 189)),
-    ("p90", (107, 174, 214)),
-    ("max", (198, 219, 239)),
-)
-COST_SERIES = (("$/output", (49, 163, 84)),)
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+WIDTH_IN = 9.6
+DPI = 100
+INK = "#282828"
+TARGET = "#c81e1e"
+LATENCY_SERIES = (
+    ("first", "#787878"),
+    ("p50", "#3182bd"),
+    ("p90", "#6baed6"),
+    ("max", "#c6dbef"),
+)
+COST_SERIES = (("$/output", "#31a354"),)
 
 
 @dataclass(frozen=True)
@@ -45,118 +39,50 @@ class Row:
     values: tuple[float | None, ...]
 
 
-def _font(size: int) -> Font:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType
-        return ImageFont.load_default()
-
-
-def nice_step(span: float, ticks: int = 5) -> float:
-    """A round tick step (1, 2 or 5 × 10^k) giving about ``ticks`` ticks over ``span``."""
-    if span <= 0:
-        return 1.0
-    raw = span / ticks
-    power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-
-
 def bar_chart(
     title: str,
     rows: Sequence[Row],
-    series: Sequence[tuple[str, tuple[int, int, int]]],
+    series: Sequence[tuple[str, str]],
     fmt: Callable[[float], str],
     target: tuple[float, str] | None = None,
-) -> Image.Image:
-    """A horizontal grouped bar chart: one group per row, one bar per series."""
-    font, small = _font(14), _font(12)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = min(260, max([probe.textlength(r.label, font=font) for r in rows] + [60.0]) + 12)
-    values = [v for r in rows for v in r.values if v is not None]
-    top = max(values, default=0.0)
-    if target and target[0] <= max(top, 1e-12) * 1.6:
-        top = max(top, target[0])
-    step = nice_step(top or 1.0)
-    scale_max = step * math.ceil((top or 1.0) * 1.12 / step)
-    group_h = len(series) * (BAR + GAP) - GAP
-    plot_top = MARGIN + 58
-    height = plot_top + max(len(rows), 1) * (group_h + GROUP_GAP) + 40
-    image = Image.new("RGB", (WIDTH, height), BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    x0, x1 = MARGIN + label_w, WIDTH - MARGIN - 90
-    plot_bottom = height - 34
+) -> Figure:
+    """A horizontal grouped bar chart: one group per row (top to bottom), one bar per series."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
-    def x_of(value: float) -> float:
-        return x0 + (x1 - x0) * value / scale_max
-
-    draw.text((MARGIN, MARGIN), title, fill=INK, font=_font(18))
-    _legend(draw, series, MARGIN, MARGIN + 30, small)
-    tick = 0.0
-    while tick <= scale_max + step / 2:
-        x = x_of(tick)
-        draw.line([(x, plot_top - 4), (x, plot_bottom)], fill=GRID)
-        text = fmt(tick)
-        draw.text((x - probe.textlength(text, font=small) / 2, plot_bottom + 6), text, INK, small)
-        tick += step
-    draw.line([(x0, plot_top - 4), (x0, plot_bottom)], fill=INK)
-    for index, row in enumerate(rows):
-        y = plot_top + index * (group_h + GROUP_GAP)
-        draw.text(
-            (MARGIN, y + group_h / 2 - 8), _fit(probe, row.label, font, label_w - 8), INK, font
+    bar = 0.8 / len(series)
+    height = 1.6 + 0.3 * len(series) * max(len(rows), 1)
+    figure = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    figure.suptitle(title, x=0.01, ha="left", color=INK)
+    top = max((v for r in rows for v in r.values if v is not None), default=0.0)
+    for k, (name, color) in enumerate(series):
+        ys = [i + (k - (len(series) - 1) / 2) * bar for i in range(len(rows))]
+        values = [r.values[k] for r in rows]
+        drawn = [(y, v) for y, v in zip(ys, values, strict=True) if v is not None]
+        bars = axes.barh(
+            [y for y, _ in drawn], [v for _, v in drawn], height=bar, color=color, label=name
         )
+        axes.bar_label(bars, labels=[fmt(v) for _, v in drawn], padding=3, fontsize=8, color=INK)
+    for i, row in enumerate(rows):
         if all(v is None for v in row.values):
-            draw.text((x0 + 6, y + group_h / 2 - 7), "no successful request", TARGET, small)
-            continue
-        for k, (value, (_, color)) in enumerate(zip(row.values, series, strict=True)):
-            if value is None:
-                continue
-            top_y = y + k * (BAR + GAP)
-            draw.rectangle([x0, top_y, max(x_of(value), x0 + 1), top_y + BAR], fill=color)
-            draw.text((x_of(value) + 4, top_y), fmt(value), INK, small)
-    if target:
-        _target_line(draw, target, x_of, scale_max, (plot_top - 8, plot_bottom), small)
-    return image
-
-
-def _fit(probe: ImageDraw.ImageDraw, text: str, font: Font, width: float) -> str:
-    """``text`` shortened with an ellipsis to fit ``width`` pixels."""
-    while text and probe.textlength(text, font=font) > width:
-        text = text[:-2] + "…"
-    return text
-
-
-def _legend(
-    draw: ImageDraw.ImageDraw,
-    series: Sequence[tuple[str, tuple[int, int, int]]],
-    x: float,
-    y: float,
-    font: Font,
-) -> None:
-    for name, color in series:
-        draw.rectangle([x, y + 2, x + 12, y + 14], fill=color)
-        draw.text((x + 17, y), name, INK, font)
-        x += 17 + draw.textlength(name, font=font) + 18
-
-
-def _target_line(
-    draw: ImageDraw.ImageDraw,
-    target: tuple[float, str],
-    x_of: Callable[[float], float],
-    scale_max: float,
-    span: tuple[float, float],
-    font: Font,
-) -> None:
-    value, label = target
-    if value > scale_max:
-        text = f"{label} off scale"
-        draw.text(
-            (WIDTH - MARGIN - draw.textlength(text, font=font), MARGIN + 30), text, TARGET, font
-        )
-        return
-    x = x_of(value)
-    for y in range(int(span[0]), int(span[1]), 8):
-        draw.line([(x, y), (x, min(y + 4, span[1]))], fill=TARGET, width=2)
-    draw.text((x + 4, span[0] - 10), label, TARGET, font)
+            axes.text(0, i, " no successful request", va="center", color=TARGET, fontsize=9)
+    if target is not None:
+        value, label = target
+        if value <= max(top, 1e-12) * 1.6:
+            axes.axvline(value, color=TARGET, linestyle="--", linewidth=1.5, label=label)
+        else:
+            axes.text(1, 1.01, f"{label} off scale", transform=axes.transAxes, ha="right",
+                      color=TARGET, fontsize=9)  # fmt: skip
+    axes.set_yticks(range(len(rows)), [r.label for r in rows])
+    axes.set_ylim(len(rows) - 0.5, -0.5)  # first endpoint on top
+    axes.set_xlim(0, (max(top, target[0] if target else 0.0) or 1.0) * 1.15)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt(x)))
+    axes.grid(axis="x", color="#e1e1e1")
+    axes.set_axisbelow(True)
+    axes.spines[["top", "right"]].set_visible(False)
+    figure.legend(loc="outside upper right", ncols=len(series) + 1, fontsize=8, frameon=False)
+    return figure
 
 
 def _seconds(value: float) -> str:
@@ -208,8 +134,8 @@ def write_charts(report: dict[str, Any], out_dir: Path) -> list[Path]:
         "cost": bar_chart("Cost per output (USD)", cost_rows(report), COST_SERIES, _usd),
     }
     paths = []
-    for name, image in charts.items():
+    for name, figure in charts.items():
         path = out_dir / f"{REPORT_NAME}-{name}.png"
-        image.save(path, format="PNG", optimize=True)
+        figure.savefig(path, format="png", metadata={"Software": None})
         paths.append(path)
     return paths

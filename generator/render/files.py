@@ -17,19 +17,24 @@ from ..resolve import container
 from ..resolve.model import AppModel
 from ..resolve.plan import HEADROOM, plan_app
 from ..resolve.pyliteral import py_literal, py_string
+from ..shipped import shipped_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 GENERATED_SUFFIX = ".py"
 
 
-def _environment() -> jinja2.Environment:
-    if not (TEMPLATES_DIR / "app.py.j2").is_file():
+def templates_dir() -> Path:
+    """The Jinja templates: the checkout's ``templates/`` or the wheel's copy (``shipped``)."""
+    found = shipped_dir("templates")
+    if not (found / "app.py.j2").is_file():
         raise RuntimeError(
-            f"templates not found at {TEMPLATES_DIR}; install ryla-gen from its checkout "
-            "with `pip install -e .`"
+            f"templates not found at {found}; reinstall ryla-gen (`pip install .` ships them)"
         )
+    return found
+
+
+def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -103,7 +108,18 @@ class Drift:
         return not (self.stale or self.missing or self.orphans)
 
 
-def compare(files: list[RenderedFile], out_dir: Path, owned_suffixes: tuple[str, ...]) -> Drift:
+IGNORED_PARTS = ("node_modules", "dist", "__pycache__")  # installs and builds of the clients
+
+
+def compare(
+    files: list[RenderedFile],
+    out_dir: Path,
+    owned_suffixes: tuple[str, ...],
+    owned_dirs: tuple[str, ...] = (),
+) -> Drift:
+    """Stale, missing and orphan files. Owned: top-level files of ``out_dir`` with one of
+    ``owned_suffixes``, and every file under its ``owned_dirs`` (at any depth, except installs
+    and builds: ``IGNORED_PARTS``)."""
     stale, missing = [], []
     for f in files:
         target = out_dir / f.path
@@ -120,6 +136,14 @@ def compare(files: list[RenderedFile], out_dir: Path, owned_suffixes: tuple[str,
         and p not in expected
         and p.name != "__init__.py"
     )
+    orphans += sorted(
+        p
+        for folder in owned_dirs
+        for p in (out_dir / folder).rglob("*")
+        if p.is_file()
+        and p not in expected
+        and not set(p.relative_to(out_dir).parts) & set(IGNORED_PARTS)
+    )
     return Drift(stale, missing, orphans)
 
 
@@ -130,6 +154,7 @@ def write(files: list[RenderedFile], out_dir: Path, drift: Drift) -> list[Path]:
     for f in files:
         target = out_dir / f.path
         if target in drift.stale or target in drift.missing:
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(f.content, encoding="utf-8")
             touched.append(target)
     for orphan in drift.orphans:

@@ -93,6 +93,7 @@ def resolve_endpoint(
         headers=dict(ep.headers),
         require_one_of=tuple(tuple(g) for g in ep.require_one_of),
         prefix_nodes=prefix_nodes,
+        max_body_bytes=ep.max_body_mb * 1024 * 1024 if ep.max_body_mb else None,
         examples=tuple(ep.examples),
         source=ctx.spec.display,
         warmup=warmup_request(ep),
@@ -135,6 +136,9 @@ def resolve_workflow_route(
         model_names=tuple(f"{m.folder}/{m.filename}" for m in route.models),
         custom_node_names=tuple(f"{c.key}@{c.pin}" for c in route.custom_nodes),
         client_workflow_max_nodes=route.max_nodes,
+        max_body_bytes=route.max_body_mb * 1024 * 1024 if route.max_body_mb else None,
+        max_output_pixels=route.max_output_pixels,
+        input_files=tuple(route.input_files),
     )
 
 

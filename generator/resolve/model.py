@@ -108,6 +108,9 @@ class EndpointModel:
     docs: tuple[ParamDoc, ...] = ()
     model_names: tuple[str, ...] = ()  # folder/filename of the models it declares
     client_workflow_max_nodes: int = 0  # > 0: the client sends the workflow (no file)
+    max_body_bytes: int | None = None  # this route's body limit (default: the app's)
+    max_output_pixels: int = 0  # client workflows: width x height x frames x batch per node
+    input_files: tuple[str, ...] = ()  # client workflows: input files they may load
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
 
     @property
@@ -286,6 +289,8 @@ class ForwardModel:
         ]
         if self.owner_path:
             args.append(f"owner_path={self.owner_path!r}")
+        if ep.max_body_bytes:
+            args.append(f"max_body_bytes={ep.max_body_bytes}")
         return ", ".join(args)
 
 
@@ -387,6 +392,7 @@ class AppModel:
     training_images: tuple[TrainingImageModel, ...] = ()
     training_volume_sets: tuple[NamedSet, ...] = ()
     training_secret_sets: tuple[NamedSet, ...] = ()
+    limits: dict[str, int] = field(default_factory=dict)  # AppSettings keyword arguments
     retired: tuple[RetiredModel, ...] = ()  # declared in this app's specs
     fleet: FleetModel | None = None
 
@@ -454,11 +460,11 @@ class AppModel:
     @property
     def pydantic_imports(self) -> list[str]:
         uses_alias = any("AliasChoices(" in f.field_args for f in self._fields)
-        return (["AliasChoices"] if uses_alias else []) + ["BaseModel", "ConfigDict", "Field"]
+        return (["AliasChoices"] if uses_alias else []) + ["Field"]
 
     @property
     def config_imports(self) -> list[str]:
-        names = ["AppSettings", "Endpoint", "load_workflows"]
+        names = ["AppSettings", "Endpoint", "RequestModel", "load_workflows"]
         names += ["Param"] if any(e.params for e in self.endpoints) else []
         names += ["ModelFile"] if self.models else []
         if any(f.annotation.startswith("OneOrMany") for f in self._fields):

@@ -199,6 +199,12 @@ def _resolve_app(
     where = sources.definition.loc
     if app.auth == "bearer" and not app.auth_secret:
         diags.error(where("app", "auth"), "auth: bearer needs 'auth_secret' (a Modal Secret name)")
+    if app.auth == "none" and app.max_containers is None and not training_entries:
+        diags.error(
+            where("app", "auth"),
+            "auth: none needs an explicit 'max_containers': anyone with the URL can start "
+            "containers",
+        )
     if app.max_containers is not None and app.max_containers < app.min_containers:
         diags.error(
             where("app", "max_containers"),
@@ -297,6 +303,12 @@ def _resolve_app(
         training_images=app_training.images,
         training_volume_sets=app_training.volume_sets,
         training_secret_sets=app_training.secret_sets,
+        limits={
+            "max_body_bytes": app.limits.max_body_mb * 1024 * 1024,
+            "download_timeout": app.limits.download_timeout,
+            "download_max_bytes": app.limits.download_max_mb * 1024 * 1024,
+            "max_pending_jobs": app.limits.max_pending_jobs,
+        },
     )
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RULES_FILE = Path(__file__).resolve().parents[2] / "catalog" / "trainer-args.json"
+from ..shipped import shipped_dir
+
+RULES_FILE = shipped_dir("catalog") / "trainer-args.json"
 
 
 @dataclass(frozen=True)

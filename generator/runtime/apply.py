@@ -7,6 +7,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from .config import Endpoint, Param, choice_key
 
@@ -63,21 +64,23 @@ def apply_request(
     workflow: dict[str, Any],
     request: dict[str, Any],
     uploads: dict[str, list[str]],
+    prefix: str | None = None,
 ) -> Applied:
-    """Build the prompt; ``uploads`` maps media parameters to the names ComfyUI stored."""
+    """Build the prompt; ``uploads`` maps media parameters to the names ComfyUI stored;
+    ``prefix``: the ``filename_prefix`` of its save nodes (default: a fresh unique one)."""
     values = resolve_values(endpoint, request)
     prompt = copy.deepcopy(workflow)
     for param in endpoint.params:
         _set_targets(prompt, param, values, uploads)
-    prefix = f"ryla/{uuid.uuid4().hex}"
+    prefix = prefix or f"ryla/{uuid.uuid4().hex}"
     for node_id in endpoint.prefix_nodes:
         prompt[node_id]["inputs"]["filename_prefix"] = prefix
     headers = {}
     for param in endpoint.params:
         if param.header and values.get(param.name) is not None:
-            headers[param.header] = str(values[param.name])
+            headers[param.header] = header_value(str(values[param.name]))
     for name, template in endpoint.headers.items():
-        headers[name] = template.format_map(_Blank(values))
+        headers[name] = header_value(template.format_map(_Blank(values)))
     return Applied(prompt, values, headers)
 
 
@@ -98,6 +101,12 @@ def _set_targets(
         value = param.map[choice_key(value)]
     for target in param.targets:
         prompt[target.node]["inputs"][target.input] = value
+
+
+def header_value(text: str) -> str:
+    """A request value made safe for a response header: printable ASCII kept, the rest
+    percent-encoded (a newline or a non-Latin-1 character would otherwise break the answer)."""
+    return quote(text, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
 
 
 class _Blank(dict):

@@ -189,6 +189,7 @@ class ComfyClient:
         *,
         timeout: float,
         on_event: EventCallback | None = None,
+        prompt_id: str | None = None,
     ) -> RunResult:
         """Execute an API-format prompt and return its output files.
 
@@ -197,10 +198,11 @@ class ComfyClient:
         :class:`ComfyUnavailable` (also when ComfyUI cannot be reached to abort a timed-out
         prompt). If the awaiting task is cancelled, the prompt is interrupted or dequeued the
         same way before ``CancelledError`` propagates; the abort runs in a shielded task, so a
-        repeated cancellation does not stop it.
+        repeated cancellation does not stop it. ``prompt_id``: chosen by the caller, so it can
+        clean up after any ending (default: a fresh uuid4).
         """
         started = time.perf_counter()
-        prompt_id = str(uuid.uuid4())
+        prompt_id = prompt_id or str(uuid.uuid4())
         run = _Run()
         self._runs[prompt_id] = run  # before posting: no event of the prompt can be missed
         try:

@@ -11,9 +11,9 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
 
 def choice_key(value: Any) -> str:
@@ -27,6 +27,36 @@ def _one_or_many(value: Any) -> Any:
 
 OneOrMany = Annotated[list[str], BeforeValidator(_one_or_many)]
 """A media list field that also accepts a single item (legacy clients send one)."""
+
+
+class RequestModel(BaseModel):
+    """Base of the generated request models: unknown fields refused, and strict types, so
+    ``"5"`` is not 5 and ``true`` is not 1; JSON ``78.0`` still counts as the integer 78 (JSON
+    Schema calls it one)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    _int_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        keys: set[str] = set()
+        for name, info in cls.model_fields.items():
+            if info.annotation in (int, int | None):
+                alias = info.validation_alias
+                choices = getattr(alias, "choices", None) or ([alias] if alias else [])
+                keys.update([name, *(c for c in choices if isinstance(c, str))])
+        cls._int_keys = frozenset(keys)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {
+            k: int(v) if k in cls._int_keys and isinstance(v, float) and v.is_integer() else v
+            for k, v in data.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,9 @@ class Endpoint:
     prefix_nodes: tuple[str, ...] = ()  # nodes whose filename_prefix is unique per request
     warmup: Mapping[str, Any] | None = None  # request run once at container start
     client_workflow_max_nodes: int = 0  # > 0: the request carries the workflow (``/workflow``)
+    max_body_bytes: int | None = None  # this route's request body limit (default: the app's)
+    max_output_pixels: int = 0  # client workflows: width x height x frames x batch per node
+    input_files: tuple[str, ...] = ()  # client workflows: input-folder files they may load
 
 
 @dataclass(frozen=True)
@@ -97,6 +130,7 @@ class Forward:
     timeout: float
     summary: str = ""
     owner_path: str = ""  # the path in the owning app, when the front door uses another
+    max_body_bytes: int | None = None  # the owning endpoint's body limit (default: the app's)
 
     @property
     def target(self) -> str:
@@ -155,6 +189,13 @@ class AppSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 64 * 1024 * 1024
     allow_private_urls: bool = False
+    download_timeout: float = 60.0  # seconds for one URL input, redirects included
+    download_max_bytes: int = 64 * 1024 * 1024
+    max_pending_jobs: int = 32  # per container: more answer 429
+    job_ttl_seconds: float = 3600.0  # local job records are forgotten this long after the end
+
+    def body_limit(self, endpoint: Endpoint) -> int:
+        return endpoint.max_body_bytes or self.max_body_bytes
 
 
 def load_workflows(

@@ -4,6 +4,8 @@ import asyncio
 import base64
 import dataclasses
 import logging
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +17,15 @@ from ..comfy.catalog import Catalog
 from .apply import apply_request
 from .comfy_client import EventCallback, FileRef
 from .config import AppSettings, Endpoint
-from .errors import ComfyUnavailable, ExecutionFailed, PromptRejected, RunInterrupted, RunTimeout
-from .media import MediaError, load_media
+from .errors import (
+    ComfyError,
+    ComfyUnavailable,
+    ExecutionFailed,
+    PromptRejected,
+    RunInterrupted,
+    RunTimeout,
+)
+from .media import Media, MediaError, load_media
 from .responses import error_response
 
 if TYPE_CHECKING:
@@ -63,7 +72,7 @@ async def execute(
         return error_response(404, message, "not_found", {"field": field, "file": file})
     try:
         try:
-            uploads = await _upload_media(settings, endpoint, values, comfy, trail.uploaded)
+            media = await _load_media(settings, endpoint, values)
         except _FieldError as exc:
             return error_response(
                 422,
@@ -71,11 +80,14 @@ async def execute(
                 "validation_error",
                 [{"field": exc.field, "message": str(exc)}],
             )
-        applied = apply_request(endpoint, workflow, values, uploads)
+        uploads = await _upload_media(media, comfy, trail)
+        applied = apply_request(endpoint, workflow, values, uploads, prefix=trail.output_prefix)
         if on_event is not None:
             on_event("prompt", {"nodes": list(applied.prompt)})
-        result = await comfy.client.run(applied.prompt, timeout=endpoint.timeout, on_event=on_event)
-        trail.prompt_id = result.prompt_id
+        trail.prompt_id = str(uuid.uuid4())  # known before it is queued: any ending cleans up
+        result = await comfy.client.run(
+            applied.prompt, timeout=endpoint.timeout, on_event=on_event, prompt_id=trail.prompt_id
+        )
         nodes = endpoint.outputs or tuple(result.outputs)  # a client workflow: every output
         files = [ref for node in nodes for ref in result.outputs.get(node, [])]
         trail.outputs = files
@@ -88,9 +100,8 @@ async def execute(
             )
         fetched = [await comfy.client.fetch(ref) for ref in files]
     except PromptRejected as exc:
-        return _rejected(endpoint, exc)
+        return _rejected(endpoint, exc, client_graph=bool(endpoint.client_workflow_max_nodes))
     except ExecutionFailed as exc:
-        trail.prompt_id = exc.prompt_id
         return error_response(
             500,
             f"node {exc.node_id} ({exc.node_type}) failed",
@@ -103,7 +114,6 @@ async def execute(
             },
         )
     except RunTimeout as exc:
-        trail.prompt_id = exc.prompt_id
         return error_response(
             504,
             f"generation exceeded {endpoint.timeout:g}s and was stopped",
@@ -111,13 +121,14 @@ async def execute(
             {"state_when_stopped": exc.state},
         )
     except RunInterrupted as exc:
-        trail.prompt_id = exc.prompt_id
         return error_response(500, "generation was interrupted", "interrupted", str(exc))
     except ComfyUnavailable as exc:
         asyncio.ensure_future(comfy.recover())
         return error_response(
             503, "ComfyUI is unavailable; restarting, retry shortly", "unavailable", str(exc)
         )
+    except ComfyError as exc:  # an unexpected answer of ComfyUI (upload, /view)
+        return error_response(500, "ComfyUI answered unexpectedly", "comfy_error", str(exc))
     headers = {  # this prompt's execution in ComfyUI, not the wait behind other prompts
         "X-Execution-Time-Sec": f"{result.execution:.6f}",
         "X-Queue-Time-Sec": f"{result.queue:.6f}",
@@ -149,14 +160,21 @@ async def _client_workflow(
     from .client_workflow import check_client_workflow, save_nodes
 
     if comfy.catalog is None:  # read once per container: the nodes do not change
-        comfy.catalog = Catalog()
-        comfy.catalog.merge(await comfy.client.object_info())
+        catalog = Catalog()  # assigned only once complete: concurrent requests never see it half
+        catalog.merge(await comfy.client.object_info())
+        comfy.catalog = catalog
     catalog = comfy.catalog
     workflow, problems = check_client_workflow(
-        values["workflow"], max_nodes=endpoint.client_workflow_max_nodes, catalog=catalog
+        values["workflow"],
+        max_nodes=endpoint.client_workflow_max_nodes,
+        catalog=catalog,
+        max_output_pixels=endpoint.max_output_pixels,
+        input_files=endpoint.input_files,
     )
     if problems:
-        return error_response(422, "invalid workflow", "validation_error", problems)
+        nodes = ", ".join(dict.fromkeys(str(p["node_id"]) for p in problems if p["node_id"]))
+        error = f"invalid workflow (nodes {nodes})" if nodes else "invalid workflow"
+        return error_response(422, error, "validation_error", problems)
     assert workflow is not None
     endpoint = dataclasses.replace(endpoint, prefix_nodes=save_nodes(workflow))
     return endpoint, workflow.nodes, {}
@@ -190,41 +208,55 @@ class _FieldError(ValueError):
         self.field = field
 
 
-async def _upload_media(
-    settings: AppSettings,
-    endpoint: Endpoint,
-    values: dict[str, Any],
-    comfy: "ComfyServer | RemoteComfy",
-    uploaded: list[str],
-) -> dict[str, list[str]]:
-    uploads: dict[str, list[str]] = {}
+async def _load_media(
+    settings: AppSettings, endpoint: Endpoint, values: dict[str, Any]
+) -> dict[str, list[Media]]:
+    """Every media input fetched and decoded before anything reaches ComfyUI (422 otherwise)."""
+    loaded: dict[str, list[Media]] = {}
     for param in endpoint.params:
         if param.kind not in ("image", "video", "mask") or values.get(param.name) is None:
             continue
         items = values[param.name] if param.many else [values[param.name]]
-        names = []
+        loaded[param.name] = []
         for item in items:
             try:
                 media = await load_media(
                     item,
                     param.kind,
-                    max_bytes=settings.max_body_bytes,
+                    max_bytes=settings.body_limit(endpoint),
                     max_pixels=settings.max_image_pixels,
                     allow_private=settings.allow_private_urls,
+                    download_timeout=settings.download_timeout,
+                    download_max_bytes=settings.download_max_bytes,
                 )
             except MediaError as exc:
                 raise _FieldError(param.name, str(exc)) from None
-            stored = await comfy.client.upload(media.data, media.upload_name(param.name))
-            uploaded.append(stored)
-            names.append(stored)
-        uploads[param.name] = names
+            loaded[param.name].append(media)
+    return loaded
+
+
+async def _upload_media(
+    media: dict[str, list[Media]], comfy: "ComfyServer | RemoteComfy", trail: "Trail"
+) -> dict[str, list[str]]:
+    """Upload into the request's own input subfolder: ComfyUI lists only top-level input files
+    (LoadImage's choices, its errors), so no listing ever shows another request's upload."""
+    uploads: dict[str, list[str]] = {}
+    for name, items in media.items():
+        uploads[name] = []
+        for item in items:
+            stored = await comfy.client.upload(
+                item.data, item.upload_name(name), subfolder=trail.folder
+            )
+            trail.uploaded.append(stored)
+            uploads[name].append(stored)
     return uploads
 
 
-def _rejected(endpoint: Endpoint, exc: PromptRejected) -> JSONResponse:
+def _rejected(endpoint: Endpoint, exc: PromptRejected, client_graph: bool) -> JSONResponse:
+    """400/404 for a rejected request value, 422 for a client's graph, 500 for our workflow."""
     bound = {(t.node, t.input): p.name for p in endpoint.params for t in p.targets}
     details = []
-    status = 500  # the workflow itself is broken on this server
+    status = 422 if client_graph else 500  # a committed workflow broken on this server: 500
     for entry in exc.entries():
         field = bound.get((entry.node_id or "", entry.input_name or ""))
         details.append(
@@ -250,11 +282,18 @@ def _rejected(endpoint: Endpoint, exc: PromptRejected) -> JSONResponse:
 
 @dataclass
 class Trail:
-    """What a request left in ComfyUI: removed after the response is sent."""
+    """What a request left in ComfyUI: removed after the response is sent, or after any other
+    ending (failure, timeout, cancel, disconnect). ``folder``: the request's own subfolder of
+    ComfyUI's input and output folders (128 random bits)."""
 
     uploaded: list[str] = field(default_factory=list)
     prompt_id: str | None = None
     outputs: list[FileRef] = field(default_factory=list)
+    folder: str = field(default_factory=lambda: f"ryla/{uuid.uuid4().hex}")
+
+    @property
+    def output_prefix(self) -> str:
+        return f"{self.folder}/out"
 
 
 async def cleanup(comfy: "ComfyServer | RemoteComfy", trail: Trail) -> None:
@@ -264,6 +303,8 @@ async def cleanup(comfy: "ComfyServer | RemoteComfy", trail: Trail) -> None:
             _unlink(comfy.base_dir / "input" / name)
         for ref in trail.outputs:
             _unlink(comfy.base_dir / ref.type / ref.subfolder / ref.filename)
+        for kind in ("input", "output", "temp"):  # files of nodes that ran before a failure
+            shutil.rmtree(comfy.base_dir / kind / trail.folder, ignore_errors=True)
     if trail.prompt_id is not None:
         try:
             await comfy.client.delete_history(trail.prompt_id)

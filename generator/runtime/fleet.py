@@ -13,7 +13,6 @@ import asyncio
 import base64
 import contextlib
 import inspect
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,9 +23,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
+from .body_limit import BodyLimit
 from .config import AppSettings, Chain, Endpoint, Forward, Retired
 from .execute import Trail, cleanup, execute, wants_json
-from .responses import error_response
+from .guards import BearerAuth, allowed_methods
+from .responses import error_docs, error_response
 
 if TYPE_CHECKING:
     from .backends import ComfyServer, RemoteComfy
@@ -85,7 +86,12 @@ class Outcome:
 def validation_outcome(exc: ValidationError | RequestValidationError) -> Outcome:
     """A body the request model refuses: 422, shaped as the routes' own validation errors."""
     details = [
-        {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
+        {
+            "field": ".".join(str(p) for p in e["loc"] if p != "body")
+            if e["type"] != "json_invalid"  # loc is the character offset
+            else "body",
+            "message": e["msg"],
+        }
         for e in exc.errors()
     ]
     fields = ", ".join(dict.fromkeys(d["field"] for d in details))
@@ -269,32 +275,34 @@ def create_fleet_app(
             message = f"no route {request.url.path}"
             return error_response(404, message, "not_found", {"routes": routes})
         if exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; routes take POST"
-            return error_response(405, message, "method_not_allowed", {"routes": routes})
-        return error_response(exc.status_code, str(exc.detail), "bad_request")
+            message = f"{request.method} is not allowed on {request.url.path}"
+            allow = {"Allow": ", ".join(allowed_methods(app, request.scope))}
+            details = {"routes": routes}
+            return error_response(405, message, "method_not_allowed", details, headers=allow)
+        type_ = "payload_too_large" if exc.status_code == 413 else "bad_request"
+        return error_response(exc.status_code, str(exc.detail), type_)
 
-    @app.middleware("http")
-    async def _limits_and_auth(request: Request, call_next):  # noqa: ANN202
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            limit = f"limit is {settings.max_body_bytes} bytes"
-            return error_response(413, "request body too large", "payload_too_large", limit)
-        if settings.auth == "bearer" and request.url.path != "/health":
-            token = os.environ.get(settings.auth_token_env, "")
-            if not token or request.headers.get("authorization") != f"Bearer {token}":
-                return error_response(401, "missing or wrong bearer token", "unauthorized")
-        return await call_next(request)
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "internal error", "internal_error", type(exc).__name__)
 
-    @app.get("/health", summary="The front door is up (it holds no ComfyUI)")
+    if settings.auth == "bearer":
+        app.add_middleware(BearerAuth, token_env=settings.auth_token_env)
+    per_path = {f.path: f.max_body_bytes for f in forwards if f.max_body_bytes}
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=per_path)
+
+    @app.get("/health", summary="The front door is up (it holds no ComfyUI)", responses={})
     async def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "routes": len(routes)})
 
+    statuses = [400, *((401,) if settings.auth == "bearer" else ()), 404, 413, 422, 499]
+    statuses += [500, 503, 504]
     for forward in forwards:
-        _post(
-            app, forward.path, forward.request_model, forward.summary, _forwarder(forward, owners)
-        )
+        run = _forwarder(forward, owners)
+        _post(app, forward.path, forward.request_model, forward.summary, run, statuses)
     for chain in chains:
-        _post(app, chain.path, chain.request_model, chain.summary, _chainer(chain, owners))
+        run = _chainer(chain, owners)
+        _post(app, chain.path, chain.request_model, chain.summary, run, statuses)
     for gone in retired:
         _add_retired(app, gone)
     return app
@@ -315,7 +323,7 @@ def _chainer(chain: Chain, owners: Owners):  # noqa: ANN202
     return run
 
 
-def _post(app: FastAPI, path: str, model: type[BaseModel], summary: str, run) -> None:  # noqa: ANN001
+def _post(app: FastAPI, path: str, model: type[BaseModel], summary: str, run, statuses) -> None:  # noqa: ANN001
     async def handler(request: Request, body: BaseModel) -> Response:
         work = asyncio.ensure_future(run(body, wants_json(request)))
         gone = asyncio.ensure_future(_disconnected(request))
@@ -342,7 +350,18 @@ def _post(app: FastAPI, path: str, model: type[BaseModel], summary: str, run) ->
         ],
         return_annotation=Response,
     )
-    app.post(path, summary=summary or f"POST {path}", response_class=Response)(handler)
+    app.post(
+        path,
+        summary=summary or f"POST {path}",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The owning endpoint's answer: the output file's bytes, or JSON.",
+                "content": {"*/*": {}},
+            },
+            **error_docs(*statuses),
+        },
+    )(handler)
 
 
 async def _disconnected(request: Request) -> None:

@@ -3,9 +3,14 @@
 Video endpoints run for minutes, past the 150 s a Modal web request may take. A job runs the
 same pipeline as the synchronous route (``execute``) but outside the web request:
 - ``LocalJobs`` (``ryla-gen dev``, tests): an asyncio task in this process;
-- ``ModalJobs`` (the container): a spawned call of the class's ``run_job`` method; the job id is
-  the function call id, progress goes through a ``modal.Dict``, the result is the call's return
-  value and expires when Modal expires it.
+- ``ModalJobs`` (the container): a spawned call of the class's ``run_job`` method; progress goes
+  through a ``modal.Dict`` (its record names the call), the result is the call's return value
+  and expires when Modal expires it.
+
+Job ids are ``job_`` + 128 random bits (``secrets.token_urlsafe(16)``), never a function call id,
+so they cannot be guessed or enumerated. Each container accepts at most
+``settings.max_pending_jobs`` unfinished jobs (more: 429 with Retry-After); local records are
+forgotten ``settings.job_ttl_seconds`` after they end.
 """
 
 from __future__ import annotations
@@ -15,18 +20,18 @@ import base64
 import inspect
 import json
 import os
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .config import AppSettings, Endpoint
-from .media import MediaError
-from .responses import error_response
+from .responses import error_docs, error_response
+from .urls import UrlError
 from .webhooks import check_webhook_url, deliver
 
 if TYPE_CHECKING:
@@ -34,6 +39,16 @@ if TYPE_CHECKING:
 
 Publish = Callable[[dict[str, Any]], None]
 FINAL = ("succeeded", "failed", "cancelled")
+_PRIVATE = ("result", "call_id")  # never shown by GET /jobs/{id}
+
+
+def new_job_id() -> str:
+    """128 random bits, URL-safe."""
+    return "job_" + secrets.token_urlsafe(16)
+
+
+class TooManyJobs(Exception):
+    """This container already holds ``max_pending_jobs`` unfinished jobs."""
 
 
 class Progress:
@@ -114,7 +129,7 @@ async def run_job(
 
 def public_status(job_id: str, record: dict[str, Any]) -> dict[str, Any]:
     """What GET /jobs/{id} shows: the record without the result bytes, plus its URLs."""
-    shown = {k: v for k, v in record.items() if k != "result"}
+    shown = {k: v for k, v in record.items() if k not in _PRIVATE}
     shown["job_id"] = job_id
     shown["status_url"] = f"/jobs/{job_id}"
     if record.get("status") == "succeeded":
@@ -158,8 +173,17 @@ class LocalJobs(_Jobs):
         self.records: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
 
+    def _expire(self) -> None:
+        horizon = time.time() - self.settings.job_ttl_seconds
+        for job_id in [j for j, r in self.records.items() if r.get("ended", horizon) < horizon]:
+            del self.records[job_id]
+            self.tasks.pop(job_id, None)
+
     async def submit(self, path: str, values: dict[str, Any], webhook_url: str | None) -> str:
-        job_id = "job-" + uuid.uuid4().hex
+        self._expire()
+        if sum(not t.done() for t in self.tasks.values()) >= self.settings.max_pending_jobs:
+            raise TooManyJobs
+        job_id = new_job_id()
         self.records[job_id] = {
             "status": "queued",
             "progress": 0.0,
@@ -173,23 +197,29 @@ class LocalJobs(_Jobs):
     async def _execute(
         self, job_id: str, path: str, values: dict[str, Any], webhook_url: str | None
     ) -> None:
+        record = self.records[job_id]
         try:
-            await self._run(path, values, self.records[job_id].update)
+            await self._run(path, values, record.update)
         finally:
+            record["ended"] = time.time()
             if webhook_url:
-                await notify(self.settings, job_id, path, self.records[job_id], webhook_url)
+                await notify(self.settings, job_id, path, record, webhook_url)
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
+        self._expire()
         return self.records.get(job_id)
 
-    async def cancel(self, job_id: str) -> bool:
+    async def cancel(self, job_id: str) -> str | None:
+        """The job's status before the cancel (None: no such job); a final one is left as is."""
+        record = await self.status(job_id)
+        if record is None:
+            return None
         task = self.tasks.get(job_id)
-        if task is None:
-            return False
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        return True
+        if record["status"] in FINAL or task is None:
+            return record["status"]
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return "running"
 
 
 class ModalJobs(_Jobs):
@@ -198,37 +228,59 @@ class ModalJobs(_Jobs):
     def __init__(self, *args: Any, state: Any, spawn: Callable[..., Any]) -> None:
         super().__init__(*args)
         self.state, self.spawn = state, spawn
+        self.pending: set[str] = set()  # submitted by this container, not seen final
 
     async def submit(self, path: str, values: dict[str, Any], webhook_url: str | None) -> str:
-        call = await self.spawn.aio(path, values, webhook_url)
+        if len(self.pending) >= self.settings.max_pending_jobs:
+            for job_id in list(self.pending):
+                record = await self.state.get.aio(job_id)
+                if record is None or record.get("status") in FINAL:
+                    self.pending.discard(job_id)
+            if len(self.pending) >= self.settings.max_pending_jobs:
+                raise TooManyJobs
+        job_id = new_job_id()
         record = {"status": "queued", "progress": 0.0, "node": None, "created": time.time()}
-        await self.state.put.aio(call.object_id, record)
-        return call.object_id
+        await self.state.put.aio(job_id, record)
+        call = await self.spawn.aio(path, values, webhook_url, job_id)
+        await self.state.put.aio(job_id, {**record, "call_id": call.object_id})
+        self.pending.add(job_id)
+        return job_id
 
     async def run(
-        self, job_id: str, path: str, values: dict[str, Any], webhook_url: str | None
+        self,
+        job_id: str,
+        path: str,
+        values: dict[str, Any],
+        webhook_url: str | None,
+        call_id: str | None = None,
     ) -> dict[str, Any]:
-        """Inside the spawned call: run, publishing progress (at most every half second)."""
+        """Inside the spawned call: run, publishing progress (at most every half second).
+
+        ``call_id``: this call's id, kept in every record (the submitter may not have stored it
+        yet when the call starts)."""
         last = [0.0]
+        call_id = call_id or ((await self.state.get.aio(job_id)) or {}).get("call_id")
+        keep = {"call_id": call_id} if call_id else {}
 
         def publish(update: dict[str, Any]) -> None:
             now = time.monotonic()
             if update["status"] in FINAL or now - last[0] >= 0.5:
                 last[0] = now
                 asyncio.ensure_future(
-                    self.state.put.aio(job_id, {"created": time.time(), **update})
+                    self.state.put.aio(job_id, {"created": time.time(), **keep, **update})
                 )
 
         final: dict[str, Any] = {"status": "cancelled", "node": None}
         try:
             final = await self._run(path, values, publish)
         except asyncio.CancelledError:
-            await self.state.put.aio(job_id, final)
+            await self.state.put.aio(job_id, {**keep, **final})
             raise
         finally:
             if webhook_url:
                 await notify(self.settings, job_id, path, final, webhook_url)
-        await self.state.put.aio(job_id, {k: v for k, v in final.items() if k != "result"})
+        stored = {k: v for k, v in final.items() if k != "result"}
+        await self.state.put.aio(job_id, {**keep, **stored})
         return final
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
@@ -237,21 +289,42 @@ class ModalJobs(_Jobs):
         record = await self.state.get.aio(job_id)
         if record is None:
             return None
-        if record.get("status") == "succeeded":
+        if record.get("status") == "succeeded" and record.get("call_id"):
             try:
-                final = await modal.FunctionCall.from_id(job_id).get.aio(timeout=0)
+                call = modal.FunctionCall.from_id(record["call_id"])
+                final = await call.get.aio(timeout=0)
             except modal.exception.OutputExpiredError:
                 return {**record, "status": "expired", "error": "the result expired on Modal"}
             return {**record, **final}
         return record
 
-    async def cancel(self, job_id: str) -> bool:
+    async def cancel(self, job_id: str) -> str | None:
         import modal
 
-        if await self.state.get.aio(job_id) is None:
-            return False
-        await modal.FunctionCall.from_id(job_id).cancel.aio()
-        return True
+        record = await self.state.get.aio(job_id)
+        if record is None:
+            return None
+        if record.get("status") in FINAL or not record.get("call_id"):
+            return record.get("status")
+        await modal.FunctionCall.from_id(record["call_id"]).cancel.aio()
+        return "running"
+
+
+class JobSubmitted(BaseModel):
+    job_id: str
+    status_url: str
+
+
+class JobStatus(BaseModel):
+    """GET /jobs/{id}: ``status`` is queued, running, succeeded, failed, cancelled or expired."""
+
+    model_config = ConfigDict(extra="allow")
+    job_id: str
+    status: str
+    status_url: str
+    progress: float | None = None
+    node: str | None = None
+    result_url: str | None = None
 
 
 JobsFactory = Callable[..., "LocalJobs | ModalJobs"]
@@ -262,21 +335,37 @@ def add_job_routes(
     app: FastAPI, settings: AppSettings, endpoints: Sequence[Endpoint], jobs: LocalJobs | ModalJobs
 ) -> None:
     """POST /jobs/<path> (202), GET /jobs/{id}, GET /jobs/{id}/result, DELETE /jobs/{id}."""
+    auth = (401,) if settings.auth == "bearer" else ()
     for endpoint in endpoints:
         app.post(
             f"/jobs{endpoint.path}",
             status_code=202,
             summary=f"Submit POST {endpoint.path} as a job (for runs past the web time limit)",
+            response_model=JobSubmitted,
+            responses=error_docs(400, *auth, 413, 422, 429),
         )(_submit_handler(settings, endpoint, jobs))
 
-    @app.get("/jobs/{job_id}", summary="A job's status and progress")
+    @app.get(
+        "/jobs/{job_id}",
+        summary="A job's status and progress",
+        response_model=JobStatus,
+        responses=error_docs(*auth, 404, 422),
+    )
     async def job_status(job_id: str) -> JSONResponse:
         record = await jobs.status(job_id)
         if record is None:
             return error_response(404, f"no job {job_id}", "not_found")
         return JSONResponse(public_status(job_id, record))
 
-    @app.get("/jobs/{job_id}/result", summary="A finished job's output")
+    @app.get(
+        "/jobs/{job_id}/result",
+        summary="A finished job's output (a failed job answers its run's error)",
+        response_class=Response,
+        responses={
+            200: {"description": "As the synchronous route answers.", "content": {"*/*": {}}},
+            **error_docs(400, *auth, 404, 409, 422, 500, 503, 504),
+        },
+    )
     async def job_result(job_id: str, request: Request) -> Response:
         record = await jobs.status(job_id)
         if record is None:
@@ -286,18 +375,30 @@ def add_job_routes(
         if record["status"] != "succeeded":
             status = public_status(job_id, record)
             return error_response(409, f"job is {record['status']}", "not_ready", status)
-        result = record["result"]
+        result = record.get("result")
+        if result is None:
+            return error_response(409, "the job's result is not available", "not_ready")
         files, headers = result["files"], result["headers"]
         if len(files) == 1 and "application/json" not in request.headers.get("accept", ""):
             data = base64.b64decode(files[0]["data"])
             return Response(data, media_type=files[0]["media_type"], headers=headers)
         return JSONResponse(result, headers=headers)
 
-    @app.delete("/jobs/{job_id}", status_code=202, summary="Cancel a job (interrupts ComfyUI)")
+    @app.delete(
+        "/jobs/{job_id}",
+        status_code=202,
+        summary="Cancel a job (interrupts ComfyUI); a finished job answers 409",
+        response_model=JobStatus,
+        responses=error_docs(*auth, 404, 409, 422),
+    )
     async def job_cancel(job_id: str) -> JSONResponse:
-        if not await jobs.cancel(job_id):
+        before = await jobs.cancel(job_id)
+        if before is None:
             return error_response(404, f"no job {job_id}", "not_found")
         record = await jobs.status(job_id) or {}
+        if before in FINAL:
+            message = f"job already {before}"
+            return error_response(409, message, "conflict", public_status(job_id, record))
         return JSONResponse(public_status(job_id, record), status_code=202)
 
 
@@ -305,13 +406,22 @@ def _submit_handler(
     settings: AppSettings, endpoint: Endpoint, jobs: LocalJobs | ModalJobs
 ) -> Callable[..., Awaitable[JSONResponse]]:
     """The submit route: the endpoint's request model plus ``webhook_url``."""
+    webhook = (
+        str | None,
+        Field(
+            None,
+            max_length=2048,
+            pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://",
+            description="Gets the final status, signed the Standard Webhooks way "
+            "(webhook-id, webhook-timestamp, webhook-signature).",
+        ),
+    )
+    # Offered only where webhooks can be signed: elsewhere the field is unknown (422).
+    fields = {"webhook_url": webhook} if os.environ.get(settings.webhook_secret_env) else {}
     submit_model = create_model(
         endpoint.request_model.__name__.removesuffix("Request") + "JobRequest",
         __base__=endpoint.request_model,
-        webhook_url=(
-            str | None,
-            Field(None, description="Gets the final status, signed (X-Ryla-Signature)."),
-        ),
+        **fields,
     )
 
     async def submit(body: BaseModel) -> JSONResponse:
@@ -327,12 +437,16 @@ def _submit_handler(
                 return error_response(400, message, "webhook_unavailable")
             try:
                 await check_webhook_url(webhook_url, allow_private=settings.allow_private_urls)
-            except MediaError as exc:
+            except UrlError as exc:
                 details = [{"field": "webhook_url", "message": str(exc)}]
                 return error_response(
                     422, "invalid request: webhook_url", "validation_error", details
                 )
-        job_id = await jobs.submit(endpoint.path, values, webhook_url)
+        try:
+            job_id = await jobs.submit(endpoint.path, values, webhook_url)
+        except TooManyJobs:
+            message = f"{settings.max_pending_jobs} jobs are pending here; retry later"
+            return error_response(429, message, "too_many_jobs", headers={"Retry-After": "30"})
         return JSONResponse({"job_id": job_id, "status_url": f"/jobs/{job_id}"}, status_code=202)
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD

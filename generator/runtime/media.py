@@ -1,22 +1,21 @@
 """Media inputs: data URLs, bare base64 or http(s) URLs -> checked bytes with a safe name.
 
-URL inputs are fetched only from public addresses (no loopback, private or link-local hosts,
-unless the app allows them), and every input is size-checked before it reaches ComfyUI.
+URL inputs are fetched under the rules of :mod:`.urls` (public addresses only unless the app
+allows others, redirects re-checked, a deadline and a byte cap). Every input is size-checked and
+fully decoded (images) or probed (videos) before it reaches ComfyUI.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import ipaddress
+import io
 import re
-import socket
+import struct
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import httpx
+from .urls import UrlError, request
 
 _DATA_URL = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,(?P<data>.*)$", re.S
@@ -31,6 +30,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
     (b"ftyp", 4, "mp4", "video/mp4"),
     (b"\x1a\x45\xdf\xa3", 0, "webm", "video/webm"),
 )
+ANIMATION_FRAMES = 16  # an animation may hold this many full-size frames' pixels in all
 _KIND_PREFIX = {"image": "image/", "mask": "image/", "video": "video/"}
 
 
@@ -66,16 +66,27 @@ def sniff(data: bytes) -> tuple[str, str] | None:
 
 
 async def load_media(
-    value: str, kind: str, *, max_bytes: int, max_pixels: int, allow_private: bool
+    value: str,
+    kind: str,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    allow_private: bool,
+    download_timeout: float = 60.0,
+    download_max_bytes: int | None = None,
 ) -> Media:
-    """Decode one media input of ``kind`` (image, mask, video)."""
+    """Decode one media input of ``kind`` (image, mask, video), fully, before anything is queued.
+
+    ``max_bytes`` bounds inline (base64) data, ``download_max_bytes`` (default: the same) and
+    ``download_timeout`` a URL download, redirects included."""
     value = value.strip()
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) and not value.startswith(
-        ("http://", "https://")
-    ):
-        raise MediaError("only http(s) URLs are accepted")
-    if value.startswith(("http://", "https://")):
-        data = await fetch_url(value, max_bytes=max_bytes, allow_private=allow_private)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        data = await fetch_url(
+            value,
+            max_bytes=download_max_bytes or max_bytes,
+            allow_private=allow_private,
+            timeout=download_timeout,
+        )
     else:
         data = decode_base64(value, max_bytes=max_bytes)
     sniffed = sniff(data)
@@ -83,8 +94,25 @@ async def load_media(
         raise MediaError(f"not a supported {kind} file (expected {_KIND_PREFIX[kind]}*)")
     ext, media_type = sniffed
     if kind in ("image", "mask"):
-        _check_pixels(data, max_pixels)
+        decode_image(data, max_pixels)
+    else:
+        probe_video(data, ext)
     return Media(data, media_type, ext)
+
+
+async def fetch_url(
+    url: str, *, max_bytes: int, allow_private: bool, timeout: float = 300.0
+) -> bytes:
+    """A URL's bytes under the rules of :mod:`.urls` (a 200 answer only); MediaError otherwise."""
+    try:
+        fetched = await request(
+            "GET", url, allow_private=allow_private, timeout=timeout, max_bytes=max_bytes
+        )
+    except UrlError as exc:
+        raise MediaError(str(exc)) from None
+    if fetched.status != 200:
+        raise MediaError(f"fetching the URL answered HTTP {fetched.status}")
+    return fetched.body
 
 
 def decode_base64(value: str, *, max_bytes: int) -> bytes:
@@ -100,52 +128,118 @@ def decode_base64(value: str, *, max_bytes: int) -> bytes:
         ) from None
 
 
-async def check_public_url(url: str, *, allow_private: bool) -> None:
-    """http(s) only; unless allowed, no host resolving to a private, loopback or link-local IP."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MediaError("only http(s) URLs are accepted")
-    if not allow_private:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        await _refuse_private(parts.hostname, port)
+def decode_image(data: bytes, max_pixels: int) -> None:
+    """Size checks (per frame, and all frames of an animation) without decoding, then verify
+    and decode every frame: a truncated or corrupt file is refused here, not inside ComfyUI."""
+    from PIL import Image, ImageSequence
 
-
-async def fetch_url(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
-    await check_public_url(url, allow_private=allow_private)
-    async with httpx.AsyncClient(timeout=30, follow_redirects=False, trust_env=False) as http:
-        async with http.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise MediaError(f"fetching the URL answered HTTP {response.status_code}")
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise MediaError(f"larger than the {max_bytes} byte limit")
-                chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _refuse_private(host: str, port: int) -> None:
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise MediaError(f"cannot resolve host '{host}'") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise MediaError(f"URL host '{host}' is a private, loopback or link-local address")
-
-
-def _check_pixels(data: bytes, max_pixels: int) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit below, without decoding
-    try:
-        import io
-
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-    except (UnidentifiedImageError, OSError):
+            frames = getattr(image, "n_frames", 1)
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for broken headers
         raise MediaError("the image cannot be read") from None
     if width * height > max_pixels:
         raise MediaError(f"image of {width}x{height} exceeds the {max_pixels} pixel limit")
+    if width * height * frames > max_pixels * ANIMATION_FRAMES:
+        raise MediaError(
+            f"animation of {width}x{height}x{frames} frames exceeds the "
+            f"{max_pixels * ANIMATION_FRAMES} pixel limit of all its frames"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            for frame in ImageSequence.Iterator(image):
+                frame.load()
+    except Exception:  # noqa: BLE001
+        raise MediaError("the image is truncated or corrupt (it cannot be decoded)") from None
+
+
+def probe_video(data: bytes, ext: str) -> None:
+    """The container's structure is whole: MP4 boxes fill the file exactly and hold a movie
+    header with a duration; a WebM has its EBML header and a segment that fits the file."""
+    problem = _probe_mp4(data) if ext == "mp4" else _probe_webm(data)
+    if problem:
+        raise MediaError(f"the video is truncated or corrupt: {problem}")
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]] | str:
+    """(type, payload start, box end) of the ISO-BMFF boxes in data[start:end]."""
+    boxes, pos = [], start
+    while pos < end:
+        if end - pos < 8:
+            return "a box header is cut off"
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        header = 8
+        if size == 1:
+            if end - pos < 16:
+                return "a box header is cut off"
+            size, header = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return f"box '{kind.decode('latin-1')}' runs past the end of the file"
+        boxes.append((kind, pos + header, pos + size))
+        pos += size
+    return boxes
+
+
+def _probe_mp4(data: bytes) -> str | None:
+    top = _boxes(data, 0, len(data))
+    if isinstance(top, str):
+        return top
+    kinds = {kind: (begin, stop) for kind, begin, stop in top}
+    if b"moov" not in kinds:
+        return "no movie header (moov)"
+    if b"mdat" not in kinds and b"moof" not in kinds:
+        return "no media data (mdat)"
+    inner = _boxes(data, *kinds[b"moov"])
+    if isinstance(inner, str):
+        return inner
+    found = {kind: (begin, stop) for kind, begin, stop in inner}
+    if b"mvhd" not in found or b"trak" not in found:
+        return "no movie header or track"
+    begin, stop = found[b"mvhd"]
+    version = data[begin] if stop > begin else 0
+    fields = (">II", begin + 12) if version == 0 else (">IQ", begin + 20)
+    if stop - begin < fields[1] - begin + struct.calcsize(fields[0]):
+        return "the movie header is cut off"
+    timescale, duration = struct.unpack_from(fields[0], data, fields[1])
+    if not timescale or (not duration and b"mvex" not in found):
+        return "the movie has no duration"
+    return None
+
+
+def _vint(data: bytes, pos: int, keep_marker: bool = False) -> tuple[int, int] | None:
+    """An EBML variable-size integer at ``pos``: (value, length); None when cut off."""
+    if pos >= len(data) or data[pos] == 0:
+        return None
+    length = 8 - data[pos].bit_length() + 1
+    if pos + length > len(data):
+        return None
+    value = int.from_bytes(data[pos : pos + length], "big")
+    if not keep_marker:
+        value &= (1 << (7 * length)) - 1
+    return value, length
+
+
+def _probe_webm(data: bytes) -> str | None:
+    header = _vint(data, 4)
+    if header is None or 4 + header[1] + header[0] > len(data):
+        return "the EBML header is cut off"
+    pos = 4 + header[1] + header[0]
+    segment_id = _vint(data, pos, keep_marker=True)
+    if segment_id is None or segment_id[0] != 0x18538067:
+        return "no segment after the EBML header"
+    size = _vint(data, pos + segment_id[1])
+    if size is None:
+        return "the segment header is cut off"
+    start = pos + segment_id[1] + size[1]
+    unknown = size[0] == (1 << (7 * size[1])) - 1
+    if not unknown and start + size[0] > len(data):
+        return "the segment runs past the end of the file"
+    if b"\x1f\x43\xb6\x75" not in data[start:]:
+        return "no frames (cluster)"
+    return None

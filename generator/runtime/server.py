@@ -7,6 +7,7 @@ as a subprocess next to it) and for ``ryla-gen dev`` (``RemoteComfy``: any runni
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -16,14 +17,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
 
 from .backends import ComfyServer, RemoteComfy
+from .body_limit import BodyLimit
 from .config import AppSettings, Endpoint, Retired, load_workflows
 from .execute import Trail, cleanup, execute, wants_json
 from .fleet import add_retired_routes
+from .guards import BearerAuth, allowed_methods
+from .job_events import add_job_extras
 from .jobs import JobsFactory, LocalJobs, add_job_routes
-from .responses import error_response
+from .responses import error_docs, error_response
 from .warmup import Warmup
+
+log = logging.getLogger("ryla.runtime")
+_HTTP_TYPES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_TYPES |= {413: "payload_too_large"}
 
 
 def create_app(
@@ -58,38 +67,25 @@ def create_app(
         lifespan=lifespan,
     )
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        fields = ", ".join(d["field"] for d in details)
-        return error_response(422, f"invalid request: {fields}", "validation_error", details)
+    _add_error_handlers(app)
 
-    @app.middleware("http")
-    async def _limits_and_auth(request: Request, call_next):  # noqa: ANN202
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return error_response(
-                413,
-                "request body too large",
-                "payload_too_large",
-                f"limit is {settings.max_body_bytes} bytes",
-            )
-        if settings.auth == "bearer" and request.url.path not in ("/health",):
-            token = os.environ.get(settings.auth_token_env, "")
-            if not token or request.headers.get("authorization") != f"Bearer {token}":
-                return error_response(401, "missing or wrong bearer token", "unauthorized")
-        return await call_next(request)
+    if settings.auth == "bearer":
+        app.add_middleware(BearerAuth, token_env=settings.auth_token_env)
+    per_path = {e.path: settings.body_limit(e) for e in endpoints}
+    per_path |= {f"/jobs{path}": limit for path, limit in per_path.items()}
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=per_path)
 
-    @app.get("/health", summary="The ComfyUI process is up")
+    @app.get("/health", summary="The ComfyUI process is up", responses=error_docs(503))
     async def health() -> JSONResponse:
         if comfy.alive:
             return JSONResponse({"status": "ok"})
         return error_response(503, "ComfyUI process is not running", "unavailable")
 
-    @app.get("/ready", summary="ComfyUI answers and the warm-up requests are done")
+    @app.get(
+        "/ready",
+        summary="ComfyUI answers and the warm-up requests are done",
+        responses=error_docs(*((401,) if settings.auth == "bearer" else ()), 503),
+    )
     async def ready() -> JSONResponse:
         if warmup is not None and warmup.state != "ok":
             reason = "warming up" if warmup.state in ("pending", "running") else "warm-up failed"
@@ -100,9 +96,9 @@ def create_app(
 
     for endpoint in endpoints:
         _add_route(app, settings, endpoint, workflows.get(endpoint.workflow, {}), comfy)
-    add_job_routes(
-        app, settings, endpoints, (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
-    )
+    job_backend = (jobs or LocalJobs)(settings, endpoints, comfy, workflows)
+    add_job_routes(app, settings, endpoints, job_backend)
+    add_job_extras(app, settings, job_backend)
     add_retired_routes(app, retired)
     return app
 
@@ -151,12 +147,48 @@ def _add_route(
         ],
         return_annotation=Response,
     )
+    statuses = [400, 401, 404, 413, 422, 499, 500, 503, 504]
+    if settings.auth != "bearer":
+        statuses.remove(401)
     app.post(
         endpoint.path,
         summary=endpoint.summary,
         response_class=Response,
-        responses={200: {"description": "The output file's bytes (or JSON with base64)."}},
+        responses={
+            200: {
+                "description": "The output file's bytes (its own media type), or JSON with "
+                "base64 when asked (Accept: application/json) or when there are several files.",
+                "content": {"*/*": {}},
+            },
+            **error_docs(*statuses),
+        },
     )(handler)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error, body-parse and routing ones included, as ``{error, details, type}``."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = []
+        for e in exc.errors():
+            loc = [str(p) for p in e["loc"][1:]] if e["type"] != "json_invalid" else []
+            details.append({"field": ".".join(loc) or "body", "message": e["msg"]})
+        fields = ", ".join(dict.fromkeys(d["field"] for d in details))
+        return error_response(422, f"invalid request: {fields}", "validation_error", details)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        type_ = _HTTP_TYPES.get(exc.status_code, "bad_request")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return error_response(exc.status_code, str(exc.detail), type_, headers=headers or None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(500, "internal error", "internal_error", type(exc).__name__)
 
 
 async def _disconnected(request: Request) -> None:

@@ -32,7 +32,7 @@ import httpx
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from .media import MediaError, check_public_url, sniff
+from .media import MediaError, fetch_url, sniff
 
 ARG_TYPES = ("string", "int", "float", "bool", "url_list", "options")
 SCALAR_TYPES = ("string", "int", "float", "bool")
@@ -44,7 +44,6 @@ RESERVED_RESULT_KEYS = ("status", "error", "log_tail", "exit_code", "training_ti
 OUTPUT_DIR = "output"
 LOG_FILE = "trainer.log"
 DOWNLOAD_CONCURRENCY = 4
-MAX_REDIRECTS = 5
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -419,7 +418,7 @@ async def _fetch_all(
     async def fetch(i: int, url: str) -> None:
         async with limit:
             try:
-                data = await fetch_following_redirects(
+                data = await fetch_url(
                     url, max_bytes=arg.download_limit, allow_private=allow_private
                 )
             except MediaError as exc:
@@ -440,34 +439,6 @@ async def _fetch_all(
                 (folder / f"{i:04d}.txt").write_text(caption, encoding="utf-8")
 
     await asyncio.gather(*(fetch(i, u) for i, u in enumerate(urls)))
-
-
-async def fetch_following_redirects(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
-    """GET ``url``, following up to ``MAX_REDIRECTS`` redirects; every hop's address passes
-    the same checks as the first (http(s), no private hosts unless allowed).
-
-    Training's own download path: the endpoints' :func:`fetch_url` follows none.
-    """
-    async with httpx.AsyncClient(timeout=30, follow_redirects=False, trust_env=False) as http:
-        for _ in range(MAX_REDIRECTS + 1):
-            await check_public_url(url, allow_private=allow_private)
-            async with http.stream("GET", url) as response:
-                if response.is_redirect:
-                    try:
-                        url = str(response.url.join(response.headers["location"]))
-                    except (httpx.InvalidURL, ValueError):
-                        raise MediaError("a redirect's Location is not a valid URL") from None
-                    continue
-                if response.status_code != 200:
-                    raise MediaError(f"fetching the URL answered HTTP {response.status_code}")
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise MediaError(f"larger than the {max_bytes} byte limit")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-    raise MediaError(f"more than {MAX_REDIRECTS} redirects")
 
 
 def _run_trainer(training: TrainingFunction, argv: list[str], work_dir: Path, run: _Run) -> int:

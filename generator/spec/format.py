@@ -195,6 +195,13 @@ class Endpoint(_Strict):
     models: list[Model] = Field(default_factory=list)
     custom_nodes: list[CustomNode] = Field(default_factory=list)
     examples: list[dict[str, Any]] = Field(default_factory=list)
+    max_body_mb: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Request body limit of this route in MiB (default: the "
+        "app's limits.max_body_mb); raise it for video inputs sent inline.",
+    )
     warmup: bool | dict[str, Any] = Field(
         True,
         description="Request run at container start before serving: true = the first example "
@@ -214,6 +221,20 @@ class WorkflowRoute(_Strict):
     gpu: str | None = Field(None, description="GPU for this route (default: the app's).")
     timeout: int | None = Field(None, gt=0, description="Seconds (default: the app's).")
     max_nodes: int = Field(200, ge=1, description="Largest graph accepted.")
+    max_output_pixels: int = Field(
+        64 * 1024 * 1024,
+        ge=1,
+        description="Output budget: width x height x frames x batch of any node in the graph "
+        "(estimated from its inputs before it is queued; more is a 422 naming the node).",
+    )
+    input_files: list[str] = Field(
+        default_factory=list,
+        description="Files of ComfyUI's input folder that client graphs may load (shipped by "
+        "the operator); any other name, e.g. another request's upload, is a 422.",
+    )
+    max_body_mb: int | None = Field(
+        None, ge=1, le=4096, description="Request body limit of this route in MiB."
+    )
     models: list[Model] = Field(default_factory=list)
     custom_nodes: list[CustomNode] = Field(default_factory=list)
     examples: list[dict[str, Any]] = Field(default_factory=list)
@@ -304,6 +325,19 @@ class Chain(_Strict):
     examples: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class Limits(_Strict):
+    """What one request may cost a container: body size, URL downloads, pending jobs."""
+
+    max_body_mb: int = Field(64, ge=1, le=4096, description="Request body limit in MiB.")
+    download_timeout: int = Field(
+        60, ge=1, le=3600, description="Seconds for one URL input download, redirects included."
+    )
+    download_max_mb: int = Field(64, ge=1, le=16384, description="Largest URL input in MiB.")
+    max_pending_jobs: int = Field(
+        32, ge=1, le=100000, description="Unfinished jobs one container accepts (more: 429)."
+    )
+
+
 class App(_Strict):
     """A Modal app: settings shared by its endpoints."""
 
@@ -313,7 +347,10 @@ class App(_Strict):
     timeout: int = Field(1800, gt=0)
     scaledown_window: int = Field(300, ge=2, le=3600)
     min_containers: int = Field(0, ge=0)
-    max_containers: int | None = Field(None, ge=1)
+    max_containers: int | None = Field(
+        None, ge=1, description="Upper bound on containers; required with auth: none."
+    )
+    limits: Limits = Field(default_factory=Limits)
     concurrent_inputs: int = Field(5, ge=1, le=1000)
     volumes: dict[str, str] = Field(
         default_factory=lambda: {"/root/models": "ryla-models", "/cache": "hf-hub-cache"},
