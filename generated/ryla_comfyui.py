@@ -65,7 +65,7 @@ WORKFLOW = Endpoint(
     input_files=(),
 )
 COMFYUI_ENDPOINTS = (WORKFLOW,)
-COMFYUI_COMFY_ARGS = ("--highvram",)  # residency plan: fits, 0.0 of 43.2 GB
+COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "32")  # residency plan: fits, 0.0 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -2239,6 +2239,7 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
@@ -2310,6 +2311,7 @@ front_door_image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .add_local_python_source("generator", copy=True)

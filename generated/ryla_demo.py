@@ -97,7 +97,7 @@ INVERT = Endpoint(
     outputs=("3",),
     timeout=300,
     prefix_nodes=("3",),
-    warmup={"color": 16711680, "width": 64, "height": 64},
+    warmup={"width": 64, "height": 64, "color": 16711680},
 )
 SCALE = Endpoint(
     path="/scale",
@@ -163,7 +163,7 @@ COMFYUI_ENDPOINTS = (
     BLUR,
     ANIMATE,
 )
-COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "64")  # residency plan: fits, 0.0 of 14.4 GB
+COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "32")  # residency plan: fits, 0.0 of 14.4 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="T4",
@@ -199,6 +199,7 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")

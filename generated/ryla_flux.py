@@ -132,13 +132,7 @@ FLUX = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-schnell"},
     prefix_nodes=("7",),
-    warmup={
-        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
-        "seed": 7,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a portrait photo of a woman in a sunlit cafe, 35mm", "seed": 7, "steps": 1},
 )
 FLUX_DEV = Endpoint(
     path="/flux-dev",
@@ -158,7 +152,7 @@ FLUX_DEV = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev"},
     prefix_nodes=("10",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "steps": 1},
 )
 FLUX_DEV_LORA = Endpoint(
     path="/flux-dev-lora",
@@ -199,8 +193,6 @@ FLUX_DEV_LORA = Endpoint(
         "prompt": "a portrait in a red coat",
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -224,13 +216,7 @@ FLUX_DEV_REALISM = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev", "X-LoRA": "flux-realism-lora"},
     prefix_nodes=("10",),
-    warmup={
-        "prompt": "a man laughing in the rain, street photography",
-        "seed": 3,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a man laughing in the rain, street photography", "seed": 3, "steps": 1},
 )
 COMFYUI_ENDPOINTS = (
     FLUX,
@@ -321,12 +307,13 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4628)
     .add_local_file(WORKFLOWS / "flux-dev-lora.json", f"{REMOTE_WORKFLOWS}/flux-dev-lora.json")
     .add_local_file(
         WORKFLOWS / "flux-dev-realism.json", f"{REMOTE_WORKFLOWS}/flux-dev-realism.json"
@@ -343,6 +330,7 @@ app = modal.App(APP_NAME, image=image)
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
+    memory=60928,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
     enable_memory_snapshot=True,

@@ -404,8 +404,6 @@ SDXL_INSTANTID = Endpoint(
         "face_provider": "GPU",
         "instantid_strength": 0.8,
         "cfg": 5.0,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -446,8 +444,6 @@ FLUX_PULID = Endpoint(
         "pulid_start": 0.0,
         "pulid_end": 1.0,
         "seed": 7,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -482,8 +478,6 @@ FLUX_IPADAPTER_FACEID = Endpoint(
         ),
         "prompt": "a portrait photo of a man in a library, soft light",
         "ipadapter_strength": 0.7,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -509,13 +503,7 @@ SDXL_TURBO = Endpoint(
     timeout=1800,
     headers={"X-Model": "sdxl-turbo"},
     prefix_nodes=("7",),
-    warmup={
-        "prompt": "a cinematic photo of a lighthouse at dusk",
-        "seed": 7,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a cinematic photo of a lighthouse at dusk", "seed": 7, "steps": 1},
 )
 SDXL_LIGHTNING = Endpoint(
     path="/sdxl-lightning",
@@ -539,7 +527,7 @@ SDXL_LIGHTNING = Endpoint(
     timeout=1800,
     headers={"X-Model": "sdxl-lightning"},
     prefix_nodes=("7",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 512, "height": 512, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "steps": 1},
 )
 COMFYUI_ENDPOINTS = (
     SDXL_INSTANTID,
@@ -736,6 +724,7 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
@@ -792,7 +781,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4982)
     .add_local_file(
         WORKFLOWS / "flux-ipadapter-faceid.json", f"{REMOTE_WORKFLOWS}/flux-ipadapter-faceid.json"
     )
@@ -810,6 +799,7 @@ app = modal.App(APP_NAME, image=image)
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
+    memory=79104,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
 )

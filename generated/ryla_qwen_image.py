@@ -508,8 +508,6 @@ QWEN_IMAGE_2512 = Endpoint(
         "prompt": 'a neon sign that reads "RYLA" above a rainy street at night',
         "aspect_ratio": "16:9",
         "seed": 7,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -543,7 +541,7 @@ QWEN_IMAGE_2512_FAST = Endpoint(
     timeout=1800,
     headers={"X-Model": "qwen-image-2512"},
     prefix_nodes=("11",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "steps": 1},
 )
 QWEN_IMAGE_2512_LORA = Endpoint(
     path="/qwen-image-2512-lora",
@@ -595,8 +593,6 @@ QWEN_IMAGE_2512_LORA = Endpoint(
         "prompt": "a portrait in a red coat",
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -823,6 +819,7 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
@@ -882,7 +879,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5081)
     .add_local_file(
         WORKFLOWS / "batch-video-faceswap.json", f"{REMOTE_WORKFLOWS}/batch-video-faceswap.json"
     )
@@ -913,6 +910,7 @@ app = modal.App(APP_NAME, image=image)
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
+    memory=84224,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
 )

@@ -263,6 +263,7 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
@@ -286,7 +287,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4120)
     .add_local_file(WORKFLOWS / "seedvr2.json", f"{REMOTE_WORKFLOWS}/seedvr2.json")
     .add_local_file(WORKFLOWS / "upscale.json", f"{REMOTE_WORKFLOWS}/upscale.json")
 )

@@ -319,10 +319,8 @@ HUNYUAN15_T2V = Endpoint(
     prefix_nodes=("11",),
     warmup={
         "prompt": "a paper boat drifting down a rainy street gutter, close-up",
+        "num_frames": 61,
         "seed": 7,
-        "width": 256,
-        "height": 256,
-        "length": 1,
         "steps": 1,
     },
 )
@@ -355,9 +353,7 @@ HUNYUAN15_I2V = Endpoint(
             "=="
         ),
         "prompt": "the camera slowly pushes in as she looks up",
-        "width": 256,
-        "height": 256,
-        "length": 1,
+        "num_frames": 61,
         "steps": 1,
     },
 )
@@ -394,10 +390,8 @@ SVD = Endpoint(
             "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
             "=="
         ),
+        "frames": 14,
         "fps": 7,
-        "width": 256,
-        "height": 256,
-        "frames": 1,
         "steps": 1,
     },
 )
@@ -423,11 +417,9 @@ WAN2_6 = Endpoint(
     prefix_nodes=("10",),
     warmup={
         "prompt": "a red fox running through fresh snow, cinematic",
+        "num_frames": 33,
         "fps": 16,
         "seed": 7,
-        "width": 256,
-        "height": 256,
-        "length": 1,
         "steps": 1,
     },
 )
@@ -491,9 +483,7 @@ WAN2_6_LORA = Endpoint(
         "prompt": "walking through a neon-lit market",
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
-        "width": 256,
-        "height": 256,
-        "length": 1,
+        "num_frames": 33,
         "steps": 1,
     },
 )
@@ -525,9 +515,7 @@ WAN2_6_I2V = Endpoint(
             "=="
         ),
         "prompt": "she turns her head and smiles",
-        "width": 256,
-        "height": 256,
-        "length": 1,
+        "num_frames": 33,
         "steps": 1,
     },
 )
@@ -650,14 +638,16 @@ WAN22_I2V = Endpoint(
             "=="
         ),
         "prompt": "she turns her head and smiles",
-        "width": 256,
-        "height": 256,
-        "num_frames": 1,
+        "num_frames": 33,
         "steps": 2,
     },
 )
 COMFYUIA10080GB_ENDPOINTS = (WAN22_I2V,)
-COMFYUIA10080GB_COMFY_ARGS = ("--highvram",)  # residency plan: fits, 27.2 of 72.0 GB
+COMFYUIA10080GB_COMFY_ARGS = (
+    "--highvram",
+    "--cache-lru",
+    "32",
+)  # residency plan: fits, 27.2 of 72.0 GB
 COMFYUIA10080GB_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="A100-80GB",
@@ -803,6 +793,7 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
@@ -839,7 +830,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5686)
     .add_local_file(WORKFLOWS / "hunyuan15-i2v.json", f"{REMOTE_WORKFLOWS}/hunyuan15-i2v.json")
     .add_local_file(WORKFLOWS / "hunyuan15-t2v.json", f"{REMOTE_WORKFLOWS}/hunyuan15-t2v.json")
     .add_local_file(WORKFLOWS / "svd.json", f"{REMOTE_WORKFLOWS}/svd.json")
@@ -858,6 +849,7 @@ app = modal.App(APP_NAME, image=image)
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
+    memory=94464,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
     enable_memory_snapshot=True,
@@ -937,6 +929,7 @@ class ComfyUI:
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
+    memory=18688,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
     enable_memory_snapshot=True,
@@ -952,6 +945,12 @@ class ComfyUIA10080GB:
             MODELS,
             MODELS_DIR,
             extra_args=COMFYUIA10080GB_COMFY_ARGS,
+            pin_models=(
+                "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                "wan22_i2v_high_noise.gguf",
+                "wan22_i2v_low_noise.gguf",
+                "wan_2.1_vae.safetensors",
+            ),
             snapshot=True,
         )
         await self.server.start()

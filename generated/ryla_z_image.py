@@ -268,13 +268,7 @@ Z_IMAGE_SIMPLE = Endpoint(
     timeout=1800,
     headers={"X-Model": "z-image-turbo"},
     prefix_nodes=("10",),
-    warmup={
-        "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
-        "seed": 7,
-        "width": 256,
-        "height": 256,
-        "steps": 1,
-    },
+    warmup={"prompt": "a portrait photo of a woman in a sunlit cafe, 35mm", "seed": 7, "steps": 1},
 )
 Z_IMAGE_DANRISI = Endpoint(
     path="/z-image-danrisi",
@@ -294,7 +288,7 @@ Z_IMAGE_DANRISI = Endpoint(
     timeout=1800,
     headers={"X-Model": "z-image-turbo"},
     prefix_nodes=("10",),
-    warmup={"prompt": "a watercolor fox in the snow", "width": 256, "height": 256, "steps": 1},
+    warmup={"prompt": "a watercolor fox in the snow", "width": 1216, "height": 832, "steps": 1},
 )
 Z_IMAGE_LORA = Endpoint(
     path="/z-image-lora",
@@ -330,8 +324,6 @@ Z_IMAGE_LORA = Endpoint(
         "lora_id": "abc123",
         "trigger_word": "ryla_abc123",
         "nsfw": False,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -357,8 +349,6 @@ Z_IMAGE_REALISM = Endpoint(
     warmup={
         "prompt": "a woman reading by a window, natural light, 50mm",
         "style": "photorealistic, film grain",
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -383,8 +373,6 @@ Z_IMAGE_NSFW = Endpoint(
     warmup={
         "prompt": "a portrait photo of a woman on a beach at golden hour",
         "seed": 11,
-        "width": 256,
-        "height": 256,
         "steps": 1,
     },
 )
@@ -489,12 +477,13 @@ image = (
         "fastapi[standard]==0.115.4",
         "httpx==0.28.1",
         "websockets==15.0.1",
+        "sniffio==1.3.1",
         "huggingface_hub[hf_transfer]==0.34.4",
     )
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=3996)
     .add_local_file(WORKFLOWS / "flux-klein-edit.json", f"{REMOTE_WORKFLOWS}/flux-klein-edit.json")
     .add_local_file(WORKFLOWS / "z-image-danrisi.json", f"{REMOTE_WORKFLOWS}/z-image-danrisi.json")
     .add_local_file(WORKFLOWS / "z-image-lora.json", f"{REMOTE_WORKFLOWS}/z-image-lora.json")

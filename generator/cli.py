@@ -187,6 +187,10 @@ def plan(app_name: str | None, specs: tuple[str, ...]) -> None:
                 click.echo(f"  model   {name}: {'unknown' if size is None else f'{size:.2f} GB'}")
             click.echo(f"  total   {p.total_gb:.1f} GB")
             click.echo(f"  flags   {' '.join(p.flags) or '(ComfyUI defaults)'}")
+            if p.pinned:
+                click.echo(f"  pinned  {', '.join(p.pinned)}")
+            if p.memory_mb:
+                click.echo(f"  host    memory={p.memory_mb} MiB")
             for note in p.notes:
                 click.echo(f"  note    {note}")
 

@@ -438,3 +438,65 @@ def test_rejection_without_node_errors_yields_the_top_level_error() -> None:
     [entry] = no_outputs.entries()
     assert (entry.node_id, entry.class_type, entry.input_name) == (None, None, None)
     assert str(no_outputs).startswith("Prompt has no outputs")
+
+
+# ------------------------------------------------- one WebSocket, honest timing
+
+
+def test_concurrent_runs_share_one_websocket_and_each_gets_its_own_output(standin) -> None:
+    hub = standin.standin.hub
+    connected: list[str] = []
+    connect = hub.connect
+
+    def counting(sid: str, socket: Any) -> None:
+        connected.append(sid)
+        connect(sid, socket)
+
+    hub.connect = counting
+    colors = [0x100000 * i + 0x0A0B0C for i in range(8)]
+
+    async def body(client: ComfyClient) -> list[tuple[int, ...]]:
+        results = await asyncio.gather(*(client.run(_invert_prompt(c), timeout=30) for c in colors))
+        return [_pixel((await client.fetch(r.outputs["3"][0]))[0]) for r in results]
+
+    pixels = _with_client(standin.url, body)
+    assert pixels == [tuple(255 - ((c >> s) & 0xFF) for s in (16, 8, 0)) for c in colors]
+    assert len(connected) == 1
+
+
+def test_execution_time_excludes_the_wait_behind_other_prompts(slow_standin) -> None:
+    async def body(client: ComfyClient) -> tuple[list[RunResult], float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        results = await asyncio.gather(*(client.run(_slow_prompt(2), timeout=30) for _ in range(3)))
+        return list(results), loop.time() - started
+
+    results, wall = _with_client(slow_standin.url, body)
+    assert sum(r.execution for r in results) <= wall  # one prompt at a time: no double count
+    waited = max(results, key=lambda r: r.queue)
+    assert waited.queue >= min(r.execution for r in results)  # it waited for another's run
+    assert all(r.execution + r.queue <= r.elapsed + 0.01 for r in results)
+
+
+def test_a_websocket_lost_mid_run_is_reopened_and_the_run_completes(slow_standin) -> None:
+    """Events sent while the socket was down are recovered from /history, outputs included."""
+
+    async def body(client: ComfyClient) -> RunResult:
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "executing" and data.get("node") == "2":
+                client._ws.transport.abort()  # the connection breaks mid-run
+
+        return await client.run(_slow_prompt(), timeout=30, on_event=on_event)
+
+    result = _with_client(slow_standin.url, body)
+    assert [ref.type for ref in result.outputs["6"]] == ["temp"]  # the PreviewImage's file
+
+
+def test_the_next_run_reopens_a_websocket_lost_between_runs(standin) -> None:
+    async def body(client: ComfyClient) -> RunResult:
+        await client.run(_invert_prompt(), timeout=30)
+        client._ws.transport.abort()
+        await asyncio.sleep(0.05)
+        return await client.run(_invert_prompt(0x654321), timeout=30)
+
+    assert _with_client(standin.url, body).outputs["3"]

@@ -147,3 +147,40 @@ def test_log_tail_returns_last_lines(processes, tmp_path: Path) -> None:
     while proc.alive and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.log_tail(3).splitlines() == ["line 4997", "line 4998", "line 4999"]
+
+
+def test_start_refuses_a_port_another_process_listens_on(processes, tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        proc = _make(processes, tmp_path, _standin_command(port, tmp_path / "comfy"), port)
+        with pytest.raises(ComfyStartFailed) as info:
+            proc.start()
+    assert f"port {port} is already taken" in str(info.value)
+    assert not proc.alive
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_ready_only_when_the_answering_server_is_our_child(processes, tmp_path: Path) -> None:
+    """A server that grabbed the port after the check answers 200: not taken for ours."""
+    port = _free_port()
+    foreign = _make(processes, tmp_path, _standin_command(port, tmp_path / "other"), port)
+    proc = _make(processes, tmp_path, _python("import time; time.sleep(30)"), port)
+    proc.start()  # the port is still free here
+    foreign.start()
+    with pytest.raises(ComfyStartFailed) as info:
+        asyncio.run(proc.wait_ready(30))
+    assert "another process answers" in str(info.value)
+
+
+def test_output_is_copied_to_the_log_and_echoed(processes, tmp_path: Path) -> None:
+    proc = _make(processes, tmp_path, _python("print('hello from comfy')"))
+    echoed = tmp_path / "echo"
+    with echoed.open("wb") as echo:
+        proc.echo = echo
+        proc.start()
+        with pytest.raises(ComfyStartFailed):
+            asyncio.run(proc.wait_ready(5))
+    assert "hello from comfy" in proc.log_tail()
+    assert echoed.read_bytes() == b"[comfyui] hello from comfy\n"

@@ -7,6 +7,7 @@ RUNTIME_PACKAGES = (
     "fastapi[standard]==0.115.4",
     "httpx==0.28.1",
     "websockets==15.0.1",
+    "sniffio==1.3.1",  # httpcore re-tries a failing import of it on every request otherwise
     "huggingface_hub[hf_transfer]==0.34.4",
 )
 # What generator.runtime.training needs next to a trainer (which brings torch and the rest).

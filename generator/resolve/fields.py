@@ -18,12 +18,19 @@ from .pyliteral import py_string
 MEDIA_DESCRIPTION = "data URL, bare base64, or http(s) URL"
 
 
-SMALL_INPUTS = {"width": 64, "height": 64, "steps": 1, "length": 1, "video_frames": 1}
-"""Bound node inputs a default warm-up sets small (to at least these, within the field's range)."""
+CHEAP_INPUTS = {"steps": 1}
+"""Bound node inputs a default warm-up sets low (to at least these, within the field's range).
+
+Only inputs that change how long the work runs, not the shapes it runs on: a warm-up at the
+request's real size (width, height, frames) loads every model and runs the GPU's one-time work
+for those shapes (kernel selection, allocator growth), so the first real request runs as fast as
+the next ones; a smaller warm-up left that work to the first user (3.77x warm p50 on an H200).
+"""
 
 
 def warmup_request(ep: Endpoint) -> dict[str, Any] | None:
-    """The warm-up request: given, none, or the first example with sizes and steps made small."""
+    """The warm-up request: given, none, or the first example (or the defaults) at its real
+    size with the cheapest settings (one step)."""
     if ep.warmup is False or (ep.warmup is True and not ep.examples):
         return None
     if isinstance(ep.warmup, dict):
@@ -31,7 +38,7 @@ def warmup_request(ep: Endpoint) -> dict[str, Any] | None:
     request = dict(ep.examples[0])
     for name, param in ep.parameters.items():
         inputs = {ref.input for ref in param.bindings}
-        floors = [SMALL_INPUTS[i] for i in inputs if i in SMALL_INPUTS]
+        floors = [CHEAP_INPUTS[i] for i in inputs if i in CHEAP_INPUTS]
         if param.type != "int" or not floors or param.format or param.map:
             continue
         value = max([*floors, param.min or 0])

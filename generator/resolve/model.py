@@ -227,6 +227,8 @@ class ClassModel:
     endpoints: tuple[EndpointModel, ...]
     comfy_args: tuple[str, ...] = ()  # ComfyUI launch flags (residency plan + the app's own)
     plan_note: str = ""  # why those flags, one line, shown in the generated module
+    pin_models: tuple[str, ...] = ()  # model files the plan keeps loaded (helper node)
+    memory_mb: int | None = None  # Modal memory= request from the plan
 
     @property
     def constant(self) -> str:
@@ -415,6 +417,13 @@ class AppModel:
     def served_retired(self) -> tuple[RetiredModel, ...]:
         """Retired routes this app's URL answers: the fleet's all, others their own."""
         return self.fleet.retired if self.fleet else self.retired
+
+    @property
+    def download_timeout(self) -> int:
+        """Seconds the model build step may run: an hour plus 20 s per declared GB (50 MB/s at
+        the slowest), at most Modal's 24 h; Modal's default (1 h) cut large first builds short."""
+        total = sum(m.size_gb or 0.0 for m in self.models)
+        return int(min(86400, 3600 + 20 * total))
 
     @property
     def template(self) -> str:

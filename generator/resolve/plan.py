@@ -4,6 +4,17 @@ Decided from declared model sizes (spec ``size_gb``) and the GPU's memory. Comfy
 prompt on one device, so for ``GPU:N`` only one device's memory counts (and the plan says the
 other N-1 sit idle). A tenth of the memory is kept free for activations, the CUDA context and
 the VAE decode; models fit when their total is at most the rest.
+
+How models that fit stay loaded (measured on an H200 with ComfyUI 0.8.0): ComfyUI keeps a model
+only while its loader node's output is in the output cache. ``--cache-lru N`` alone only
+postpones eviction (about three entries per request: an endpoint unused for ~N/3 requests
+reloads); ``--cache-classic`` reloads on every switch; ``--cache-ram`` never evicts until the
+free RAM that psutil reads from ``/proc/meminfo`` drops below its headroom, which inside a
+container can be the host's RAM, not the container's limit, so the cache (every request's
+images and latents) grows unbounded, and when it does evict it drops idle models first. So the
+plan pins: ``--highvram`` (weights stay on the GPU), ``--cache-lru N`` bounding every other node
+output, and ryla-gen's helper node keeping the outputs of nodes that load the pinned files
+(``runtime/snapshot_node/residency.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +25,9 @@ from .gpus import parse_gpu
 from .model import AppModel, ClassModel, ModelFileModel
 
 HEADROOM = 0.10
-KEEP_LOADED = ("--highvram",)  # keep weights on the GPU between prompts
-KEEP_CACHED = ("--cache-lru", "64")  # keep several endpoints' node outputs and models
+OUTPUT_CACHE = 32  # node outputs kept besides the pinned models (text encodings, images)
+KEEP_LOADED = ("--highvram", "--cache-lru", str(OUTPUT_CACHE))
+HOST_BASE_GB = 8.0  # Python, torch, ComfyUI, CUDA host side, cached outputs, request files
 
 
 @dataclass(frozen=True)
@@ -29,10 +41,17 @@ class ClassPlan:
     flags: tuple[str, ...]
     verdict: str  # fits | does-not-fit | unknown
     notes: tuple[str, ...]
+    pinned: tuple[str, ...] = ()  # model file names kept loaded (when they fit)
+    host_gb: float | None = None  # container memory to reserve (Modal ``memory=``)
 
     @property
     def total_gb(self) -> float:
         return sum(size or 0.0 for _, size in self.models)
+
+    @property
+    def memory_mb(self) -> int | None:
+        """Modal's ``memory=`` request in MiB, or None when sizes are unknown."""
+        return None if self.host_gb is None else int(-(-self.host_gb * 1024 // 256) * 256)
 
 
 def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassModel) -> ClassPlan:
@@ -49,23 +68,39 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
         )
     unknown = [name for name, size in models if size is None]
     total = sum(size or 0.0 for _, size in models)
+    pinned: tuple[str, ...] = ()
+    host_gb = None
     if unknown and total <= usable:
         verdict, flags = "unknown", ()
         notes.append("declare size_gb for " + ", ".join(unknown) + " to decide residency")
     elif total <= usable:
-        several = len(cls.endpoints) > 1
-        verdict, flags = "fits", KEEP_LOADED + (KEEP_CACHED if several else ())
-        if several:
-            notes.append("all models stay loaded: switching endpoints costs no reload")
+        verdict, flags = "fits", KEEP_LOADED
+        pinned = tuple(sorted({name.split("/", 1)[1] for name, _ in models}))
+        host_gb = HOST_BASE_GB + max(size or 0.0 for _, size in models) if models else None
+        if pinned:
+            notes.append(
+                "models pinned by ryla-gen's helper node: no reload under any mix of requests"
+            )
     else:
         verdict, flags = "does-not-fit", ()
+        host_gb = HOST_BASE_GB + total  # ComfyUI offloads what the GPU cannot hold to RAM
         notes.append(
             f"{total:.1f} GB of models > {usable:.1f} GB usable: endpoints "
             + ", ".join(ep.path for ep in cls.endpoints)
             + " reload weights when called alternately; split them across apps or use a larger GPU"
         )
     return ClassPlan(
-        app_name, cls.name, cls.gpu, vram, usable, models, tuple(flags), verdict, tuple(notes)
+        app_name,
+        cls.name,
+        cls.gpu,
+        vram,
+        usable,
+        models,
+        tuple(flags),
+        verdict,
+        tuple(notes),
+        pinned,
+        None if host_gb is None else round(host_gb, 3),
     )
 
 

@@ -393,7 +393,13 @@ def _planned(
             diags.warning(where, f"{app_name} class {cls.name}: {plan.notes[-1]}")
         note = f"residency plan: {plan.verdict}, {plan.total_gb:.1f} of {plan.usable_gb:.1f} GB"
         planned.append(
-            dataclasses.replace(cls, comfy_args=launch_args(plan, overrides), plan_note=note)
+            dataclasses.replace(
+                cls,
+                comfy_args=launch_args(plan, overrides),
+                plan_note=note,
+                pin_models=plan.pinned,
+                memory_mb=plan.memory_mb,
+            )
         )
     return tuple(planned)
 

@@ -17,9 +17,14 @@ import httpx
 from ..comfy.catalog import Catalog
 from .comfy_client import ComfyClient
 from .config import ModelFile
+from .errors import ComfyUnavailable, GpuUnavailable
 
 log = logging.getLogger("ryla.runtime")
 COMFY_DIR = Path("/root/comfy/ComfyUI")
+FRESH_DIR = Path("/tmp/ryla_volume_fresh")
+"""Files committed to the models volume after this container mounted it, read through Modal's
+API (``Volume.reload`` fails while ComfyUI holds files of the volume open)."""
+PIN_ENV = "RYLA_PIN_MODELS"  # read by the helper node: generator/runtime/snapshot_node
 
 
 class RemoteComfy:
@@ -47,8 +52,9 @@ class RemoteComfy:
     async def recover(self) -> None:
         """Nothing to restart: the ComfyUI is someone else's process."""
 
-    async def reload_models(self) -> None:
-        """A local folder needs no reload."""
+    async def reload_models(self, file: str) -> bool:
+        """A local folder needs no reload: whether ``file`` (relative to it) is there."""
+        return self.models_dir is not None and (Path(self.models_dir) / file).exists()
 
 
 class ComfyServer:
@@ -56,6 +62,8 @@ class ComfyServer:
 
     ``snapshot``: start it for a CPU memory snapshot (no GPU attached yet; ryla-gen's helper
     node makes ComfyUI fall back to the CPU device), then :meth:`after_restore` hands it the GPU.
+    ``pin_models``: file names of the models the residency plan says fit; the helper node keeps
+    them loaded whatever mix of requests comes (``snapshot_node/residency.py``).
     """
 
     def __init__(
@@ -72,6 +80,8 @@ class ComfyServer:
         snapshot: bool = False,
         volume_folders: Sequence[str] = (),
         models_volume: Any = None,
+        pin_models: Sequence[str] = (),
+        fresh_dir: str | os.PathLike[str] = FRESH_DIR,
     ):
         from .comfy_process import ComfyProcess, comfy_launch_command
 
@@ -81,12 +91,16 @@ class ComfyServer:
         self.url = f"http://127.0.0.1:{port}"
         self.models_volume = models_volume
         self.volume_folders = tuple(volume_folders)
+        self.fresh_dir = Path(fresh_dir)
         if self.volume_folders:  # ComfyUI lists these volume folders live (job outputs)
             extra_args = [*extra_args, "--extra-model-paths-config", str(self._paths_file)]
         self.command = list(command or comfy_launch_command(comfy_dir, port, extra_args))
         self.snapshot = snapshot
+        self.pin_models = tuple(pin_models)
         # NVML-based availability checks keep torch from caching "no GPU" before the snapshot.
         env = {"RYLA_SNAPSHOT": "1", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"} if snapshot else {}
+        if self.pin_models:
+            env[PIN_ENV] = os.pathsep.join(self.pin_models)
         self.process = ComfyProcess(
             self.command, cwd=comfy_dir, url=self.url, log_path=log_path, env=env
         )
@@ -105,13 +119,15 @@ class ComfyServer:
         if self.models:
             link_models(self.models, self.models_dir, self.base_dir / "models")
         if self.volume_folders:
-            lines = ["ryla_models_volume:", f"  base_path: {self.models_dir}"]
-            lines += [f"  {folder}: {folder}" for folder in self.volume_folders]
+            lines = []
+            for name, base in (("models_volume", self.models_dir), ("fresh", self.fresh_dir)):
+                lines += [f"ryla_{name}:", f"  base_path: {base}"]
+                lines += [f"  {folder}: {folder}" for folder in self.volume_folders]
             self._paths_file.write_text("\n".join(lines) + "\n")
-        if self.snapshot:
+        if self.snapshot or self.pin_models:
             helper = self.base_dir / "custom_nodes" / "ryla_snapshot_helper"
             helper.parent.mkdir(parents=True, exist_ok=True)
-            if not helper.exists():
+            if not helper.exists() and not helper.is_symlink():
                 helper.symlink_to(Path(__file__).parent / "snapshot_node")
         self.process.start()
         await self.process.wait_ready(self.start_timeout)
@@ -120,21 +136,70 @@ class ComfyServer:
     def _paths_file(self) -> Path:
         return Path("/tmp/ryla_extra_model_paths.yaml")
 
-    async def reload_models(self) -> None:
-        """See files committed to the models volume since this container started (new LoRAs)."""
+    async def reload_models(self, file: str) -> bool:
+        """Whether ``file`` (relative to the models volume) exists now, committed since start.
+
+        First ``Volume.reload`` (it fails while ComfyUI holds volume files open, which it
+        usually does); then Modal's file API, which reads the volume's latest committed state
+        whatever this container mounted: the file is copied into ``fresh_dir``, a second base
+        folder ComfyUI lists for the same model folders, so it appears without a restart.
+        """
+        if (Path(self.models_dir) / file).exists() or (self.fresh_dir / file).exists():
+            return True
         if self.models_volume is None:
-            return
+            return False
         try:
             await self.models_volume.reload.aio()
         except Exception as exc:  # noqa: BLE001 - a busy volume keeps its current view
-            log.warning("models volume reload failed: %s", exc)
+            log.info("models volume reload refused (%s); reading the file through Modal's API", exc)
+        else:
+            if (Path(self.models_dir) / file).exists():
+                return True
+        return await self._fetch_committed(file)
+
+    async def _fetch_committed(self, file: str) -> bool:
+        """Copy ``file`` from the volume's committed state into ``fresh_dir``; whether it was."""
+        folder, _, name = file.rpartition("/")
+        try:
+            listed = await self.models_volume.listdir.aio(folder or "/")
+            if not any(Path(entry.path).name == name for entry in listed):
+                return False
+            target = self.fresh_dir / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            with partial.open("wb") as out:
+                async for chunk in self.models_volume.read_file.aio(file):
+                    out.write(chunk)
+            partial.replace(target)
+        except Exception as exc:  # noqa: BLE001 - not there, or Modal unreachable: a 404
+            log.warning("reading %s from the models volume failed: %r", file, exc)
+            return False
+        log.info("%s was committed after this container started: copied to %s", file, target)
+        return True
 
     async def after_restore(self) -> None:
-        """After a memory-snapshot restore: move ComfyUI to the GPU now attached."""
-        async with httpx.AsyncClient(base_url=self.url, timeout=60, trust_env=False) as http:
-            response = await http.post("/ryla/snapshot/gpu")
-        response.raise_for_status()
-        log.info("ComfyUI after restore: %s", response.json())
+        """After a memory-snapshot restore: prove CUDA works, then move ComfyUI to the GPU.
+
+        Raises :class:`GpuUnavailable` with the reason when no usable GPU is attached (serving
+        on the CPU would be silently slow), :class:`ComfyUnavailable` when ComfyUI is gone.
+        """
+        try:
+            async with httpx.AsyncClient(base_url=self.url, timeout=60, trust_env=False) as http:
+                response = await http.post("/ryla/snapshot/gpu")
+        except httpx.TransportError as exc:
+            raise ComfyUnavailable(f"ComfyUI did not answer after the restore: {exc!r}") from exc
+        if response.status_code == 404:
+            raise GpuUnavailable(
+                "ryla-gen's helper node is not loaded in ComfyUI (custom_nodes/"
+                "ryla_snapshot_helper): cannot hand it the GPU after the restore"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text[:500]}
+        if response.status_code != 200:
+            raise GpuUnavailable(f"CUDA is not usable after the restore: {body.get('error')}")
+        log.info("ComfyUI after restore: %s", body)
 
     async def recover(self) -> None:
         """Restart ComfyUI after it died (once, however many requests noticed)."""

@@ -1,9 +1,12 @@
 """Asyncio client for the local ComfyUI server: submit a prompt, follow it, fetch its files.
 
-One shared ``httpx.AsyncClient`` carries the HTTP calls; each run opens its own WebSocket
-``/ws?clientId=<uuid4>`` *before* posting the prompt, so no event of that prompt can be missed,
-and completion is read from the WebSocket (``executing {node: null}`` after ``execution_success``
-/ ``execution_error`` / ``execution_interrupted``) — ``/history`` is never polled.
+One shared ``httpx.AsyncClient`` carries the HTTP calls and one WebSocket per client
+(``/ws?clientId=<uuid4>``, opened before the first prompt is posted) carries the events of every
+prompt, routed to the run that posted it by prompt id. Completion is read from the WebSocket
+(``executing {node: null}`` after ``execution_success`` / ``execution_error`` /
+``execution_interrupted``); ``/history`` is read only after the WebSocket was lost and
+reconnected, for prompts whose events fell into the gap. No request ever waits for a WebSocket
+close handshake (ComfyUI under load often never answers a close frame).
 """
 
 from __future__ import annotations
@@ -62,11 +65,18 @@ class FileRef:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """Outcome of a successful run: output files per output node id, wall time in seconds."""
+    """Outcome of a successful run: output files per output node id and its times in seconds.
+
+    ``execution``: this prompt's execution in ComfyUI, ``execution_start`` to
+    ``execution_success`` (ComfyUI's own timestamps); ``queue``: from posting it until ComfyUI
+    started it (waiting behind other prompts); ``elapsed``: the whole call, as the caller saw it.
+    """
 
     prompt_id: str
     outputs: dict[str, list[FileRef]]
     elapsed: float
+    execution: float
+    queue: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +91,55 @@ class QueueState:
         return prompt_id in self.running or prompt_id in self.pending
 
 
+_RECONNECT_DELAYS = (0.0, 0.1, 0.3, 1.0)
+"""Seconds slept before each attempt to reopen a lost WebSocket; then pending runs fail."""
+
+_LOST = "ryla.websocket_lost"
+"""Pseudo-event queued to every pending run when the WebSocket is gone for good."""
+
+
+class _Run:
+    """One pending prompt: the events the reader routed to it, and whether some may be lost."""
+
+    __slots__ = ("events", "gapped")
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.gapped = False  # the WebSocket was reopened while this prompt was pending
+
+
+@dataclass(slots=True)
+class _Timing:
+    """When the prompt was posted (wall clock), ComfyUI's start/end timestamps (seconds), and
+    when this client received those two events (monotonic)."""
+
+    posted: float
+    started: float | None = None
+    ended: float | None = None
+    started_rx: float | None = None
+    ended_rx: float | None = None
+
+    def start(self, data: dict[str, Any]) -> None:
+        self.started, self.started_rx = _timestamp(data), time.perf_counter()
+
+    def end(self, data: dict[str, Any]) -> None:
+        self.ended, self.ended_rx = _timestamp(data), time.perf_counter()
+
+    def queue_and_execution(self) -> tuple[float, float]:
+        """Seconds waiting behind other prompts, seconds executing.
+
+        ComfyUI stamps events in whole milliseconds; a run shorter than that is measured
+        between the client's receipts of the two events instead (microseconds).
+        """
+        now = time.time()
+        started = self.started if self.started is not None else self.posted
+        ended = self.ended if self.ended is not None else now
+        execution = ended - started
+        if execution < 0.002 and self.started_rx is not None and self.ended_rx is not None:
+            execution = self.ended_rx - self.started_rx
+        return max(0.0, started - self.posted), max(0.0, execution)
+
+
 class ComfyClient:
     """Client of one ComfyUI server (``base_url`` such as ``http://127.0.0.1:8188``).
 
@@ -92,7 +151,8 @@ class ComfyClient:
         self, base_url: str, *, http_timeout: float = 60.0, abort_grace: float = 30.0
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._ws_url = "ws" + self.base_url.removeprefix("http") + "/ws?clientId="
+        self.client_id = uuid.uuid4().hex
+        self._ws_url = "ws" + self.base_url.removeprefix("http") + "/ws?clientId=" + self.client_id
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(http_timeout, connect=5.0),
@@ -100,6 +160,10 @@ class ComfyClient:
         )
         self._abort_grace = abort_grace
         self._aborts: set[asyncio.Task[str]] = set()
+        self._runs: dict[str, _Run] = {}
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._opening: asyncio.Lock | None = None
 
     async def __aenter__(self) -> ComfyClient:
         return self
@@ -108,7 +172,13 @@ class ComfyClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Stop the event reader, drop the WebSocket (no close handshake), close HTTP."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        self._drop_ws()
         await self._http.aclose()
 
     # ------------------------------------------------------------------ run
@@ -132,71 +202,57 @@ class ComfyClient:
         clean up after any ending (default: a fresh uuid4).
         """
         started = time.perf_counter()
-        client_id = uuid.uuid4().hex
         prompt_id = prompt_id or str(uuid.uuid4())
-        ws = await self._open_ws(client_id)
+        run = _Run()
+        self._runs[prompt_id] = run  # before posting: no event of the prompt can be missed
         try:
-            outputs = await self._run_on(ws, prompt, client_id, prompt_id, timeout, on_event)
+            await self._listen()
+            outputs, timing = await self._run_on(run, prompt, prompt_id, timeout, on_event)
         finally:
-            await ws.close()
-        return RunResult(prompt_id, outputs, time.perf_counter() - started)
+            self._runs.pop(prompt_id, None)
+        queued, executed = timing.queue_and_execution()
+        return RunResult(prompt_id, outputs, time.perf_counter() - started, executed, queued)
 
     async def _run_on(
         self,
-        ws: ClientConnection,
+        run: _Run,
         prompt: dict[str, Any],
-        client_id: str,
         prompt_id: str,
         timeout: float,
         on_event: EventCallback | None,
-    ) -> dict[str, list[FileRef]]:
+    ) -> tuple[dict[str, list[FileRef]], _Timing]:
         """Submit and follow the prompt within ``timeout``; abort it on timeout or cancel."""
         try:
             async with asyncio.timeout(timeout) as budget:
-                await self._submit(ws, prompt, client_id, prompt_id)
-                return await self._follow(ws, prompt_id, on_event)
+                timing = _Timing(posted=time.time())
+                await self._submit(run, prompt, prompt_id)
+                outputs = await self._follow(run, prompt_id, timing, on_event)
+                return outputs, timing
         except TimeoutError:
             if not budget.expired():
                 raise
-            state = await self._abort_shielded(ws, prompt_id)
+            state = await self._abort_shielded(run, prompt_id)
             raise RunTimeout(prompt_id=prompt_id, timeout=timeout, state=state) from None
         except ComfyError:
             raise
         except BaseException:
             with contextlib.suppress(ComfyError):
-                await self._abort_shielded(ws, prompt_id)
+                await self._abort_shielded(run, prompt_id)
             raise
 
-    async def _open_ws(self, client_id: str) -> ClientConnection:
-        """Open the event WebSocket for one run."""
-        try:
-            return await connect(
-                self._ws_url + client_id,
-                compression=None,
-                max_size=None,
-                ping_interval=None,
-                proxy=None,
-                open_timeout=10,
-                close_timeout=2,
-            )
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise ComfyUnavailable(f"cannot open {self._ws_url}{client_id}: {exc!r}") from exc
-
-    async def _submit(
-        self, ws: ClientConnection, prompt: dict[str, Any], client_id: str, prompt_id: str
-    ) -> None:
+    async def _submit(self, run: _Run, prompt: dict[str, Any], prompt_id: str) -> None:
         """``POST /prompt``; raise :class:`PromptRejected` unless every output node was queued.
 
         When only some output nodes fail validation, ComfyUI still queues the others and lists
         the failures in ``node_errors`` of a 200 answer; such a partial run is removed from the
         queue (or interrupted) and rejected as well.
         """
-        body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
+        body = {"prompt": prompt, "client_id": self.client_id, "prompt_id": prompt_id}
         resp = await self._request("POST", "/prompt", json=body)
         answer = _json_or_none(resp)
         if resp.status_code == 200 and answer is not None:
             if answer.get("node_errors"):
-                await self._abort(ws, prompt_id)
+                await self._abort(run, prompt_id)
                 raise PromptRejected(dict(_PARTIAL_REJECTION), answer["node_errors"])
             return
         if answer is not None and isinstance(answer.get("error"), dict):
@@ -211,21 +267,27 @@ class ComfyClient:
         )
 
     async def _follow(
-        self, ws: ClientConnection, prompt_id: str, on_event: EventCallback | None
+        self, run: _Run, prompt_id: str, timing: _Timing, on_event: EventCallback | None
     ) -> dict[str, list[FileRef]]:
         """Consume the prompt's events until ``executing {node: null}``; return its outputs."""
         outputs: dict[str, list[FileRef]] = {}
         failure: ComfyError | None = None
         while True:
-            kind, data = await _next_event(ws, prompt_id)
+            kind, data = await _next_event(run)
             if on_event is not None:
                 on_event(kind, data)
             if kind == "executed":
                 node_id = str(data.get("display_node") or data["node"])
                 outputs.setdefault(node_id, []).extend(_file_refs(data.get("output") or {}))
+            elif kind == "execution_start":
+                timing.start(data)
+            elif kind == "execution_success":
+                timing.end(data)
             elif kind == "execution_error":
+                timing.end(data)
                 failure = ExecutionFailed.from_event(data)
             elif kind == "execution_interrupted":
+                timing.end(data)
                 failure = RunInterrupted(
                     prompt_id=prompt_id,
                     node_id=data.get("node_id"),
@@ -234,13 +296,114 @@ class ComfyClient:
             elif kind == "executing" and data.get("node") is None:
                 if failure is not None:
                     raise failure
+                if run.gapped:  # some ``executed`` events may have fallen into the gap
+                    entry = await self._history_entry(prompt_id)
+                    if entry is not None:
+                        outputs = _history_outputs(entry)
                 return outputs
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def _listen(self) -> None:
+        """Make sure the client's WebSocket is open and its reader task is running."""
+        if self._reader is not None and not self._reader.done():
+            return
+        self._opening = self._opening or asyncio.Lock()
+        async with self._opening:
+            if self._reader is not None and not self._reader.done():
+                return
+            await self._open_ws()
+            self._reader = asyncio.create_task(self._read())
+
+    async def _open_ws(self) -> None:
+        """Open the client's event WebSocket."""
+        try:
+            self._ws = await connect(
+                self._ws_url,
+                compression=None,
+                max_size=None,
+                ping_interval=None,
+                proxy=None,
+                open_timeout=10,
+                close_timeout=0.1,
+            )
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise ComfyUnavailable(f"cannot open {self._ws_url}: {exc!r}") from exc
+
+    def _drop_ws(self) -> None:
+        """Forget the WebSocket and cut its TCP connection: nobody waits for a close frame."""
+        ws, self._ws = self._ws, None
+        if ws is not None and ws.transport is not None:
+            ws.transport.abort()
+
+    async def _read(self) -> None:
+        """Route every event to its prompt's run; reopen the WebSocket when it is lost."""
+        while True:
+            ws = self._ws
+            assert ws is not None
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in ws:
+                    if isinstance(raw, str):
+                        self._route(raw)
+            self._drop_ws()
+            if not self._runs:
+                return  # nothing pending: the next run opens a new one
+            if not await self._reopen():
+                for run in self._runs.values():
+                    run.events.put_nowait((_LOST, {}))
+                return
+            await self._recover_gap()
+
+    def _route(self, raw: str) -> None:
+        """Queue a JSON event for the run of its ``prompt_id`` (others are dropped)."""
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return
+        data = message.get("data") if isinstance(message, dict) else None
+        if isinstance(data, dict):
+            prompt_id = data.get("prompt_id")
+            run = self._runs.get(prompt_id) if isinstance(prompt_id, str) else None
+            if run is not None:
+                run.events.put_nowait((str(message.get("type")), data))
+
+    async def _reopen(self) -> bool:
+        """Try to reopen the lost WebSocket a few times; whether it worked."""
+        for delay in _RECONNECT_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                await self._open_ws()
+            except ComfyUnavailable:
+                continue
+            log.warning("ComfyUI WebSocket was lost and has been reopened")
+            return True
+        log.warning("ComfyUI WebSocket was lost and could not be reopened")
+        return False
+
+    async def _recover_gap(self) -> None:
+        """Pending prompts that finished while the WebSocket was down: replay from history."""
+        for prompt_id, run in list(self._runs.items()):
+            run.gapped = True
+            try:
+                entry = await self._history_entry(prompt_id)
+            except ComfyError:
+                entry = None
+            if entry is not None and (entry.get("status") or {}).get("completed") is not None:
+                for event in _history_events(prompt_id, entry):
+                    run.events.put_nowait(event)
+
+    async def _history_entry(self, prompt_id: str) -> dict[str, Any] | None:
+        """The prompt's ``/history`` entry, or None while it has not finished."""
+        resp = await self._request("GET", f"/history/{prompt_id}")
+        _raise_for_status(resp, "GET /history")
+        entry = (_json_or_none(resp) or {}).get(prompt_id)
+        return entry if isinstance(entry, dict) else None
 
     # ---------------------------------------------------------------- abort
 
-    async def _abort_shielded(self, ws: ClientConnection, prompt_id: str) -> str:
+    async def _abort_shielded(self, run: _Run, prompt_id: str) -> str:
         """Run :meth:`_abort` in its own task so a repeated cancellation cannot cut it short."""
-        task = asyncio.create_task(self._abort(ws, prompt_id))
+        task = asyncio.create_task(self._abort(run, prompt_id))
         self._aborts.add(task)
         task.add_done_callback(self._abort_done)
         return await asyncio.shield(task)
@@ -251,7 +414,7 @@ class ComfyClient:
         if not task.cancelled() and task.exception() is not None:
             log.warning("aborting a ComfyUI prompt failed: %r", task.exception())
 
-    async def _abort(self, ws: ClientConnection, prompt_id: str) -> str:
+    async def _abort(self, run: _Run, prompt_id: str) -> str:
         """Dequeue the prompt if pending, interrupt it if running, wait until it has left.
 
         Returns the state it was found in: ``pending``, ``running`` or ``gone``.
@@ -265,15 +428,15 @@ class ComfyClient:
         if prompt_id in queue.running:
             state = "running"
             await self.interrupt(prompt_id)
-            await self._wait_left_queue(ws, prompt_id)
+            await self._wait_left_queue(run, prompt_id)
         return state
 
-    async def _wait_left_queue(self, ws: ClientConnection, prompt_id: str) -> None:
+    async def _wait_left_queue(self, run: _Run, prompt_id: str) -> None:
         """Wait for the prompt's ``executing {node: null}``, sent once it has left the queue."""
         try:
             async with asyncio.timeout(self._abort_grace):
                 while True:
-                    kind, data = await _next_event(ws, prompt_id)
+                    kind, data = await _next_event(run)
                     if kind == "executing" and data.get("node") is None:
                         return
         except TimeoutError:
@@ -357,19 +520,51 @@ class ComfyClient:
             raise ComfyUnavailable(f"{method} {path}: {exc!r}") from exc
 
 
-async def _next_event(ws: ClientConnection, prompt_id: str) -> tuple[str, dict[str, Any]]:
-    """Next JSON event of ``prompt_id``; binary previews and other prompts' events are skipped."""
-    while True:
-        try:
-            raw = await ws.recv()
-        except ConnectionClosed as exc:
-            raise ComfyUnavailable(f"ComfyUI closed the WebSocket mid-run: {exc!r}") from exc
-        if isinstance(raw, bytes):
-            continue
-        message = json.loads(raw)
-        data = message.get("data")
-        if isinstance(data, dict) and data.get("prompt_id") == prompt_id:
-            return str(message.get("type")), data
+async def _next_event(run: _Run) -> tuple[str, dict[str, Any]]:
+    """The next event routed to ``run``; :class:`ComfyUnavailable` once the WebSocket is gone."""
+    kind, data = await run.events.get()
+    if kind == _LOST:
+        raise ComfyUnavailable("ComfyUI closed the WebSocket mid-run and it could not be reopened")
+    return kind, data
+
+
+def _timestamp(data: dict[str, Any]) -> float:
+    """An event's ComfyUI timestamp (ms since the epoch) in seconds; now when it has none."""
+    stamp = data.get("timestamp")
+    return stamp / 1000 if isinstance(stamp, (int, float)) else time.time()
+
+
+def _history_outputs(entry: dict[str, Any]) -> dict[str, list[FileRef]]:
+    """Output files per display node from a ``/history`` entry."""
+    outputs: dict[str, list[FileRef]] = {}
+    meta = entry.get("meta") or {}
+    for node_id, output in (entry.get("outputs") or {}).items():
+        shown = str((meta.get(node_id) or {}).get("display_node") or node_id)
+        outputs.setdefault(shown, []).extend(_file_refs(output or {}))
+    return outputs
+
+
+def _history_events(prompt_id: str, entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The events a finished prompt sent, rebuilt from its ``/history`` entry."""
+    messages = [
+        (str(kind), dict(data))
+        for kind, data in (entry.get("status") or {}).get("messages") or []
+        if isinstance(data, dict)
+    ]
+    final = ("execution_success", "execution_error", "execution_interrupted")
+    events = [m for m in messages if m[0] not in final]
+    meta = entry.get("meta") or {}
+    for node_id, output in (entry.get("outputs") or {}).items():
+        shown = (meta.get(node_id) or {}).get("display_node") or node_id
+        events.append(
+            (
+                "executed",
+                {"node": node_id, "display_node": shown, "output": output, "prompt_id": prompt_id},
+            )
+        )
+    events += [m for m in messages if m[0] in final]
+    events.append(("executing", {"node": None, "prompt_id": prompt_id}))
+    return events
 
 
 def _file_refs(output: dict[str, Any]) -> list[FileRef]:

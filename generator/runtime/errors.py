@@ -18,6 +18,10 @@ class ComfyError(Exception):
     """Base class of every ComfyUI-related failure."""
 
 
+class GpuUnavailable(ComfyError):
+    """No CUDA device computes for ComfyUI (after a memory-snapshot restore)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NodeErrorEntry:
     """One validation error of one node input, flattened from ComfyUI's ``node_errors``."""

@@ -221,8 +221,8 @@ async def run_chain(
                 "chain_error",
             )
         totals = {
-            "X-Execution-Time-Sec": f"{seconds:.3f}",
-            "X-Cost-USD": f"{cost:.6f}",
+            "X-Execution-Time-Sec": f"{seconds:.6f}",
+            "X-Cost-USD": f"{cost:.10f}",
             "X-GPU-Type": ",".join(gpus),
         }
         if outcome.status >= 400:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import ModelFile
@@ -18,28 +20,83 @@ def volume_path(model: ModelFile, models_dir: str | os.PathLike[str]) -> Path:
     return Path(models_dir) / model.folder / model.filename
 
 
-def fetch_models(models: Iterable[ModelFile], models_dir: str | os.PathLike[str]) -> list[Path]:
-    """Download missing models into the volume; files already present are skipped.
+def fetch_models(
+    models: Iterable[ModelFile], models_dir: str | os.PathLike[str], *, workers: int = 4
+) -> list[Path]:
+    """Download missing models into the volume, ``workers`` at a time; present files are skipped.
 
     Returns the paths downloaded. Runs as an image build step with the volume mounted, so one
-    copy serves every app that names the same file.
+    copy serves every app that names the same file. Each file streams straight into the volume
+    (no Hugging Face cache copy) as ``<name>.partial``, resumed with an HTTP range where an
+    earlier attempt stopped, and is renamed into place once complete (and its sha256 matches).
+    Every failure is reported together after the others finished.
     """
-    fetched = []
-    for model in models:
-        target = volume_path(model, models_dir)
-        if target.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        if model.url:
-            _download_url(model.url, partial)
-        else:
-            _download_hf(model, partial)
-        if model.sha256:
-            _verify(partial, model.sha256, model)
-        partial.replace(target)
-        fetched.append(target)
+    missing = [m for m in models if not volume_path(m, models_dir).exists()]
+    failures: list[str] = []
+    fetched: list[Path] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(_fetch_one, model, Path(models_dir)) for model in missing]
+        for model, future in zip(missing, futures, strict=True):
+            try:
+                fetched.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - each failure is reported, none hidden
+                failures.append(f"{model.folder}/{model.filename}: {exc}")
+    if failures:
+        raise ModelFetchError("; ".join(failures))
     return fetched
+
+
+def _fetch_one(model: ModelFile, models_dir: Path) -> Path:
+    target = volume_path(model, models_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    url, headers = _source(model)
+    _download(url, partial, headers)
+    if model.sha256:
+        _verify(partial, model.sha256, model)
+    partial.replace(target)
+    return target
+
+
+def _source(model: ModelFile) -> tuple[str, dict[str, str]]:
+    """The file's URL and request headers (a Hugging Face token when the image has one)."""
+    if model.url:
+        return model.url, {}
+    from huggingface_hub import hf_hub_url  # only in the image build step
+    from huggingface_hub.utils import build_hf_headers
+
+    url = hf_hub_url(model.repo, model.file, revision=model.revision, repo_type=model.repo_type)
+    return url, build_hf_headers()
+
+
+def _download(url: str, partial: Path, headers: dict[str, str], attempts: int = 6) -> None:
+    """Stream ``url`` into ``partial``, resuming from its current size after a broken transfer."""
+    import httpx
+
+    last: Exception | None = None
+    for attempt in range(attempts):
+        have = partial.stat().st_size if partial.exists() else 0
+        ranged = {**headers, "Range": f"bytes={have}-"} if have else headers
+        try:
+            with httpx.stream(
+                "GET", url, headers=ranged, follow_redirects=True, timeout=60
+            ) as response:
+                if have and response.status_code == 416:  # nothing left past what we have
+                    return
+                response.raise_for_status()
+                resumed = have and response.status_code == 206
+                with partial.open("ab" if resumed else "wb", buffering=1 << 22) as out:
+                    for chunk in response.iter_bytes():  # as it arrives: a break loses little
+                        out.write(chunk)
+            return
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code < 500 and exc.response.status_code != 429:
+                raise ModelFetchError(f"{url}: HTTP {exc.response.status_code}") from None
+            last = exc
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(min(30.0, 0.5 * 2**attempt))
+    raise ModelFetchError(f"{url}: gave up after {attempts} attempts: {last!r}")
 
 
 def link_models(
@@ -61,31 +118,6 @@ def link_models(
         link.symlink_to(source)
         links.append(link)
     return links
-
-
-def _download_hf(model: ModelFile, partial: Path) -> None:
-    from huggingface_hub import hf_hub_download  # only in the image build step
-
-    cached = hf_hub_download(
-        repo_id=model.repo, filename=model.file, revision=model.revision, repo_type=model.repo_type
-    )
-    _copy(Path(cached), partial)
-
-
-def _download_url(url: str, partial: Path) -> None:
-    import httpx
-
-    with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
-        response.raise_for_status()
-        with partial.open("wb") as out:
-            for chunk in response.iter_bytes(1 << 20):
-                out.write(chunk)
-
-
-def _copy(source: Path, target: Path) -> None:
-    with source.open("rb") as src, target.open("wb") as dst:
-        while chunk := src.read(1 << 24):
-            dst.write(chunk)
 
 
 def _verify(path: Path, expected: str, model: ModelFile) -> None:

@@ -1,11 +1,14 @@
 """Warm-up: each endpoint's warm-up request runs once at container start, before serving.
 
-So no user request pays model loading or the first-step CUDA warm-up. Failures are kept with
-their reason and reported by ``/ready`` (503), never swallowed.
+So no user request pays model loading or the GPU's one-time work for its sizes: the requests
+are at the endpoint's real size with one step (``generator.resolve.fields.warmup_request``).
+Endpoints whose warm-up would run the same workflow with the same request share one run.
+Failures are kept with their reason and reported by ``/ready`` (503), never swallowed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -42,9 +45,15 @@ class Warmup:
         from .execute import Trail, cleanup, execute
 
         self.state = "running"
+        done: dict[str, str] = {}  # same workflow and request -> the endpoint that ran it
         for endpoint in endpoints:
             if endpoint.warmup is None:
                 continue
+            same = json.dumps([endpoint.workflow, endpoint.warmup], sort_keys=True, default=str)
+            if same in done:
+                self.results[endpoint.path] = {"ok": True, "seconds": 0.0, "same_as": done[same]}
+                continue
+            done[same] = endpoint.path
             started = time.perf_counter()
             try:
                 values = endpoint.request_model.model_validate(dict(endpoint.warmup)).model_dump(

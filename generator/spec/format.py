@@ -205,8 +205,8 @@ class Endpoint(_Strict):
     warmup: bool | dict[str, Any] = Field(
         True,
         description="Request run at container start before serving: true = the first example "
-        "made small (sizes, steps, frames at their minimum); a mapping = this request; "
-        "false = none.",
+        "at its real size with the cheapest settings (steps at their minimum); a mapping = "
+        "this request (a typical one: same sizes as real traffic); false = none.",
     )
 
 

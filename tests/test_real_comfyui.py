@@ -1,0 +1,203 @@
+"""Opt-in: the runtime against a real ComfyUI (CI has none: skipped there, with the reason).
+
+- ``RYLA_COMFY_URL``: a running ComfyUI (``http://127.0.0.1:8188``) for the client tests;
+- ``RYLA_COMFY_DIR``: a ComfyUI checkout the tests start themselves (copied to a temporary
+  folder, so its own tree is never touched), run by ``RYLA_COMFY_PYTHON`` (its venv's python;
+  default: this one). /tmp/comfy/README.txt on the team's machine says how one was set up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from generator.runtime.backends import ComfyServer
+from generator.runtime.comfy_client import ComfyClient
+from generator.runtime.comfy_process import comfy_launch_command
+from generator.runtime.errors import ComfyStartFailed, GpuUnavailable
+
+REPO = Path(__file__).resolve().parents[1]
+URL = os.environ.get("RYLA_COMFY_URL")
+DIR = os.environ.get("RYLA_COMFY_DIR")
+PYTHON = os.environ.get("RYLA_COMFY_PYTHON", sys.executable)
+needs_url = pytest.mark.skipif(not URL, reason="set RYLA_COMFY_URL to a running ComfyUI")
+needs_dir = pytest.mark.skipif(not DIR, reason="set RYLA_COMFY_DIR to a ComfyUI checkout")
+
+
+def invert(color: int, size: int = 64) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},  # noqa: E501
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": f"ryla_test/{uuid.uuid4().hex}"}},  # noqa: E501
+    }  # fmt: skip
+
+
+@needs_url
+def test_concurrent_runs_report_execution_without_their_queue_wait() -> None:
+    """16 prompts at once on one ComfyUI: each one's execution excludes the wait behind the
+    others, so together they cannot exceed the batch's wall time (ComfyUI runs one at a time);
+    every run finishes although ComfyUI often leaves WebSocket close frames unanswered."""
+
+    async def main() -> tuple[list, float]:
+        async with ComfyClient(URL) as client:
+            started = asyncio.get_running_loop().time()
+            results = await asyncio.gather(
+                *(client.run(invert(i * 4099 + 17, 256), timeout=120) for i in range(16))
+            )
+            return results, asyncio.get_running_loop().time() - started
+
+    results, wall = asyncio.run(main())
+    assert all(r.outputs["3"] for r in results)
+    assert sum(r.execution for r in results) <= wall
+    assert max(r.queue for r in results) > 0  # some waited behind others, reported apart
+    assert all(r.execution + r.queue <= r.elapsed + 0.01 for r in results)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def comfy_dir(tmp_path: Path) -> Path:
+    """A private copy of the ComfyUI tree (the helper node gets linked into it)."""
+    assert DIR is not None
+    top = {"models", "output", "input", "temp", "user", ".git"}  # its data, not its code
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        here = Path(folder) == Path(DIR)
+        return [n for n in names if n == "__pycache__" or (here and n in top)]
+
+    target = tmp_path / "ComfyUI"
+    shutil.copytree(DIR, target, ignore=ignore, symlinks=True)
+    return target
+
+
+def server(comfy_dir: Path, models: Path, args: tuple[str, ...] = (), **kwargs) -> ComfyServer:
+    port = free_port()
+    extra = ("--cpu", "--extra-model-paths-config", str(_paths(comfy_dir, models)), *args)
+    command = comfy_launch_command(comfy_dir, port, extra, python=PYTHON)
+    return ComfyServer(
+        [], str(models), comfy_dir=comfy_dir, port=port, command=command,
+        log_path=comfy_dir / "comfyui.log", start_timeout=120, **kwargs,
+    )  # fmt: skip
+
+
+def _paths(comfy_dir: Path, models: Path) -> Path:
+    path = comfy_dir / "ryla_test_paths.yaml"
+    path.write_text(f"ryla_test:\n  base_path: {models}\n  vae: vae\n")
+    return path
+
+
+@needs_dir
+def test_a_taken_port_fails_fast_and_says_so(comfy_dir: Path, tmp_path: Path) -> None:
+    comfy = server(comfy_dir, tmp_path)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", int(comfy.url.rsplit(":", 1)[1])))
+        other.listen()
+        with pytest.raises(ComfyStartFailed, match="already taken by another process"):
+            asyncio.run(comfy.start())
+
+
+@needs_dir
+def test_snapshot_start_without_cuda_fails_with_the_reason(comfy_dir: Path, tmp_path: Path) -> None:
+    """Started as for a memory snapshot; after the "restore" there is still no GPU here."""
+    comfy = server(comfy_dir, tmp_path, snapshot=True)
+
+    async def main() -> None:
+        try:
+            await comfy.start()
+            await comfy.after_restore()
+        finally:
+            await comfy.stop()
+
+    try:
+        import torch  # noqa: F401 - only to know whether this machine has CUDA
+    except ImportError:
+        has_cuda = False
+    else:
+        has_cuda = torch.cuda.is_available()
+    if has_cuda:
+        pytest.skip("this machine has CUDA: the hand-over succeeds (the GPU bench covers it)")
+    with pytest.raises(GpuUnavailable, match="no CUDA device is visible"):
+        asyncio.run(main())
+    log = (comfy_dir / "comfyui.log").read_text(errors="replace")
+    assert "Torch already imported" not in log  # the helper imports no torch before ComfyUI
+
+
+def make_vae(path: Path, seed: int) -> None:
+    script = REPO / "bench" / "make_sd15_checkpoint.py"
+    command = [PYTHON, str(script), "--comfy-dir", DIR, "--out", str(path), "--vae-only"]
+    subprocess.run([*command, "--seed", str(seed)], check=True, capture_output=True)
+
+
+def roundtrip(vae: str, color: int) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": color}},  # noqa: E501
+        "2": {"class_type": "VAELoader", "inputs": {"vae_name": vae}},
+        "3": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["2", 0]}},
+        "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["2", 0]}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "ryla_test/vae"}},  # noqa: E501
+    }  # fmt: skip
+
+
+async def loader_reloads(comfy: ComfyServer, rounds: int) -> int:
+    """Alternate the two VAEs with 12 other prompts between uses: how often a loader ran."""
+    reloads = 0
+    color = 1
+    for _ in range(rounds):
+        for vae in ("vae_a.safetensors", "vae_b.safetensors"):
+            for _ in range(12):  # unrelated prompts push older outputs out of the LRU
+                color += 1
+                await comfy.client.run(invert(color), timeout=120)
+            cached: set[str] = set()
+
+            def seen(kind: str, data: dict, cached: set[str] = cached) -> None:
+                if kind == "execution_cached":
+                    cached.update(str(n) for n in data.get("nodes", []))
+
+            color += 1
+            await comfy.client.run(roundtrip(vae, color), timeout=120, on_event=seen)
+            reloads += "2" not in cached
+    return reloads
+
+
+@needs_dir
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "lru-only"])
+def test_pinned_models_stay_loaded_under_any_mix(
+    comfy_dir: Path, tmp_path: Path, pinned: bool
+) -> None:  # noqa: E501
+    """With an LRU of 8 outputs, 12 other prompts between uses evict an unpinned loader's
+    output (a reload from disk every time after the first); the helper's pins keep both."""
+    models = tmp_path / "models"
+    make_vae(models / "vae" / "vae_a.safetensors", 1)
+    make_vae(models / "vae" / "vae_b.safetensors", 2)
+    pins = ("vae_a.safetensors", "vae_b.safetensors") if pinned else ()
+    comfy = server(comfy_dir, models, ("--cache-lru", "8"), pin_models=pins)
+
+    async def main() -> tuple[int, dict]:
+        try:
+            await comfy.start()
+            async with httpx.AsyncClient(base_url=comfy.url, trust_env=False) as http:
+                helper = (await http.get("/ryla/residency")).json() if pinned else {}
+            return await loader_reloads(comfy, rounds=3), helper
+        finally:
+            await comfy.stop()
+
+    reloads, helper = asyncio.run(main())
+    first_loads = 2  # each VAE's first use loads it
+    if pinned:
+        assert helper == {"pinned": True, "names": sorted(pins)}
+        assert reloads == first_loads
+    else:
+        assert reloads == 6  # every use reloaded: what pinning prevents
