@@ -160,7 +160,7 @@ class Recorder:
         self.runs: list[dict] = []
         original = server.client.run
 
-        async def run(prompt, *, timeout, on_event=None):
+        async def run(prompt, *, timeout, on_event=None, **options):
             cached: set[str] = set()
 
             def seen(kind: str, data: dict) -> None:
@@ -169,7 +169,7 @@ class Recorder:
                 if on_event is not None:
                     on_event(kind, data)
 
-            result = await original(prompt, timeout=timeout, on_event=seen)
+            result = await original(prompt, timeout=timeout, on_event=seen, **options)
             ckpt = prompt.get(LOADER, {}).get("inputs", {}).get("ckpt_name")
             self.runs.append(
                 {
