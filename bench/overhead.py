@@ -242,10 +242,11 @@ def main() -> None:
         f" {crowd['wall_s'] * 1000:.1f} ms wall ({crowd['sum_execution_s'] / crowd['wall_s']:.2f}"
         " of the batch; one prompt at a time)"
     )
-    print(
-        f"\nhistory polling (hand-written apps): p50 {percentile(polling, 50):.1f} ms,"
-        f" p90 {percentile(polling, 90):.1f} ms ({args.polling_runs} runs, 1 s poll)"
-    )
+    if polling:  # --polling-runs 0 skips the baseline
+        print(
+            f"\nhistory polling (hand-written apps): p50 {percentile(polling, 50):.1f} ms,"
+            f" p90 {percentile(polling, 90):.1f} ms ({args.polling_runs} runs, 1 s poll)"
+        )
 
 
 if __name__ == "__main__":
