@@ -164,6 +164,9 @@ def test_paths_whose_derived_names_collide(tmp_path: Path, monkeypatch: pytest.M
     assert [e.path for e in module.ENDPOINTS] == ["/in-vert", "/in_vert", "/models-dir"]
     assert len({e.request_model for e in module.ENDPOINTS}) == 3
     assert module.MODELS_DIR == "/root/models"
+    served = json.loads((tmp_path / "generated" / "openapi" / "demo.json").read_text())
+    ids = [op["operationId"] for ops in served["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
 
 
 def test_webhook_url_is_not_a_parameter_name(

@@ -27,7 +27,7 @@ from .body_limit import BodyLimit
 from .config import AppSettings, Chain, Endpoint, Forward, Retired
 from .execute import Trail, cleanup, execute, wants_json
 from .guards import BearerAuth, allowed_methods
-from .responses import error_docs, error_response
+from .responses import error_docs, error_response, unique_operation_ids
 
 if TYPE_CHECKING:
     from .backends import ComfyServer, RemoteComfy
@@ -263,6 +263,7 @@ def create_fleet_app(
         title=settings.name,
         description=f"The fleet's one URL ({settings.name}): every route of every app.",
         version="1",
+        generate_unique_id_function=unique_operation_ids(),
     )
 
     @app.exception_handler(RequestValidationError)

@@ -1,8 +1,11 @@
 """Error bodies as today's clients read them: ``{error, details, type}``; one model for OpenAPI."""
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.utils import generate_unique_id
 from pydantic import BaseModel, Field
 
 ERROR_STATUSES = {
@@ -44,3 +47,24 @@ def error_response(
 def error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for error statuses, all with the shared error model."""
     return {s: {"model": ErrorBody, "description": ERROR_STATUSES[s]} for s in statuses}
+
+
+def unique_operation_ids() -> Callable[[APIRoute], str]:
+    """FastAPI's operation ids, made unique per app: ``/in-vert`` and ``/in_vert`` both derive
+    ``handler_in_vert_post``, so the later one gets ``_2`` (OpenAPI requires unique ids)."""
+    given: dict[tuple[str, tuple[str, ...]], str] = {}
+    used: set[str] = set()
+
+    def generate(route: APIRoute) -> str:
+        key = (route.path_format, tuple(sorted(route.methods or ())))
+        if key not in given:
+            base = candidate = generate_unique_id(route)
+            n = 1
+            while candidate in used:
+                n += 1
+                candidate = f"{base}_{n}"
+            used.add(candidate)
+            given[key] = candidate
+        return given[key]
+
+    return generate

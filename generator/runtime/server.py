@@ -27,7 +27,7 @@ from .fleet import add_retired_routes
 from .guards import BearerAuth, allowed_methods
 from .job_events import add_job_extras
 from .jobs import JobsFactory, LocalJobs, add_job_routes
-from .responses import error_docs, error_response
+from .responses import error_docs, error_response, unique_operation_ids
 from .warmup import Warmup
 
 log = logging.getLogger("ryla.runtime")
@@ -65,6 +65,7 @@ def create_app(
         description=f"ComfyUI endpoints of {settings.name} on {settings.gpu}.",
         version="1",
         lifespan=lifespan,
+        generate_unique_id_function=unique_operation_ids(),
     )
 
     _add_error_handlers(app)
