@@ -76,6 +76,12 @@ def apps() -> dict[str, AppModel]:
             "split_files/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
             "wan21-t2v-1.3b",
         ),
+        (
+            "checkpoints",
+            "stabilityai/stable-video-diffusion-img2vid-xt",
+            "svd_xt.safetensors",
+            "svd-checkpoint",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -122,6 +128,12 @@ def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
     assert links == {
         "loras/flux-realism-lora.safetensors": "loras/flux-character-abc123.safetensors"
     }
+
+
+def test_svd_endpoint_is_covered_by_its_checkpoint(apps) -> None:
+    svd = {t.path: t for t in plan_app(apps["ryla-wan26"])}["/svd"]
+    assert svd.covered, svd.not_covered
+    assert [f.arch for f in svd.files] == ["svd-checkpoint"]
 
 
 def test_files_of_one_architecture_are_built_once(apps) -> None:

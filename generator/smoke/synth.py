@@ -95,6 +95,29 @@ SD15 = {
     "num_heads": 8,
     "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
 }
+SVD = {
+    **UNET_COMMON,
+    "in_channels": 8,
+    "num_classes": "sequential",
+    "adm_in_channels": 768,
+    "num_res_blocks": [2, 2, 2, 2],
+    "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+    "channel_mult": [1, 2, 4, 4],
+    "transformer_depth_middle": 1,
+    "use_linear_in_transformer": True,
+    "context_dim": 1024,
+    "num_head_channels": 64,
+    "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+    # what ComfyUI's detection reads off a video UNet (model_detection.detect_unet_config)
+    "extra_ff_mix_layer": True,
+    "use_spatial_context": True,
+    "merge_strategy": "learned_with_images",
+    "merge_factor": 0.0,
+    "video_kernel_size": [3, 1, 1],
+    "use_temporal_resblock": True,
+    "use_temporal_attention": True,
+    "disable_temporal_crossattention": False,
+}
 KL_VAE = {
     "double_z": True,
     "z_channels": 4,
@@ -161,6 +184,64 @@ def _kl_vae_sd(device, z_channels: int = 4, quant_conv: bool = True) -> dict:
                 },
             )
     return vae.state_dict()
+
+
+def _video_vae_sd(device) -> dict:
+    """SVD's VAE: the KL encoder with a temporal decoder (ComfyUI keys on ``mix_factor``)."""
+    import torch
+    from comfy.ldm.models.autoencoder import AutoencodingEngine
+
+    decoder = {**KL_VAE, "video_kernel_size": [3, 1, 1], "alpha": 0.0}
+    with torch.device(device):
+        vae = AutoencodingEngine(
+            regularizer_config={
+                "target": "comfy.ldm.models.autoencoder.DiagonalGaussianRegularizer"
+            },
+            encoder_config={
+                "target": "comfy.ldm.modules.diffusionmodules.model.Encoder",
+                "params": KL_VAE,
+            },
+            decoder_config={
+                "target": "comfy.ldm.modules.temporal_ae.VideoDecoder",
+                "params": decoder,
+            },
+        )
+    return vae.state_dict()
+
+
+def _clip_vision_sd(config_name: str, device, dtype) -> dict:
+    """A CLIP vision tower in the transformers layout ComfyUI's clip_vision loader reads."""
+    import json as json_
+
+    import comfy.clip_model
+    import comfy.ops
+    import torch
+
+    with open(os.path.join("comfy", config_name)) as f:
+        config = json_.load(f)
+    with torch.device(device):
+        model = comfy.clip_model.CLIPVisionModelProjection(
+            config, dtype, device, comfy.ops.manual_cast
+        )
+    return model.state_dict()
+
+
+def svd_checkpoint():
+    """SVD-XT: video UNet, OpenCLIP ViT-H image encoder and the temporal VAE in one file.
+
+    The image encoder is stored in the transformers layout under the checkpoint's OpenCLIP
+    prefix (ComfyUI's loader accepts both layouts: clip_vision.convert_to_transformers).
+    """
+
+    def build(device, dtype):
+        import torch
+
+        _, model = _unet_model(SVD, device, dtype)
+        vision = _clip_vision_sd("clip_vision_config_h.json", device, dtype)
+        vae = {k: v.to(torch.float16) for k, v in _video_vae_sd(device).items()}
+        return model.state_dict_for_saving(None, vae, vision)
+
+    return build
 
 
 def checkpoint(unet: dict, vae_z: int, quant_conv: bool, *, te_dtype=None, vae_dtype=None):
@@ -288,6 +369,7 @@ ARCHES = {
         ),
         "float8_e4m3fn",
     ),
+    "svd-checkpoint": (svd_checkpoint(), "float16"),
     "flux-dev": (diffusion_model({**FLUX, "guidance_embed": True}), "bfloat16"),
     "flux-schnell": (diffusion_model({**FLUX, "guidance_embed": False}), "bfloat16"),
     "wan21-t2v-1.3b": (diffusion_model(WAN21_13B), "float16"),
@@ -387,6 +469,7 @@ def _fp8_key(arch: str, key: str) -> bool:
 DIFFUSION_ARCHES = (
     "sd15-checkpoint",
     "sdxl-checkpoint",
+    "svd-checkpoint",
     "flux-schnell-checkpoint",
     "flux-dev",
     "flux-schnell",
@@ -415,7 +498,9 @@ def verify(arch: str) -> str:
         if config is None:
             raise ValueError("ComfyUI detects no model")
         detected = f"{type(config).__name__} {config.unet_config.get('image_model', '')}".strip()
-        if arch.endswith("checkpoint"):
+        if arch == "svd-checkpoint":
+            detected += ", " + _verify_video_checkpoint_parts(config, sd)
+        elif arch.endswith("checkpoint"):
             detected += ", " + _verify_checkpoint_parts(config, sd)
         return detected
     if arch in ("clip-l", "t5-xxl", "umt5-xxl"):
@@ -452,6 +537,55 @@ def _verify_checkpoint_parts(config, sd: dict) -> str:
     if not vae:
         raise ValueError("no VAE tensors under " + ", ".join(config.vae_key_prefix))
     return f"text encoders {len(found)} tensors, VAE {len(vae)} tensors"
+
+
+def _verify_clip_vision(sd: dict, prefix: str = "") -> str:
+    """ComfyUI's clip_vision loader picks a config from the keys; every tensor must load."""
+    import comfy.clip_vision
+
+    picked = {}
+
+    class Recorder:
+        def __init__(self, json_config):
+            picked["config"] = json_config
+
+        def load_sd(self, sd):
+            return [], list(sd)
+
+    original = comfy.clip_vision.ClipVisionModel
+    comfy.clip_vision.ClipVisionModel = Recorder
+    try:
+        converted = comfy.clip_vision.convert_to_transformers(dict(sd), prefix)
+        if prefix:
+            converted = {
+                k: v
+                for k, v in converted.items()
+                if not k.startswith(("model.", "first_stage_model."))
+            }
+        comfy.clip_vision.load_clipvision_from_sd(dict(converted))
+    finally:
+        comfy.clip_vision.ClipVisionModel = original
+    if "config" not in picked:
+        raise ValueError("ComfyUI's clip_vision loader detects no image encoder")
+    name = os.path.basename(picked["config"])
+    expected = set(_clip_vision_sd(name, "meta", None))
+    missing = sorted(expected - set(converted))
+    if missing:
+        raise ValueError(f"clip vision ({name}): {len(missing)} tensors missing, e.g. {missing[0]}")
+    return f"clip vision {name} {len(expected)} tensors"
+
+
+def _verify_video_checkpoint_parts(config, sd: dict) -> str:
+    """SVD: the image encoder and the temporal VAE the checkpoint loader takes out."""
+    import comfy.utils
+
+    vision = _verify_clip_vision(sd, config.clip_vision_prefix)
+    vae = comfy.utils.state_dict_prefix_replace(
+        dict(sd), {k: "" for k in config.vae_key_prefix}, filter_keys=True
+    )
+    if "decoder.mid.block_1.mix_factor" not in vae:
+        raise ValueError("VAE has no temporal decoder (decoder.mid.block_1.mix_factor)")
+    return f"{vision}, video VAE {len(vae)} tensors"
 
 
 def _verify_lora(arch: str, sd: dict) -> str:
