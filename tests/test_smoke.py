@@ -82,6 +82,42 @@ def apps() -> dict[str, AppModel]:
             "svd_xt.safetensors",
             "svd-checkpoint",
         ),
+        (
+            "diffusion_models",
+            "Comfy-Org/z_image_turbo",
+            "split_files/diffusion_models/z_image_turbo_bf16.safetensors",
+            "z-image",
+        ),
+        (
+            "text_encoders",
+            "Comfy-Org/z_image_turbo",
+            "split_files/text_encoders/qwen_3_4b.safetensors",
+            "qwen3-4b",
+        ),
+        (
+            "diffusion_models",
+            "Comfy-Org/Qwen-Image_ComfyUI",
+            "split_files/diffusion_models/qwen_image_2512_fp8_e4m3fn.safetensors",
+            "qwen-image",
+        ),
+        (
+            "diffusion_models",
+            "Comfy-Org/Qwen-Image-Edit_ComfyUI",
+            "split_files/diffusion_models/qwen_image_edit_2511_bf16.safetensors",
+            "qwen-image-edit",
+        ),
+        (
+            "text_encoders",
+            "Comfy-Org/Qwen-Image_ComfyUI",
+            "split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors",
+            "qwen25-vl-7b",
+        ),
+        (
+            "vae",
+            "Comfy-Org/Qwen-Image_ComfyUI",
+            "split_files/vae/qwen_image_vae.safetensors",
+            "qwen-image-vae",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -130,10 +166,22 @@ def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
     }
 
 
-def test_svd_endpoint_is_covered_by_its_checkpoint(apps) -> None:
-    svd = {t.path: t for t in plan_app(apps["ryla-wan26"])}["/svd"]
-    assert svd.covered, svd.not_covered
-    assert [f.arch for f in svd.files] == ["svd-checkpoint"]
+@pytest.mark.parametrize(
+    ("app", "path", "archs"),
+    [
+        ("ryla-wan26", "/svd", ["svd-checkpoint"]),
+        ("ryla-z-image", "/z-image-simple", ["z-image", "qwen3-4b", "flux-vae"]),
+        (
+            "ryla-qwen-image",
+            "/qwen-image-edit-2511",
+            ["qwen-image-edit", "qwen25-vl-7b", "qwen-image-vae"],
+        ),
+    ],
+)
+def test_endpoints_with_new_builders_are_covered(apps, app, path, archs) -> None:
+    target = {t.path: t for t in plan_app(apps[app])}[path]
+    assert target.covered, target.not_covered
+    assert [f.arch for f in target.files] == archs
 
 
 def test_files_of_one_architecture_are_built_once(apps) -> None:
@@ -151,8 +199,8 @@ def test_uncovered_endpoints_say_why(apps) -> None:
     reasons = " ".join(targets["/sdxl-instantid"].not_covered)
     assert "instantid/ip-adapter.bin: unknown architecture" in reasons
     assert "custom nodes" in reasons
-    qwen = {t.path: t for t in plan_app(apps["ryla-qwen-image"])}["/qwen-image-2512"]
-    assert any("no synthetic builder for qwen-image" in r for r in qwen.not_covered)
+    hunyuan = {t.path: t for t in plan_app(apps["ryla-wan26"])}["/hunyuan15-t2v"]
+    assert any("no synthetic builder for hunyuan15-t2v" in r for r in hunyuan.not_covered)
 
 
 # --- the result store

@@ -59,6 +59,25 @@ WAN21_13B = {
     "in_dim": 16,
     "model_type": "t2v",
 }
+Z_IMAGE = {  # model_detection's Lumina 2 branch at dim 3840
+    "image_model": "lumina2",
+    "patch_size": 2,
+    "in_channels": 16,
+    "dim": 3840,
+    "cap_feat_dim": 2560,
+    "n_layers": 30,
+    "qk_norm": True,
+    "n_heads": 30,
+    "n_kv_heads": 30,
+    "axes_dims": [32, 48, 48],
+    "axes_lens": [1536, 512, 512],
+    "rope_theta": 256.0,
+    "ffn_dim_multiplier": 8.0 / 3.0,
+    "z_image_modulation": True,
+    "time_scale": 1000.0,
+    "pad_tokens_multiple": 32,
+}
+QWEN_IMAGE = {"image_model": "qwen_image", "in_channels": 64, "num_layers": 60}
 UNET_COMMON = {
     "use_checkpoint": False,
     "image_size": 32,
@@ -256,10 +275,16 @@ def checkpoint(unet: dict, vae_z: int, quant_conv: bool, *, te_dtype=None, vae_d
     return build
 
 
-def diffusion_model(unet: dict):
+def diffusion_model(unet: dict, extra: tuple[str, ...] = ()):
+    """The diffusion model alone; ``extra``: empty marker tensors the published file carries."""
+
     def build(device, dtype):
+        import torch
+
         _, model = _unet_model(unet, device, dtype)
-        return model.diffusion_model.state_dict()
+        sd = model.diffusion_model.state_dict()
+        sd.update({key: torch.empty(0, device=device) for key in extra})
+        return sd
 
     return build
 
@@ -276,6 +301,14 @@ def text_encoder(kind: str):
             from comfy.text_encoders.sd3_clip import T5XXLModel
 
             model = T5XXLModel(device=device, dtype=dtype)
+        elif kind == "qwen3-4b":
+            from comfy.text_encoders.z_image import Qwen3_4BModel
+
+            model = Qwen3_4BModel(device=device, dtype=dtype)
+        elif kind == "qwen25-vl-7b":
+            from comfy.text_encoders.qwen_image import Qwen25_7BVLIModel
+
+            model = Qwen25_7BVLIModel(device=device, dtype=dtype)
         else:
             from comfy.text_encoders.wan import UMT5XXlModel
 
@@ -317,7 +350,7 @@ def vae(kind: str):
 
         if kind == "flux-vae":
             sd = _kl_vae_sd(device, 16, quant_conv=False)
-        else:
+        else:  # Wan 2.1's; Qwen-Image's VAE is the same architecture (other weights)
             from comfy.ldm.wan.vae import WanVAE
 
             with torch.device(device):
@@ -333,16 +366,11 @@ def lora(base: str):
     def build(device, dtype):
         import torch
 
-        unet = {
-            "flux-lora": {**FLUX, "guidance_embed": True},
-            "wan21-1.3b-lora": WAN21_13B,
-            "sdxl-lora": SDXL,
-        }[base]
-        _, model = _unet_model(unet, "meta", dtype)
+        _, model = _unet_model(LORA_BASES[base], "meta", dtype)
         out = {}
         for name, module in model.diffusion_model.named_modules():
             weight = getattr(module, "weight", None)
-            if weight is None or weight.ndim != 2 or "attn" not in name:
+            if weight is None or weight.ndim != 2 or "att" not in name:
                 continue
             key = f"diffusion_model.{name}"
             out[f"{key}.lora_down.weight"] = torch.empty(LORA_RANK, weight.shape[1], device=device)
@@ -353,6 +381,15 @@ def lora(base: str):
         return {k: v.to(dtype) if v.ndim else v for k, v in out.items()}
 
     return build
+
+
+LORA_BASES = {
+    "flux-lora": {**FLUX, "guidance_embed": True},
+    "wan21-1.3b-lora": WAN21_13B,
+    "sdxl-lora": SDXL,
+    "z-image-lora": Z_IMAGE,
+    "qwen-image-lora": QWEN_IMAGE,
+}
 
 
 # arch id -> (builder, default dtype)
@@ -377,14 +414,25 @@ ARCHES = {
         diffusion_model({**WAN21_13B, "model_type": "vace", "vace_in_dim": 96, "vace_layers": 15}),
         "float16",
     ),
+    "z-image": (diffusion_model(Z_IMAGE), "bfloat16"),
+    "qwen-image": (diffusion_model(QWEN_IMAGE), "float8_e4m3fn"),
+    "qwen-image-edit": (
+        diffusion_model(QWEN_IMAGE, extra=("__index_timestep_zero__",)),  # 2511's marker
+        "bfloat16",
+    ),
     "clip-l": (text_encoder("clip-l"), "float16"),
     "t5-xxl": (text_encoder("t5-xxl"), "float16"),
     "umt5-xxl": (text_encoder("umt5-xxl"), "float8_e4m3fn"),
+    "qwen3-4b": (text_encoder("qwen3-4b"), "bfloat16"),
+    "qwen25-vl-7b": (text_encoder("qwen25-vl-7b"), "float8_e4m3fn"),
     "flux-vae": (vae("flux-vae"), "float32"),
     "wan21-vae": (vae("wan21-vae"), "bfloat16"),
+    "qwen-image-vae": (vae("qwen-image-vae"), "bfloat16"),
     "flux-lora": (lora("flux-lora"), "bfloat16"),
     "wan21-1.3b-lora": (lora("wan21-1.3b-lora"), "bfloat16"),
     "sdxl-lora": (lora("sdxl-lora"), "float16"),
+    "z-image-lora": (lora("z-image-lora"), "bfloat16"),
+    "qwen-image-lora": (lora("qwen-image-lora"), "bfloat16"),
 }
 
 
@@ -475,6 +523,9 @@ DIFFUSION_ARCHES = (
     "flux-schnell",
     "wan21-t2v-1.3b",
     "wan21-vace-1.3b",
+    "z-image",
+    "qwen-image",
+    "qwen-image-edit",
 )
 
 
@@ -498,13 +549,19 @@ def verify(arch: str) -> str:
         if config is None:
             raise ValueError("ComfyUI detects no model")
         detected = f"{type(config).__name__} {config.unet_config.get('image_model', '')}".strip()
+        detected += ", " + _verify_loads(config, sd, prefix)
         if arch == "svd-checkpoint":
             detected += ", " + _verify_video_checkpoint_parts(config, sd)
         elif arch.endswith("checkpoint"):
             detected += ", " + _verify_checkpoint_parts(config, sd)
         return detected
-    if arch in ("clip-l", "t5-xxl", "umt5-xxl"):
-        vocab = sd.get("shared.weight", sd.get("text_model.embeddings.token_embedding.weight"))
+    if arch in ("clip-l", "t5-xxl", "umt5-xxl", "qwen3-4b", "qwen25-vl-7b"):
+        vocab = sd.get(
+            "shared.weight",
+            sd.get(
+                "text_model.embeddings.token_embedding.weight", sd.get("model.embed_tokens.weight")
+            ),
+        )
         return f"{comfy.sd.detect_te_model(sd)}, vocabulary {vocab.shape[0]}"
     if arch.endswith("lora"):
         return _verify_lora(arch, sd)
@@ -537,6 +594,27 @@ def _verify_checkpoint_parts(config, sd: dict) -> str:
     if not vae:
         raise ValueError("no VAE tensors under " + ", ".join(config.vae_key_prefix))
     return f"text encoders {len(found)} tensors, VAE {len(vae)} tensors"
+
+
+def _verify_loads(config, sd: dict, prefix: str) -> str:
+    """The model ComfyUI builds from the detected config takes every tensor, shape for shape."""
+    config.set_inference_dtype(_torch_dtype("bfloat16"), None)
+    model = config.get_model(sd, prefix, device="meta")
+    expected = {k: tuple(v.shape) for k, v in model.diffusion_model.state_dict().items()}
+    got = {k[len(prefix) :]: tuple(v.shape) for k, v in sd.items() if k.startswith(prefix)}
+    missing = sorted(set(expected) - set(got))
+    if missing:
+        raise ValueError(
+            f"detected model needs {len(missing)} tensors not built, e.g. {missing[0]}"
+        )
+    wrong = sorted(k for k in expected if expected[k] != got[k])
+    if wrong:
+        raise ValueError(f"{len(wrong)} tensors of another shape, e.g. {wrong[0]}")
+    extra = sorted(k for k in set(got) - set(expected) if got[k] != (0,))
+    if extra:
+        raise ValueError(f"{len(extra)} tensors the detected model does not take, e.g. {extra[0]}")
+    ref = config.unet_config.get("default_ref_method")
+    return f"all {len(expected)} tensors load" + (f", reference method {ref}" if ref else "")
 
 
 def _verify_clip_vision(sd: dict, prefix: str = "") -> str:
@@ -592,10 +670,7 @@ def _verify_lora(arch: str, sd: dict) -> str:
     """Every LoRA layer must map to a weight of its base model (ComfyUI's own key map)."""
     import comfy.lora
 
-    unet = {"flux-lora": {**FLUX, "guidance_embed": True}, "wan21-1.3b-lora": WAN21_13B}.get(
-        arch, SDXL
-    )
-    _, model = _unet_model(unet, "meta", _torch_dtype("bfloat16"))
+    _, model = _unet_model(LORA_BASES[arch], "meta", _torch_dtype("bfloat16"))
     key_map = comfy.lora.model_lora_keys_unet(model, {})
     layers = {k.rsplit(".lora_", 1)[0] for k in sd if ".lora_" in k}
     unmapped = sorted(layer for layer in layers if layer not in key_map)
