@@ -118,6 +118,24 @@ def apps() -> dict[str, AppModel]:
             "split_files/vae/qwen_image_vae.safetensors",
             "qwen-image-vae",
         ),
+        (
+            "diffusion_models",
+            "Comfy-Org/HunyuanVideo_1.5_repackaged",
+            "split_files/diffusion_models/hunyuanvideo1.5_720p_i2v_fp16.safetensors",
+            "hunyuan15-i2v",
+        ),
+        (
+            "diffusion_models",
+            "Comfy-Org/Wan_2.1_ComfyUI_repackaged",
+            "split_files/diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors",
+            "wan21-i2v-14b",
+        ),
+        (
+            "clip_vision",
+            "Comfy-Org/Wan_2.1_ComfyUI_repackaged",
+            "split_files/clip_vision/clip_vision_h.safetensors",
+            "clip-vision-h",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -176,6 +194,12 @@ def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
             "/qwen-image-edit-2511",
             ["qwen-image-edit", "qwen25-vl-7b", "qwen-image-vae"],
         ),
+        (
+            "ryla-wan26",
+            "/hunyuan15-i2v",
+            ["hunyuan15-i2v", "qwen25-vl-7b", "byt5-small-glyph", "hunyuan15-vae", "siglip-vision"],
+        ),
+        ("ryla-wan26", "/wan2.6-i2v", ["wan21-i2v-14b", "clip-vision-h", "umt5-xxl", "wan21-vae"]),
     ],
 )
 def test_endpoints_with_new_builders_are_covered(apps, app, path, archs) -> None:
@@ -199,8 +223,8 @@ def test_uncovered_endpoints_say_why(apps) -> None:
     reasons = " ".join(targets["/sdxl-instantid"].not_covered)
     assert "instantid/ip-adapter.bin: unknown architecture" in reasons
     assert "custom nodes" in reasons
-    hunyuan = {t.path: t for t in plan_app(apps["ryla-wan26"])}["/hunyuan15-t2v"]
-    assert any("no synthetic builder for hunyuan15-t2v" in r for r in hunyuan.not_covered)
+    klein = {t.path: t for t in plan_app(apps["ryla-z-image"])}["/flux-klein-edit"]
+    assert any("no synthetic builder for flux2-klein" in r for r in klein.not_covered)
 
 
 # --- the result store

@@ -78,6 +78,48 @@ Z_IMAGE = {  # model_detection's Lumina 2 branch at dim 3840
     "pad_tokens_multiple": 32,
 }
 QWEN_IMAGE = {"image_model": "qwen_image", "in_channels": 64, "num_layers": 60}
+WAN21_I2V_14B = {
+    **WAN21_13B,
+    "dim": 5120,
+    "num_heads": 40,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+    "in_dim": 36,
+    "model_type": "i2v",
+}
+HUNYUAN15 = {  # model_detection's Hunyuan Video branch, 1.5 (8.3B, t2v and i2v alike)
+    "image_model": "hunyuan_video",
+    "in_channels": 65,
+    "patch_size": [1, 1, 1],
+    "out_channels": 32,
+    "vec_in_dim": None,
+    "axes_dim": [16, 56, 56],
+    "meanflow": False,
+    "context_in_dim": 3584,
+    "hidden_size": 2048,
+    "mlp_ratio": 4.0,
+    "num_heads": 16,
+    "depth": 54,
+    "depth_single_blocks": 0,
+    "theta": 256,
+    "qkv_bias": True,
+    "byt5": True,
+    "guidance_embed": False,
+    "use_cond_type_embedding": True,
+    "vision_in_dim": 1152,
+    "meanflow_sum": True,
+}
+HUNYUAN15_VAE = {  # comfy.sd.VAE's branch for a 32-channel conv3d decoder
+    "block_out_channels": [128, 256, 512, 1024, 1024],
+    "in_channels": 3,
+    "out_channels": 3,
+    "num_res_blocks": 2,
+    "ffactor_spatial": 16,
+    "ffactor_temporal": 4,
+    "downsample_match_channel": True,
+    "upsample_match_channel": True,
+    "z_channels": 32,
+}
 UNET_COMMON = {
     "use_checkpoint": False,
     "image_size": 32,
@@ -301,6 +343,10 @@ def text_encoder(kind: str):
             from comfy.text_encoders.sd3_clip import T5XXLModel
 
             model = T5XXLModel(device=device, dtype=dtype)
+        elif kind == "byt5-small-glyph":
+            from comfy.text_encoders.hunyuan_image import ByT5SmallModel
+
+            model = ByT5SmallModel(device=device, dtype=dtype)
         elif kind == "qwen3-4b":
             from comfy.text_encoders.z_image import Qwen3_4BModel
 
@@ -350,6 +396,16 @@ def vae(kind: str):
 
         if kind == "flux-vae":
             sd = _kl_vae_sd(device, 16, quant_conv=False)
+        elif kind == "hunyuan15-vae":
+            from comfy.ldm.models.autoencoder import AutoencodingEngine
+
+            part = "comfy.ldm.hunyuan_video.vae_refiner."
+            with torch.device(device):
+                sd = AutoencodingEngine(
+                    regularizer_config={"target": "comfy.ldm.models.autoencoder.EmptyRegularizer"},
+                    encoder_config={"target": part + "Encoder", "params": HUNYUAN15_VAE},
+                    decoder_config={"target": part + "Decoder", "params": HUNYUAN15_VAE},
+                ).state_dict()
         else:  # Wan 2.1's; Qwen-Image's VAE is the same architecture (other weights)
             from comfy.ldm.wan.vae import WanVAE
 
@@ -381,6 +437,19 @@ def lora(base: str):
         return {k: v.to(dtype) if v.ndim else v for k, v in out.items()}
 
     return build
+
+
+def clip_vision(config_name: str):
+    def build(device, dtype):
+        return _clip_vision_sd(config_name, device, dtype)
+
+    return build
+
+
+CLIP_VISION_CONFIGS = {
+    "clip-vision-h": "clip_vision_config_h.json",
+    "siglip-vision": "clip_vision_siglip_384.json",
+}
 
 
 LORA_BASES = {
@@ -420,14 +489,21 @@ ARCHES = {
         diffusion_model(QWEN_IMAGE, extra=("__index_timestep_zero__",)),  # 2511's marker
         "bfloat16",
     ),
+    "wan21-i2v-14b": (diffusion_model(WAN21_I2V_14B), "float8_e4m3fn"),
+    "hunyuan15-t2v": (diffusion_model(HUNYUAN15), "float16"),
+    "hunyuan15-i2v": (diffusion_model(HUNYUAN15), "float16"),
     "clip-l": (text_encoder("clip-l"), "float16"),
     "t5-xxl": (text_encoder("t5-xxl"), "float16"),
     "umt5-xxl": (text_encoder("umt5-xxl"), "float8_e4m3fn"),
     "qwen3-4b": (text_encoder("qwen3-4b"), "bfloat16"),
     "qwen25-vl-7b": (text_encoder("qwen25-vl-7b"), "float8_e4m3fn"),
+    "byt5-small-glyph": (text_encoder("byt5-small-glyph"), "float16"),
+    "clip-vision-h": (clip_vision(CLIP_VISION_CONFIGS["clip-vision-h"]), "float16"),
+    "siglip-vision": (clip_vision(CLIP_VISION_CONFIGS["siglip-vision"]), "float16"),
     "flux-vae": (vae("flux-vae"), "float32"),
     "wan21-vae": (vae("wan21-vae"), "bfloat16"),
     "qwen-image-vae": (vae("qwen-image-vae"), "bfloat16"),
+    "hunyuan15-vae": (vae("hunyuan15-vae"), "float16"),
     "flux-lora": (lora("flux-lora"), "bfloat16"),
     "wan21-1.3b-lora": (lora("wan21-1.3b-lora"), "bfloat16"),
     "sdxl-lora": (lora("sdxl-lora"), "float16"),
@@ -526,6 +602,9 @@ DIFFUSION_ARCHES = (
     "z-image",
     "qwen-image",
     "qwen-image-edit",
+    "wan21-i2v-14b",
+    "hunyuan15-t2v",
+    "hunyuan15-i2v",
 )
 
 
@@ -555,6 +634,14 @@ def verify(arch: str) -> str:
         elif arch.endswith("checkpoint"):
             detected += ", " + _verify_checkpoint_parts(config, sd)
         return detected
+    if arch in CLIP_VISION_CONFIGS:
+        return _verify_clip_vision(sd)
+    if arch == "hunyuan15-vae":
+        conv_in = sd["decoder.conv_in.conv.weight"]  # the key comfy.sd.VAE picks this VAE by
+        if conv_in.shape[1] != 32:
+            raise ValueError(f"decoder.conv_in takes {conv_in.shape[1]} channels, not 32")
+    if arch == "byt5-small-glyph":
+        return f"{comfy.sd.detect_te_model(sd)}"
     if arch in ("clip-l", "t5-xxl", "umt5-xxl", "qwen3-4b", "qwen25-vl-7b"):
         vocab = sd.get(
             "shared.weight",
