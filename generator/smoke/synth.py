@@ -344,6 +344,7 @@ def text_encoder(kind: str):
 
             model = T5XXLModel(device=device, dtype=dtype)
         elif kind == "byt5-small-glyph":
+            import comfy.text_encoders.t5  # noqa: F401 - ByT5SmallModel reads it off the package
             from comfy.text_encoders.hunyuan_image import ByT5SmallModel
 
             model = ByT5SmallModel(device=device, dtype=dtype)
