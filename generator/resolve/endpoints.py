@@ -47,11 +47,11 @@ def resolve_endpoint(
     ep = ctx.endpoint
     before = len(ctx.diags.errors)
     workflow_path = ctx.workflows_dir / ep.workflow
-    shown = display_path(workflow_path, ctx.root)
     problem = _workflow_path_problem(ep.workflow, workflow_path, ctx.workflows_dir)
     if problem:
         ctx.error(problem, "workflow")
         return None
+    shown = display_path(workflow_path, ctx.root)
     try:
         workflow = load_workflow(workflow_path)
     except WorkflowError as exc:
@@ -212,6 +212,8 @@ def _workflow_path_problem(name: str, path: Path, workflows_dir: Path) -> str | 
     """A workflow is a .json file inside comfy_workflows/ (it is shipped into the image)."""
     if not name.endswith(".json"):
         return f"workflow '{name}' must be a .json file in comfy_workflows/"
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        return f"workflow {name!r} contains a control character"
     if Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
         return f"workflow '{name}' must be a path inside comfy_workflows/ (no '..', not absolute)"
     if path.exists() and not path.is_file():

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from .urls import UrlError, request
 
 _DATA_URL = re.compile(
-    r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,(?P<data>.*)$", re.S
-)
+    r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,(?P<data>.*)$", re.S | re.I
+)  # RFC 2397: scheme, type and "base64" are case-insensitive
+_BASE64_BREAKS = str.maketrans("", "", " \t\r\n")
+"""Line breaks and spaces that MIME tools (``base64``, wrapping at 76) put in base64."""
 
 # Magic numbers of the formats ComfyUI loaders read; the extension names the uploaded file.
 _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
@@ -117,7 +119,7 @@ async def fetch_url(
 
 def decode_base64(value: str, *, max_bytes: int) -> bytes:
     match = _DATA_URL.match(value)
-    payload = match.group("data") if match else value
+    payload = (match.group("data") if match else value).translate(_BASE64_BREAKS)
     if len(payload) * 3 // 4 > max_bytes:
         raise MediaError(f"larger than the {max_bytes} byte limit")
     try:

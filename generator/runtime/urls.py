@@ -122,11 +122,21 @@ async def check_url(url: str, *, allow_private: bool) -> Target:
     return Target(scheme, host, port, path, addresses[0])
 
 
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
 def is_public(address: str) -> bool:
+    """A global unicast address; an IPv6 one that carries an IPv4 address (mapped, 6to4,
+    Teredo, NAT64, IPv4-compatible) counts as that IPv4 address too."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if any(ip in net for net in _NAT64) or ip in _IPV4_COMPATIBLE:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        candidates += [v4 for v4 in embedded if v4 is not None]
+    return all(c.is_global and not c.is_multicast for c in candidates)
 
 
 @dataclass(frozen=True)

@@ -64,24 +64,54 @@ def load_positioned(text: str) -> PositionedDocument:
     return _document(root)
 
 
+MAX_NODES = 100_000
+"""Values a spec may expand to, aliases counted at each use (the largest spec has ~1,300):
+an alias bomb (``&a [*b, *b, …]`` nested) would otherwise expand for minutes."""
+
+
+class _Walk:
+    """Guards one document's build: aliases that contain themselves, expansion past MAX_NODES."""
+
+    def __init__(self) -> None:
+        self.built = 0
+        self.open: set[int] = set()
+
+    def enter(self, node: yaml.Node) -> None:
+        self.built += 1
+        if self.built > MAX_NODES:
+            raise YamlError(
+                f"the document expands to more than {MAX_NODES} values (aliases nested too deep)",
+                *_mark(node),
+            )
+        if id(node) in self.open:
+            raise YamlError("an alias refers to a node that contains it", *_mark(node))
+        self.open.add(id(node))
+
+
 def _document(root: yaml.Node | None) -> PositionedDocument:
     doc = PositionedDocument(data=None)
     if root is None:
         return doc
-    doc.data = _build(root, (), doc)
+    doc.data = _build(root, (), doc, _Walk())
     return doc
 
 
-def _build(node: yaml.Node, path: Path_, doc: PositionedDocument) -> Any:
+def _build(node: yaml.Node, path: Path_, doc: PositionedDocument, walk: _Walk) -> Any:
     doc.value_pos[path] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        return _build_mapping(node, path, doc)
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    walk.enter(node)
+    try:
+        if isinstance(node, yaml.MappingNode):
+            return _build_mapping(node, path, doc, walk)
+        if isinstance(node, yaml.SequenceNode):
+            return [_build(item, path + (i,), doc, walk) for i, item in enumerate(node.value)]
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    finally:
+        walk.open.discard(id(node))
 
 
-def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument) -> dict:
+def _build_mapping(
+    node: yaml.MappingNode, path: Path_, doc: PositionedDocument, walk: _Walk
+) -> dict:
     """A mapping; ``<<: *anchor`` merge keys supply defaults that explicit keys override."""
     merged: dict[Any, Any] = {}
     merged_doc = PositionedDocument(data=None)  # positions of merged keys, used if not overridden
@@ -95,8 +125,12 @@ def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument)
                 if not isinstance(source, yaml.MappingNode):
                     # an alias resolves to the anchored node: report at the merge, not the anchor
                     raise YamlError("'<<' merges only mappings", *_mark(key_node))
-                for key, value in _build_mapping(source, path, merged_doc).items():
-                    merged.setdefault(key, value)
+                walk.enter(source)
+                try:
+                    for key, value in _build_mapping(source, path, merged_doc, walk).items():
+                        merged.setdefault(key, value)
+                finally:
+                    walk.open.discard(id(source))
             continue
         key = _CONSTRUCTOR.construct_object(key_node, deep=True)
         if isinstance(key, bool):
@@ -108,7 +142,7 @@ def _build_mapping(node: yaml.MappingNode, path: Path_, doc: PositionedDocument)
             first = doc.key_pos[path + (key,)]
             raise YamlError(f"duplicate key '{key}' (first defined at line {first[0]})", line, col)
         doc.key_pos[path + (key,)] = _mark(key_node)
-        out[key] = _build(value_node, path + (key,), doc)
+        out[key] = _build(value_node, path + (key,), doc, walk)
     for table, merged_table in (
         (doc.value_pos, merged_doc.value_pos),
         (doc.key_pos, merged_doc.key_pos),

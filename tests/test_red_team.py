@@ -1,0 +1,143 @@
+"""Cases found by trying to break ryla-gen from outside (issues 11 and 12), each a class.
+
+Spec cases copy ``specs/ryla-demo.yaml`` and its workflows into a temporary project, change one
+thing and run the real CLI: the answer must be ``file:line:col: error: …`` and exit 2, never a
+traceback or a hang. Serving cases call the runtime's own checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from generator.cli import main
+from generator.runtime import urls
+from generator.runtime.media import load_media
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = "specs/ryla-demo.yaml"
+LOCATED = re.compile(r"^specs/ryla-demo\.yaml:\d+:\d+: error: ", re.M)
+
+
+def demo_project(tmp_path: Path, edit) -> Path:
+    """ryla-demo's spec (changed by ``edit``) and its workflows in a fresh project."""
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "comfy_workflows").mkdir()
+    for workflow in (REPO / "comfy_workflows").glob("demo-*.json"):
+        shutil.copy(workflow, tmp_path / "comfy_workflows" / workflow.name)
+    text = (REPO / SPEC).read_text(encoding="utf-8")
+    changed = edit(text)
+    assert changed != text, "the edit must change the spec"
+    (tmp_path / SPEC).write_text(changed, encoding="utf-8")
+    return tmp_path
+
+
+def after_auth(line: str):
+    """An edit adding ``line`` to the app block (after ``auth: proxy``)."""
+    return lambda text: text.replace("  auth: proxy\n", f"  auth: proxy\n{line}\n", 1)
+
+
+ALIAS_BOMB = "\n".join(
+    f"  x-l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" if i else "  x-l0: &l0 [lol]"
+    for i in range(9)
+)
+
+SPEC_CASES = {
+    # Path(...).resolve() raised ValueError on the NUL: a traceback instead of an error.
+    "workflow name with a NUL": (
+        lambda t: t.replace("workflow: demo-invert.json", 'workflow: "demo\\0invert.json"'),
+        "contains a control character",
+    ),
+    # The position-keeping loader followed the alias into itself: RecursionError.
+    "alias inside its own anchor": (
+        after_auth("  x-loop: &l [*l]"),
+        "an alias refers to a node that contains it",
+    ),
+    "merge of a mapping into itself": (
+        after_auth("  x-loop: &m {a: 1, <<: *m}"),
+        "an alias refers to a node that contains it",
+    ),
+    # Nine levels of nine aliases expand to 387 million values: validate never finished.
+    "alias bomb": (after_auth(ALIAS_BOMB), "expands to more than"),
+}
+
+
+@pytest.mark.parametrize("case", SPEC_CASES, ids=list(SPEC_CASES))
+@pytest.mark.parametrize("command", ["validate", "build"])
+def test_broken_spec_is_a_located_error(
+    case: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit, message = SPEC_CASES[case]
+    monkeypatch.chdir(demo_project(tmp_path, edit))
+    monkeypatch.setenv("RYLA_GEN_NO_CACHE", "1")
+    result = CliRunner().invoke(main, [command, "specs/"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 2, result.output
+    assert LOCATED.search(result.output), result.output
+    assert message in result.output
+    assert not (tmp_path / "generated").exists()
+
+
+# --- URL inputs: IPv6 forms that carry a private IPv4 address ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+        "64:ff9b:1::a00:1",  # local-use NAT64 of 10.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+    ],
+)
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused(address: str) -> None:
+    assert not urls.is_public(address)
+
+
+def test_ipv6_forms_of_public_ipv4_addresses_stay_public() -> None:
+    assert urls.is_public("64:ff9b::101:101")  # NAT64 of 1.1.1.1
+    assert urls.is_public("2002:101:101::1")  # 6to4 of 1.1.1.1
+    assert urls.is_public("2606:4700:4700::1111")
+
+
+def test_a_nat64_url_of_loopback_is_refused_before_any_connection() -> None:
+    with pytest.raises(urls.UrlError, match="private, loopback or link-local"):
+        asyncio.run(urls.check_url("http://[64:ff9b::7f00:1]/x.png", allow_private=False))
+
+
+# --- inline media: what ordinary tools produce is accepted --------------------------------------
+
+LIMITS = {"max_bytes": 1 << 20, "max_pixels": 10_000, "allow_private": False}
+
+
+def png_base64() -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def test_base64_wrapped_at_76_columns_is_decoded() -> None:
+    """`base64 image.png` wraps its output; that whitespace is not part of the data."""
+    encoded = png_base64()
+    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    assert "\n" in wrapped
+    media = asyncio.run(load_media(f"data:image/png;base64,{wrapped}\r\n", "image", **LIMITS))
+    assert media.data == base64.b64decode(encoded)
+
+
+def test_data_url_scheme_and_type_are_case_insensitive() -> None:
+    """RFC 2397: `DATA:IMAGE/PNG;BASE64,` is the same data URL."""
+    encoded = png_base64()
+    media = asyncio.run(load_media(f"DATA:IMAGE/PNG;BASE64,{encoded}", "image", **LIMITS))
+    assert media.data == base64.b64decode(encoded)
+    assert media.media_type == "image/png"
