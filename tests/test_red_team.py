@@ -67,7 +67,49 @@ SPEC_CASES = {
     ),
     # Nine levels of nine aliases expand to 387 million values: validate never finished.
     "alias bomb": (after_auth(ALIAS_BOMB), "expands to more than"),
+    # validate said "ok"; build failed writing UTF-8, with no position.
+    "lone surrogate in a description": (
+        lambda t: t.replace("description: Canvas width in pixels.", 'description: "a\\ud800b"'),
+        "U+D800 is not a character",
+    ),
 }
+
+WORKFLOW_CASES = {
+    # json.loads recursed past Python's limit: RecursionError traceback.
+    "nested 5000 deep": (
+        lambda t: (
+            t.rstrip().removesuffix("}")
+            + ', "9": {"class_type": "X", "inputs": {"a": '
+            + "[" * 5000
+            + "]" * 5000
+            + "}}}"
+        ),
+        "JSON nested too deep",
+    ),
+    # Python's json reads NaN; the endpoint then sent ComfyUI a non-finite canvas width.
+    "NaN literal": (
+        lambda t: t.replace('"width": 64', '"width": NaN'),
+        "NaN is not a JSON number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", WORKFLOW_CASES, ids=list(WORKFLOW_CASES))
+def test_broken_workflow_is_a_located_error(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit, message = WORKFLOW_CASES[case]
+    project = demo_project(tmp_path, lambda t: t + "\n")
+    workflow = project / "comfy_workflows/demo-invert.json"
+    original = workflow.read_text(encoding="utf-8")
+    assert edit(original) != original
+    workflow.write_text(edit(original), encoding="utf-8")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("RYLA_GEN_NO_CACHE", "1")
+    result = CliRunner().invoke(main, ["validate", "specs/"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 2, result.output
+    assert re.search(r"^\S+:\d+:\d+: error: .*" + re.escape(message), result.output, re.M)
 
 
 @pytest.mark.parametrize("case", SPEC_CASES, ids=list(SPEC_CASES))

@@ -130,14 +130,28 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class _NotANumber(ValueError):
+    pass
+
+
+def _not_a_number(constant: str) -> Any:
+    """NaN and Infinity, which Python's json accepts and JSON has not; ComfyUI gets them wrong."""
+    raise _NotANumber(constant)
+
+
 def parse_json(text: str) -> Any:
     """JSON whose objects may not repeat a key (json.loads keeps the last silently)."""
     try:
-        return json.loads(text, object_pairs_hook=_pairs)
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_not_a_number)
     except json.JSONDecodeError as exc:
         raise WorkflowError(
             f"invalid JSON at line {exc.lineno} col {exc.colno}: {exc.msg}"
         ) from None
+    except _NotANumber as exc:
+        line = next((n + 1 for n, row in enumerate(text.splitlines()) if str(exc) in row), None)
+        raise WorkflowError(f"{exc} is not a JSON number (numbers are finite)", line) from None
+    except RecursionError:
+        raise WorkflowError("JSON nested too deep") from None
     except _DuplicateKey as exc:
         key = str(exc)
         pattern = re.compile(r'"' + re.escape(key) + r'"\s*:')

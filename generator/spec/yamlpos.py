@@ -104,9 +104,20 @@ def _build(node: yaml.Node, path: Path_, doc: PositionedDocument, walk: _Walk) -
             return _build_mapping(node, path, doc, walk)
         if isinstance(node, yaml.SequenceNode):
             return [_build(item, path + (i,), doc, walk) for i, item in enumerate(node.value)]
-        return _CONSTRUCTOR.construct_object(node, deep=True)
+        return _scalar(node)
     finally:
         walk.open.discard(id(node))
+
+
+def _scalar(node: yaml.Node) -> Any:
+    value = _CONSTRUCTOR.construct_object(node, deep=True)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = f"U+{ord(value[exc.start]):04X}"
+            raise YamlError(f"{char} is not a character (a lone surrogate)", *_mark(node)) from None
+    return value
 
 
 def _build_mapping(
@@ -132,7 +143,7 @@ def _build_mapping(
                 finally:
                     walk.open.discard(id(source))
             continue
-        key = _CONSTRUCTOR.construct_object(key_node, deep=True)
+        key = _scalar(key_node)
         if isinstance(key, bool):
             key = str(key).lower()
         elif isinstance(key, (int, float)):
