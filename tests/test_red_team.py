@@ -72,6 +72,16 @@ SPEC_CASES = {
         lambda t: t.replace("description: Canvas width in pixels.", 'description: "a\\ud800b"'),
         "U+D800 is not a character",
     ),
+    # "ok": the self-check never decoded media, so a broken example image (also the warm-up)
+    # validated and was refused by the container with a 422.
+    "example image that is not base64": (
+        lambda t: t.replace("iVBORw0KGgo", "iVBORw0K!!Ggo", 1),
+        "example 1: image: not valid base64",
+    ),
+    "example image that is a cut-off PNG": (
+        lambda t: t.replace("ErkJggg==", "", 1),
+        "example 1: image:",
+    ),
 }
 
 WORKFLOW_CASES = {

@@ -31,7 +31,9 @@ from ..diagnostics import Location
 from ..resolve.endpoints import is_latin1
 from ..resolve.model import AppModel, EndpointModel
 from ..runtime.apply import apply_request
-from ..runtime.config import Endpoint
+from ..runtime.config import AppSettings, Endpoint
+from ..runtime.media import MediaError, decode_base64, decode_image, sniff
+from ..runtime.urls import UrlError, parse_url
 
 Problem = tuple[Location, str]
 
@@ -155,6 +157,12 @@ def _serve(endpoint: Endpoint, workflow: dict[str, Any], request: dict[str, Any]
     values = endpoint.request_model.model_validate(request).model_dump(by_alias=True)
     if endpoint.client_workflow_max_nodes:
         return None
+    for p in endpoint.params:
+        if p.kind in ("image", "video", "mask") and values.get(p.name) is not None:
+            for item in values[p.name] if p.many else [values[p.name]]:
+                problem = _media_problem(str(item), p.kind)
+                if problem:
+                    return f"{p.name}: {problem}"
     uploads = {
         p.name: ["selfcheck.png"] * (len(values.get(p.name) or []) if p.many else 1)
         for p in endpoint.params
@@ -169,6 +177,25 @@ def _serve(endpoint: Endpoint, workflow: dict[str, Any], request: dict[str, Any]
             return f"response header name {name!r} is not an HTTP token"
         if "\r" in value or "\n" in value or not value.isprintable() or not is_latin1(value):
             return f"response header {name} would carry {value!r}, which HTTP cannot send"
+    return None
+
+
+def _media_problem(value: str, kind: str) -> str | None:
+    """Why the container would refuse this media value (a URL: only its form, no download)."""
+    value = value.strip()
+    try:
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+            parse_url(value)
+            return None
+        data = decode_base64(value, max_bytes=AppSettings.max_body_bytes)
+        sniffed = sniff(data)
+        prefix = "video/" if kind == "video" else "image/"
+        if sniffed is None or not sniffed[1].startswith(prefix):
+            return f"not a supported {kind} file (expected {prefix}*)"
+        if kind != "video":
+            decode_image(data, AppSettings.max_image_pixels)
+    except (MediaError, UrlError) as exc:
+        return str(exc)
     return None
 
 
@@ -272,7 +299,13 @@ def cache_dir() -> Path:
 
 _CODE = tuple(
     Path(__file__).resolve().parents[1] / part
-    for part in ("render/selfcheck.py", "runtime/apply.py", "runtime/config.py")
+    for part in (
+        "render/selfcheck.py",
+        "runtime/apply.py",
+        "runtime/config.py",
+        "runtime/media.py",
+        "runtime/urls.py",
+    )
 )
 
 
