@@ -193,3 +193,37 @@ def test_data_url_scheme_and_type_are_case_insensitive() -> None:
     media = asyncio.run(load_media(f"DATA:IMAGE/PNG;BASE64,{encoded}", "image", **LIMITS))
     assert media.data == base64.b64decode(encoded)
     assert media.media_type == "image/png"
+
+
+# --- request bodies: an encoding the server does not decode is refused ----------------------------
+
+
+async def test_a_content_encoded_body_is_refused_not_misread(standin) -> None:
+    """Plain JSON declared gzip ran (200) as if decoded; real gzip got "cannot parse"."""
+    import gzip
+
+    from test_runtime_app import DEMO, client_for
+
+    from generator.runtime.backends import RemoteComfy
+    from generator.runtime.server import create_app
+
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    app = create_app(DEMO.SETTINGS, DEMO.ENDPOINTS, comfy, DEMO.WORKFLOWS)
+    body = b'{"width": 64}'
+    async with client_for(app) as client:
+        for content in (body, gzip.compress(body)):
+            for path in ("/invert", "/jobs/invert"):
+                response = await client.post(
+                    path,
+                    content=content,
+                    headers={"content-type": "application/json", "content-encoding": "gzip"},
+                )
+                assert response.status_code == 400, (path, response.text)
+                assert "Content-Encoding" in response.json()["error"]
+        plain = await client.post(
+            "/invert",
+            content=body,
+            headers={"content-type": "application/json", "content-encoding": "identity"},
+        )
+        assert plain.status_code == 200, plain.text
+    await comfy.client.aclose()
