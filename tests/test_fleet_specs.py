@@ -39,7 +39,7 @@ endpoints:
       image: {type: image, required: true, bind: {title: Input Image, input: image}}
     output: {title: Save Image}
     examples:
-      - {image: "data:image/png;base64,AAAA"}
+      - {image: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg=="}
 chains:
   - path: /both
     parameters:
