@@ -72,6 +72,24 @@ SPEC_CASES = {
         lambda t: t.replace("description: Canvas width in pixels.", 'description: "a\\ud800b"'),
         "U+D800 is not a character",
     ),
+    # validate said "ok", then build died in Modal's own mount check (traceback) or, for
+    # '/a' next to '/a/', one Volume silently replaced the other.
+    "Volume mounted at the root": (
+        lambda t: t.replace("volumes: {}", "volumes: {/: ryla-models}"),
+        "cannot be mounted at '/'",
+    ),
+    "Volume mount path with '..'": (
+        lambda t: t.replace("volumes: {}", "volumes: {/root/../etc: ryla-models}"),
+        "is not canonical ('/etc')",
+    ),
+    "two mount paths that are one": (
+        lambda t: t.replace("volumes: {}", "volumes: {/a: one, /a/: two}"),
+        "is not canonical ('/a')",
+    ),
+    "one Volume at two paths": (
+        lambda t: t.replace("volumes: {}", "volumes: {/a: one, /b: one}"),
+        "is mounted at both",
+    ),
     # "ok": the self-check never decoded media, so a broken example image (also the warm-up)
     # validated and was refused by the container with a 422.
     "example image that is not base64": (

@@ -7,6 +7,7 @@ Semantic checks that need the workflow or other files live in :mod:`generator.re
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Annotated, Any, Literal
 
@@ -387,9 +388,23 @@ class App(_Strict):
     @field_validator("volumes")
     @classmethod
     def _absolute_mounts(cls, value: dict[str, str]) -> dict[str, str]:
-        for mount in value:
+        """Modal's rules for mount paths (it refuses the rest at deploy, or merges '/a' and
+        '/a/' silently): absolute and canonical, not '/', '/root' or '/tmp', one path a Volume."""
+        seen: dict[str, str] = {}
+        for mount, volume in value.items():
             if not mount.startswith("/"):
                 raise ValueError(f"volume mount path '{mount}' must be absolute")
+            if posixpath.normpath(mount) != mount or any(ord(c) < 32 for c in mount):
+                canonical = posixpath.normpath(mount)
+                raise ValueError(f"volume mount path {mount!r} is not canonical ({canonical!r})")
+            if mount in ("/", "/root", "/tmp"):
+                raise ValueError(f"a Volume cannot be mounted at '{mount}' (Modal refuses it)")
+            if volume in seen:
+                raise ValueError(
+                    f"Volume '{volume}' is mounted at both '{seen[volume]}' and '{mount}' "
+                    "(Modal mounts a Volume at one path)"
+                )
+            seen[volume] = mount
         return value
 
 
