@@ -44,8 +44,8 @@ class InputRef(NodeRef):
     input: str = Field(description="Input name on that node, e.g. 'text' or 'seed'.")
 
 
-class Parameter(_Strict):
-    """One request field and the node inputs it sets."""
+class FieldSpec(_Strict):
+    """A typed request field: what endpoint parameters and chain parameters share."""
 
     type: ParamType
     description: str | None = None
@@ -57,10 +57,15 @@ class Parameter(_Strict):
     max: int | float | None = None
     multiple_of: int | float | None = Field(None, gt=0)
     choices: list[str | int | float] | None = Field(None, description="Allowed values (enum).")
-    max_items: int | None = Field(None, description="Accept a list of up to N media items.")
     aliases: list[Identifier] = Field(
         default_factory=list, description="Legacy field names accepted in requests."
     )
+
+
+class Parameter(FieldSpec):
+    """One request field and the node inputs it sets."""
+
+    max_items: int | None = Field(None, description="Accept a list of up to N media items.")
     bind: Annotated[
         Annotated[InputRef, Tag("mapping")] | Annotated[list[InputRef], Tag("many")],
         Discriminator(_shape),
@@ -269,23 +274,9 @@ class Retired(_Strict):
     reason: str = Field(description="Why it was retired, shown in the 410 body's details.")
 
 
-class ChainParameter(_Strict):
+class ChainParameter(FieldSpec):
     """One request field of a chain: typed and checked like an endpoint parameter, not bound to
     a node (the steps' ``inputs`` say where it goes)."""
-
-    type: ParamType
-    description: str | None = None
-    required: bool = False
-    default: Any = Field(
-        None, description="Value when the request omits the field; for seed: an int or 'random'."
-    )
-    min: int | float | None = None
-    max: int | float | None = None
-    multiple_of: int | float | None = None
-    choices: list[str | int | float] | None = Field(None, description="Allowed values (enum).")
-    aliases: list[Identifier] = Field(
-        default_factory=list, description="Legacy field names accepted in requests."
-    )
 
 
 ChainSource = Annotated[
