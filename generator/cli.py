@@ -448,6 +448,12 @@ def bench(**options: object) -> None:
 @click.option("--commit", help="Commit the results are keyed by (default: git HEAD).")
 @click.option("--force", is_flag=True, help="Measure again what this commit measured already.")
 @click.option("--clean", is_flag=True, help="Remove each app's synthetic files after its run.")
+@click.option(
+    "--max-model-gb",
+    type=click.FloatRange(min=1),
+    help="Disk for synthetic files at a time (default: the free space); an app that needs more"
+    " runs in rounds, removing files no later round uses.",
+)
 @click.option("--markdown", type=click.Path(path_type=Path), help="Also write a Markdown table.")
 def smoke(names: tuple[str, ...], **options: Any) -> None:
     """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures."""
@@ -493,6 +499,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             clean=options["clean"],
             only=path,
             device=options["device"],
+            max_model_gb=options["max_model_gb"],
         )
         try:
             module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")

@@ -19,7 +19,7 @@ from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
 from generator.smoke.store import ResultStore, StoreError
 from generator.smoke.synth import ARCHES
-from generator.smoke.targets import builds, plan_app
+from generator.smoke.targets import builds, disk_groups, group_gb, plan_app
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -218,6 +218,21 @@ def test_files_of_one_architecture_are_built_once(apps) -> None:
     }
 
 
+def test_an_app_larger_than_the_disk_runs_in_rounds(apps) -> None:
+    """ryla-qwen-image declares ~72 GB (Qwen-Image, Qwen-Image-Edit, Qwen2.5-VL): on a 64 GB disk
+    it runs the Qwen-Image endpoints first, then the Edit ones, each round within the budget."""
+    targets = [t for t in plan_app(apps["ryla-qwen-image"]) if t.covered]
+    assert group_gb(targets) > 64
+    rounds = disk_groups(targets, 55.0)
+    assert [[t.path for t in r] for r in rounds] == [
+        ["/qwen-image-2512", "/qwen-image-2512-fast", "/qwen-image-2512-lora"],
+        ["/qwen-image-edit-2511", "/qwen-image-inpaint-2511"],
+    ]
+    assert all(group_gb(r) <= 55.0 for r in rounds)
+    assert disk_groups(targets, None) == [targets]
+    assert [len(r) for r in disk_groups(targets, 1.0)] == [1] * len(targets)  # each alone
+
+
 def test_uncovered_endpoints_say_why(apps) -> None:
     targets = {t.path: t for t in plan_app(apps["ryla-instantid"])}
     reasons = " ".join(targets["/sdxl-instantid"].not_covered)
@@ -319,3 +334,62 @@ def test_smoke_needs_a_comfyui(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(main, ["smoke", "ryla-demo", "--out", str(tmp_path / "r.json")])
     assert result.exit_code == 2
     assert "--comfy-dir" in result.output and "Traceback" not in result.output
+
+
+def test_rounds_remove_what_the_next_round_does_not_use(apps, tmp_path: Path, monkeypatch) -> None:
+    """With 55 GB of disk, ryla-qwen-image's Edit round starts after the 20 GB Qwen-Image file is
+    gone; the shared text encoder is built once; --clean leaves nothing behind."""
+    import asyncio
+    import contextlib
+
+    from generator.smoke import run as smoke_run
+    from generator.smoke.run import SmokeOptions, smoke_app
+
+    models = tmp_path / "models"
+    built: list[str] = []
+    present_at_run: dict[str, set[str]] = {}
+
+    def fake_synth(files, models_dir, options, echo):
+        for f in files:
+            (models_dir / f.name).parent.mkdir(parents=True, exist_ok=True)
+            (models_dir / f.name).write_bytes(b"x")
+            built.append(f.name)
+        return {f.name: {"arch": f.arch, "seconds": 0} for f in files}
+
+    @contextlib.asynccontextmanager
+    async def fake_comfy(app, cls, options, echo):
+        yield object(), 0.0
+
+    async def fake_measure(target, endpoint, app, comfy, echo):
+        present_at_run[target.path] = {
+            str(p.relative_to(models)) for p in models.rglob("*") if p.exists()
+        }
+        return {"status": "executed"}
+
+    monkeypatch.setattr(smoke_run, "_run_synth", fake_synth)
+    monkeypatch.setattr(smoke_run, "_comfy", fake_comfy)
+    monkeypatch.setattr(smoke_run, "_measure", fake_measure)
+    monkeypatch.setattr(smoke_run, "runtime_endpoints", lambda module: _AnyEndpoint())
+    monkeypatch.setattr(smoke_run, "create_app", lambda *a: None)
+    options = SmokeOptions(
+        comfy_dir=tmp_path, comfy_url=None, models_dir=models, scratch=tmp_path, python="py",
+        port=1, commit="c", clean=True, max_model_gb=55.0,
+    )  # fmt: skip
+    store = ResultStore(tmp_path / "results.json")
+    module = type("Module", (), {"WORKFLOWS": {}})
+    asyncio.run(smoke_app(apps["ryla-qwen-image"], module, options, store, lambda _: None))
+
+    qwen = "diffusion_models/qwen_image_2512_fp8_e4m3fn.safetensors"
+    edit = "diffusion_models/qwen_image_edit_2511_bf16.safetensors"
+    encoder = "text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"
+    assert qwen in present_at_run["/qwen-image-2512-lora"]
+    assert edit not in present_at_run["/qwen-image-2512-lora"]
+    assert edit in present_at_run["/qwen-image-edit-2511"]
+    assert qwen not in present_at_run["/qwen-image-edit-2511"]
+    assert built.count(encoder) == 1 and built.count(edit) == 1
+    assert not [p for p in models.rglob("*") if p.is_file()]
+
+
+class _AnyEndpoint(dict):
+    def __getitem__(self, path):
+        return None, None

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from ..runtime.config import Endpoint
 from ..runtime.server import create_app
 from .checks import check_response
 from .store import ResultStore
-from .targets import EndpointTarget, SyntheticFile, builds, plan_app
+from .targets import EndpointTarget, SyntheticFile, builds, disk_groups, plan_app
 
 SYNTH = Path(__file__).with_name("synth.py")
 GB = 1024**3
@@ -55,6 +56,7 @@ class SmokeOptions:
     only: str | None = None  # one endpoint path
     device: str = "cuda"
     start_timeout: float = 600.0
+    max_model_gb: float | None = None  # disk for synthetic files per round (default: free space)
 
 
 class SmokeError(Exception):
@@ -96,32 +98,66 @@ async def smoke_app(
     if not pending:
         return rows
     runtime = runtime_endpoints(module)
-    built = _synthesise(pending, options, echo)
-    for target in [t for t in pending if not t.covered]:  # a synthetic build failed
-        result = {"status": "not-covered", "reasons": target.not_covered}
-        store.put(app.name, target.path, options.commit, result)
-        rows.append(_row(app.name, target.path, result))
-    pending = [t for t in pending if t.covered]
+    models_dir = options.models_dir or options.scratch / "models"
+    budget = _disk_budget(options, models_dir)
+    built: dict[str, Any] = {}
     for cls in app.classes:
         in_class = [t for t in pending if any(e.path == t.path for e in cls.endpoints)]
-        if not in_class:
-            continue
-        async with _comfy(app.name, cls, options, echo) as (comfy, started_s):
-            for target in in_class:
-                endpoint, settings = runtime[target.path]
-                app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
-                result = await _measure(target, endpoint, app_, comfy, echo)
-                result["comfy_start_s"] = started_s
-                result["synth"] = {f.name: built.get(f.name) for f in target.files}
+        groups = disk_groups(in_class, budget)
+        if len(groups) > 1:
+            echo(
+                f"class {cls.name}: {len(groups)} rounds to stay within {budget:.0f} GB of disk: "
+                + " | ".join(", ".join(t.path for t in g) for g in groups)
+            )
+        for group in groups:
+            if budget is not None:  # make room: what this round does not use goes first
+                keep = {f.name for t in group for f in t.files}
+                keep |= {f.name for f in builds(group)[0]}
+                _remove({n: r for n, r in built.items() if n not in keep}, models_dir)
+                built = {n: r for n, r in built.items() if n in keep}
+            made = _synthesise(group, options, echo)
+            built.update(made)
+            for target in [t for t in group if not t.covered]:  # a synthetic build failed
+                result = {"status": "not-covered", "reasons": target.not_covered}
                 store.put(app.name, target.path, options.commit, result)
                 rows.append(_row(app.name, target.path, result))
+            runnable = [t for t in group if t.covered]
+            if not runnable:
+                continue
+            async with _comfy(app.name, cls, options, echo) as (comfy, started_s):
+                for target in runnable:
+                    endpoint, settings = runtime[target.path]
+                    app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
+                    result = await _measure(target, endpoint, app_, comfy, echo)
+                    result["comfy_start_s"] = started_s
+                    result["synth"] = {f.name: made.get(f.name) for f in target.files}
+                    store.put(app.name, target.path, options.commit, result)
+                    rows.append(_row(app.name, target.path, result))
     if options.clean:
-        _remove(built, options.models_dir or options.scratch / "models")
+        _remove(built, models_dir)
     return rows
 
 
+def _disk_budget(options: SmokeOptions, models_dir: Path) -> float | None:
+    """GB of synthetic files one round may hold: ``--max-model-gb``, else the disk's free
+    space plus what the models folder holds already, less 4 GB for ComfyUI's own files."""
+    if options.max_model_gb is not None:
+        return options.max_model_gb
+    if options.comfy_dir is None:  # a running ComfyUI: files are not built here
+        return None
+    existing = models_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    held = (
+        sum(p.stat().st_size for p in models_dir.rglob("*") if p.is_file() and not p.is_symlink())
+        if models_dir.exists()
+        else 0
+    )
+    return (shutil.disk_usage(existing).free + held) / GB - 4
+
+
 def _remove(built: dict[str, Any], models_dir: Path) -> None:
-    for name in built:
+    for name in sorted(built):
         with contextlib.suppress(OSError):
             (models_dir / name).unlink()
 
@@ -139,6 +175,9 @@ def _synthesise(targets: list[EndpointTarget], options: SmokeOptions, echo: Echo
     to_build, links = builds(targets)
     records: dict[str, Any] = {}
     missing = [f for f in to_build if not (models_dir / f.name).exists()]
+    for f in missing:  # a link whose file an earlier round removed
+        if (models_dir / f.name).is_symlink():
+            (models_dir / f.name).unlink()
     for f in to_build:
         if f not in missing:
             records[f.name] = {"arch": f.arch, "reused": True}

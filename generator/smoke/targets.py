@@ -15,6 +15,8 @@ from ..resolve.arch import LORA_OF_BASE, base_arch, infer_arch
 from ..resolve.model import AppModel, EndpointModel
 from .synth import ARCHES
 
+LORA_GB = 0.2  # a synthetic character LoRA (rank 16) weighs less
+
 
 @dataclass(frozen=True)
 class SyntheticFile:
@@ -22,6 +24,7 @@ class SyntheticFile:
 
     name: str  # folder/filename
     arch: str
+    size_gb: float = 0.0  # the spec's size_gb (what the synthetic file about weighs)
 
     def job(self, models_dir: str) -> dict[str, Any]:
         return {"arch": self.arch, "path": f"{models_dir}/{self.name}"}
@@ -73,7 +76,7 @@ def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
         if finding.arch not in ARCHES:
             target.not_covered.append(f"{name}: no synthetic builder for {finding.arch} yet")
         else:
-            target.files.append(SyntheticFile(name, finding.arch))
+            target.files.append(SyntheticFile(name, finding.arch, models[name].size_gb or 0.0))
     loras = example_files(endpoint)
     base = base_arch(archs)
     for name in loras:
@@ -83,7 +86,7 @@ def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
         elif lora not in ARCHES:
             target.not_covered.append(f"{name}: no synthetic builder for {lora} yet")
         else:
-            target.files.append(SyntheticFile(name, lora))
+            target.files.append(SyntheticFile(name, lora, LORA_GB))
     if endpoint.custom_node_names:
         target.not_covered.append(
             "custom nodes (" + ", ".join(endpoint.custom_node_names) + ") are not installed"
@@ -114,3 +117,31 @@ def builds(targets: list[EndpointTarget]) -> tuple[list[SyntheticFile], dict[str
                 first[f.arch] = f.name
                 built.append(f)
     return built, links
+
+
+def disk_groups(
+    targets: list[EndpointTarget], budget_gb: float | None
+) -> list[list[EndpointTarget]]:
+    """Consecutive runs of targets whose files together fit ``budget_gb`` of disk.
+
+    One architecture is built once and linked for other names (``builds``), so a group weighs
+    the sizes of its distinct architectures. A target whose own files exceed the budget gets a
+    group of its own (the build then reports the disk error). ``None``: one group.
+    """
+    if budget_gb is None:
+        return [targets] if targets else []
+    groups: list[list[EndpointTarget]] = []
+    current: list[EndpointTarget] = []
+    for target in targets:
+        if current and group_gb([*current, target]) > budget_gb:
+            groups.append(current)
+            current = []
+        current.append(target)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def group_gb(targets: list[EndpointTarget]) -> float:
+    built, _ = builds(targets)
+    return sum(f.size_gb for f in built)
