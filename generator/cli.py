@@ -469,15 +469,13 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
         raise click.UsageError("give --comfy-dir (start ComfyUI) or --comfy-url (a running one)")
     install_modal_stub()
     apps = _load((), ())
-    selected: list[tuple[AppModel, str | None]] = []
+    selected: dict[str, tuple[AppModel, set[str] | None]] = {}  # app name -> paths (None: all)
     for name in names:
         app = _find_app(apps, name)
-        path = (
-            "/" + name.lstrip("/")
-            if any(e.path == "/" + name.lstrip("/") for e in app.endpoints)
-            else None
-        )
-        selected.append((app, path))
+        path = "/" + name.lstrip("/")
+        paths = {path} if any(e.path == path for e in app.endpoints) else None
+        _, before = selected.get(app.name, (app, set()))
+        selected[app.name] = (app, None if before is None or paths is None else before | paths)
     comfy_dir = options["comfy_dir"].resolve() if options["comfy_dir"] else None
     scratch = (options["scratch"] or scratch_default()).resolve()
     try:
@@ -486,7 +484,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
         raise click.ClickException(str(exc)) from None
     commit = options["commit"] or current_commit(Path.cwd())
     rows: list[dict[str, Any]] = []
-    for app, path in selected:
+    for app, paths in selected.values():  # one run per app: its paths share files and ComfyUI
         opts = SmokeOptions(
             comfy_dir=comfy_dir,
             comfy_url=options["comfy_url"],
@@ -497,7 +495,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             commit=commit,
             force=options["force"],
             clean=options["clean"],
-            only=path,
+            only=frozenset(paths) if paths is not None else None,
             device=options["device"],
             max_model_gb=options["max_model_gb"],
         )

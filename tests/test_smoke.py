@@ -328,6 +328,14 @@ def test_smoke_command_runs_the_demo_app_and_resumes(standin, tmp_path: Path, mo
     keys = set(json.loads(out.read_text())["results"])
     assert "ryla-demo /invert @c2" in keys and "ryla-demo /scale @c2" not in keys, other.output
 
+    two = CliRunner().invoke(
+        main, ["smoke", "invert", "/blur", "--comfy-url", standin.url, "--out", str(out),
+               "--commit", "c3"],
+    )  # fmt: skip
+    keys = set(json.loads(out.read_text())["results"])
+    assert {"ryla-demo /invert @c3", "ryla-demo /blur @c3"} <= keys, two.output
+    assert "ryla-demo /scale @c3" not in keys
+
 
 def test_smoke_needs_a_comfyui(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(REPO)

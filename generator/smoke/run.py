@@ -53,7 +53,7 @@ class SmokeOptions:
     commit: str
     force: bool = False
     clean: bool = False  # remove the app's synthetic files after its run (disk space)
-    only: str | None = None  # one endpoint path
+    only: frozenset[str] | None = None  # these endpoint paths of the app (None: all)
     device: str = "cuda"
     start_timeout: float = 600.0
     max_model_gb: float | None = None  # disk for synthetic files per round (default: free space)

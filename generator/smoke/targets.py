@@ -8,6 +8,7 @@ endpoint's base model. An endpoint runs when every file it needs has an architec
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,9 +95,9 @@ def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
     return target
 
 
-def plan_app(app: AppModel, only: str | None = None) -> list[EndpointTarget]:
-    """Every endpoint of the app (or only the one at path ``only``)."""
-    endpoints = [e for e in app.endpoints if only is None or e.path == only]
+def plan_app(app: AppModel, only: Collection[str] | None = None) -> list[EndpointTarget]:
+    """Every endpoint of the app (or only those whose paths ``only`` names)."""
+    endpoints = [e for e in app.endpoints if only is None or e.path in only]
     return [plan_endpoint(app, e) for e in endpoints]
 
 
