@@ -208,6 +208,15 @@ def test_endpoints_with_new_builders_are_covered(apps, app, path, archs) -> None
     assert [f.arch for f in target.files] == archs
 
 
+def test_a_lora_named_by_a_formatted_parameter_is_built(apps) -> None:
+    """/z-image-lora's lora_id is formatted into lora_name (no training link): the example's
+    LoRA must be synthesised, else ComfyUI rejects the graph (seen on the H200)."""
+    target = {t.path: t for t in plan_app(apps["ryla-z-image"])}["/z-image-lora"]
+    assert ("loras/character-abc123.safetensors", "z-image-lora") in [
+        (f.name, f.arch) for f in target.files
+    ]
+
+
 def test_files_of_one_architecture_are_built_once(apps) -> None:
     targets = [t for t in plan_app(apps["ryla-instantid"]) if t.covered]
     assert [t.path for t in targets] == ["/sdxl-turbo", "/sdxl-lightning"]

@@ -8,6 +8,7 @@ endpoint's base model. An endpoint runs when every file it needs has an architec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,20 +44,43 @@ class EndpointTarget:
         return not self.not_covered
 
 
+# Loader inputs whose value is a file of a models folder.
+FILE_INPUTS = {
+    "lora_name": "loras",
+    "ckpt_name": "checkpoints",
+    "unet_name": "diffusion_models",
+    "vae_name": "vae",
+    "clip_name": "text_encoders",
+    "clip_name1": "text_encoders",
+    "clip_name2": "text_encoders",
+}
+
+
 def example_files(endpoint: EndpointModel) -> list[str]:
-    """Volume files (``loras/...``) the endpoint's examples and warm-up name."""
+    """Model files (``folder/name``) the endpoint's examples and warm-up load by parameter:
+    a ``volume_file`` (training-linked LoRAs), or a value bound to a loader's file input
+    (``lora_name``, ``ckpt_name``, …), formatted as the runtime formats it."""
     names: list[str] = []
     requests = [*endpoint.examples, *([endpoint.warmup] if endpoint.warmup else [])]
     for param in endpoint.params:
-        if not param.volume_file:
+        folders = {FILE_INPUTS[i] for _, i in param.targets if i in FILE_INPUTS}
+        if not param.volume_file and not folders:
             continue
         for values in requests:
             if values.get(param.name) is None:
                 continue
-            name = param.volume_file.replace("{" + param.name + "}", str(values[param.name]))
+            if param.volume_file:
+                name = _formatted(param.volume_file, values)
+            else:
+                value = _formatted(param.format, values) if param.format else values[param.name]
+                name = f"{sorted(folders)[0]}/{value}"
             if name not in names:
                 names.append(name)
     return names
+
+
+def _formatted(template: str, values: dict[str, Any]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), template)
 
 
 def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
@@ -78,9 +102,15 @@ def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
             target.not_covered.append(f"{name}: no synthetic builder for {finding.arch} yet")
         else:
             target.files.append(SyntheticFile(name, finding.arch, models[name].size_gb or 0.0))
-    loras = example_files(endpoint)
     base = base_arch(archs)
-    for name in loras:
+    for name in example_files(endpoint):
+        if name in models:
+            continue  # a declared model, planned above
+        if not name.startswith("loras/"):
+            target.not_covered.append(
+                f"{name}: an example loads it, the spec declares no such model"
+            )
+            continue
         lora = LORA_OF_BASE.get(base or "")
         if lora is None:
             target.not_covered.append(f"{name}: no base model whose LoRA layout is known")
