@@ -449,6 +449,12 @@ def bench(**options: object) -> None:
 @click.option("--force", is_flag=True, help="Measure again what this commit measured already.")
 @click.option("--clean", is_flag=True, help="Remove each app's synthetic files after its run.")
 @click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    help="Run examples with at most this many steps (their `steps` parameter); the table says"
+    " so. The same nodes execute, in less time.",
+)
+@click.option(
     "--max-model-gb",
     type=click.FloatRange(min=1),
     help="Disk for synthetic files at a time (default: the free space); an app that needs more"
@@ -498,6 +504,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             only=frozenset(paths) if paths is not None else None,
             device=options["device"],
             max_model_gb=options["max_model_gb"],
+            max_steps=options["max_steps"],
         )
         try:
             module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")

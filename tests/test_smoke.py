@@ -410,3 +410,24 @@ def test_rounds_remove_what_the_next_round_does_not_use(apps, tmp_path: Path, mo
 class _AnyEndpoint(dict):
     def __getitem__(self, path):
         return None, None
+
+
+def test_max_steps_lowers_given_and_default_steps_and_the_table_says_so() -> None:
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel
+
+    from generator.smoke.report import outcome
+    from generator.smoke.run import STEPS_CAPPED, _capped
+
+    class Request(BaseModel):
+        prompt: str
+        steps: int = 50
+
+    endpoint = SimpleNamespace(request_model=Request)
+    assert _capped(endpoint, {"prompt": "a"}, 8) == {"prompt": "a", "steps": 8, STEPS_CAPPED: 50}
+    assert _capped(endpoint, {"prompt": "a", "steps": 30}, 8)["steps"] == 8
+    assert _capped(endpoint, {"prompt": "a", "steps": 4}, 8) == {"prompt": "a", "steps": 4}
+    assert _capped(endpoint, {"prompt": "a"}, None) == {"prompt": "a"}
+    result = {"status": "executed", "steps": {"ran": 8, "requested": 50}}
+    assert outcome(result) == "executed (8 of 50 steps)"

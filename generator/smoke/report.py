@@ -19,6 +19,9 @@ def _gb(result: dict[str, Any]) -> str:
 
 def outcome(result: dict[str, Any]) -> str:
     status = result.get("status")
+    steps = result.get("steps")
+    if status == "executed" and steps:
+        return f"executed ({steps['ran']} of {steps['requested']} steps)"
     if status == "executed":
         return "executed"
     if status == "output-mismatch":

@@ -56,6 +56,7 @@ class SmokeOptions:
     only: frozenset[str] | None = None  # these endpoint paths of the app (None: all)
     device: str = "cuda"
     start_timeout: float = 600.0
+    max_steps: int | None = None  # lower every example's steps to this (time budget)
     max_model_gb: float | None = None  # disk for synthetic files per round (default: free space)
 
 
@@ -128,7 +129,7 @@ async def smoke_app(
                 for target in runnable:
                     endpoint, settings = runtime[target.path]
                     app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
-                    result = await _measure(target, endpoint, app_, comfy, echo)
+                    result = await _measure(target, endpoint, app_, comfy, echo, options.max_steps)
                     result["comfy_start_s"] = started_s
                     result["synth"] = {f.name: made.get(f.name) for f in target.files}
                     store.put(app.name, target.path, options.commit, result)
@@ -327,7 +328,12 @@ class _MemorySampler:
 
 
 async def _measure(
-    target: EndpointTarget, endpoint: Endpoint, app: Any, comfy: Any, echo: Echo
+    target: EndpointTarget,
+    endpoint: Endpoint,
+    app: Any,
+    comfy: Any,
+    echo: Echo,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
     url = comfy.client.base_url if hasattr(comfy.client, "base_url") else None
     url = str(url or getattr(comfy, "url", "")).rstrip("/")
@@ -337,7 +343,7 @@ async def _measure(
         unload_s = await _settled(http, url)
     sampler = _MemorySampler(url)
     sampling = asyncio.ensure_future(sampler.run())
-    examples = list(target.endpoint.examples)
+    examples = [_capped(endpoint, e, max_steps) for e in target.endpoint.examples]
     runs: list[dict[str, Any]] = []
     transport = httpx.ASGITransport(app=app)
     try:
@@ -367,6 +373,10 @@ async def _measure(
         "unload_wait_s": unload_s,
         "runs": runs,
     }
+    capped = [e["steps"] for e in examples if STEPS_CAPPED in e]
+    if capped:
+        requested = [e[STEPS_CAPPED] for e in examples if STEPS_CAPPED in e]
+        result["steps"] = {"ran": max(capped), "requested": max(requested)}
     if not ok:
         result["error"] = next(r["error"] for r in runs if not r["ok"])
     if problems:
@@ -392,6 +402,20 @@ async def _settled(http: httpx.AsyncClient, url: str, timeout: float = 180.0) ->
     return round(time.perf_counter() - started, 2)
 
 
+STEPS_CAPPED = "__steps_requested"  # marks an example whose steps --max-steps lowered
+
+
+def _capped(endpoint: Endpoint, example: dict[str, Any], max_steps: int | None) -> dict[str, Any]:
+    """The example with its ``steps`` (given or default) lowered to ``max_steps``: the graph
+    executes the same nodes, in a fraction of the time (heavy video and 20B image models)."""
+    if max_steps is None or "steps" not in endpoint.request_model.model_fields:
+        return dict(example)
+    steps = endpoint.request_model.model_validate(example).model_dump(by_alias=True)["steps"]
+    if not isinstance(steps, int) or steps <= max_steps:
+        return dict(example)
+    return {**example, "steps": max_steps, STEPS_CAPPED: steps}
+
+
 def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
     """The warm run: the first example with other seeds, so ComfyUI's cache cannot answer it."""
     warm = dict(example)
@@ -403,6 +427,7 @@ def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _one(client: httpx.AsyncClient, endpoint: Endpoint, example: dict) -> dict[str, Any]:
+    example = {k: v for k, v in example.items() if k != STEPS_CAPPED}
     request = endpoint.request_model.model_validate(example).model_dump(by_alias=True)
     started = time.perf_counter()
     response = await client.post(endpoint.path, json=example)
