@@ -377,7 +377,7 @@ def test_rounds_remove_what_the_next_round_does_not_use(apps, tmp_path: Path, mo
     async def fake_comfy(app, cls, options, echo):
         yield object(), 0.0
 
-    async def fake_measure(target, endpoint, app, comfy, echo):
+    async def fake_measure(target, endpoint, app, comfy, echo, max_steps):
         present_at_run[target.path] = {
             str(p.relative_to(models)) for p in models.rglob("*") if p.exists()
         }
