@@ -430,7 +430,7 @@ def bench(**options: object) -> None:
 
 
 @main.command()
-@click.argument("names", nargs=-1, required=True, metavar="APP|PATH...")
+@click.argument("names", nargs=-1, metavar="APP|PATH...")
 @click.option("--comfy-dir", type=click.Path(path_type=Path, file_okay=False), help="ComfyUI tree.")
 @click.option("--comfy-url", help="Use this running ComfyUI instead of starting one.")
 @click.option("--models-dir", type=click.Path(path_type=Path), help="Synthetic files go here.")
@@ -471,6 +471,16 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
     from .smoke.run import SmokeError, SmokeOptions, default_python, scratch_default, smoke_app
     from .smoke.store import ResultStore, StoreError, current_commit
 
+    if not names:  # the table of what the results file holds, newest per endpoint
+        if not options["markdown"]:
+            raise click.UsageError("name apps or paths to run, or give --markdown for the table")
+        try:
+            rows = ResultStore(options["out"]).latest()
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        options["markdown"].write_text(markdown(rows))
+        click.echo(f"{len(rows)} endpoints from {options['out']} -> {options['markdown']}")
+        return
     if bool(options["comfy_dir"]) == bool(options["comfy_url"]) and not options["comfy_dir"]:
         raise click.UsageError("give --comfy-dir (start ComfyUI) or --comfy-url (a running one)")
     install_modal_stub()
@@ -508,7 +518,8 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
         )
         try:
             module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")
-            rows += asyncio.run(smoke_app(app, module, opts, store, click.echo))
+            found = asyncio.run(smoke_app(app, module, opts, store, click.echo))
+            rows += [{**row, "commit": commit} for row in found]
         except (DevError, SmokeError) as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"\nsmoke results at {commit} ({options['out']}):")

@@ -259,7 +259,9 @@ def test_store_keeps_results_by_endpoint_and_commit(tmp_path: Path) -> None:
     store = ResultStore(path)
     store.put("ryla-demo", "/invert", "abc", {"status": "executed", "first_s": 1.0})
     again = ResultStore(path)
-    assert again.get("ryla-demo", "/invert", "abc") == {"status": "executed", "first_s": 1.0}
+    kept = again.get("ryla-demo", "/invert", "abc")
+    assert kept is not None and kept.pop("measured_at").endswith("Z")
+    assert kept == {"status": "executed", "first_s": 1.0}
     assert again.get("ryla-demo", "/invert", "def") is None
     assert again.get("ryla-demo", "/scale", "abc") is None
 
@@ -431,3 +433,21 @@ def test_max_steps_lowers_given_and_default_steps_and_the_table_says_so() -> Non
     assert _capped(endpoint, {"prompt": "a"}, None) == {"prompt": "a"}
     result = {"status": "executed", "steps": {"ran": 8, "requested": 50}}
     assert outcome(result) == "executed (8 of 50 steps)"
+
+
+def test_the_table_shows_the_newest_result_of_every_endpoint(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "results.json"
+    store = ResultStore(out)
+    store.put("ryla-demo", "/invert", "old", {"status": "failed", "error": "boom"})
+    store.put("ryla-demo", "/invert", "new", {"status": "executed", "first_s": 1.5})
+    store.put("ryla-demo", "/blur", "old", {"status": "executed", "first_s": 2.0})
+    table = tmp_path / "table.md"
+    result = CliRunner().invoke(main, ["smoke", "--out", str(out), "--markdown", str(table)])
+    assert result.exit_code == 0, result.output
+    lines = table.read_text().splitlines()
+    assert len(lines) == 4
+    assert "| ryla-demo | `/invert` | executed | 1.50 |" in lines[3] and "| new |" in lines[3]
+    assert "| ryla-demo | `/blur` | executed | 2.00 |" in lines[2] and "| old |" in lines[2]
+    bare = CliRunner().invoke(main, ["smoke", "--out", str(out)])
+    assert bare.exit_code == 2 and "--markdown" in bare.output

@@ -17,6 +17,11 @@ def _gb(result: dict[str, Any]) -> str:
     return f"{memory.get('peak_used_gb', 0):.1f}"
 
 
+def _declared(result: dict[str, Any]) -> str:
+    value = result.get("declared_gb")
+    return "–" if value is None else f"{value:.1f}"
+
+
 def outcome(result: dict[str, Any]) -> str:
     status = result.get("status")
     steps = result.get("steps")
@@ -44,9 +49,9 @@ def line(row: dict[str, Any]) -> str:
 
 def markdown(rows: Iterable[dict[str, Any]]) -> str:
     out = [
-        "| app | endpoint | result | first (s) | warm (s) | load (s) | peak GPU memory (GB) |"
-        " output |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| app | endpoint | result | first (s) | warm (s) | load (s) | declared models (GB) |"
+        " peak GPU memory (GB) | output | commit |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         runs = row.get("runs") or []
@@ -54,6 +59,6 @@ def markdown(rows: Iterable[dict[str, Any]]) -> str:
         out.append(
             f"| {row['app']} | `{row['path']}` | {outcome(row).replace('|', '/')} |"
             f" {_s(row.get('first_s'))} | {_s(row.get('warm_s'))} | {_s(row.get('load_s'))} |"
-            f" {_gb(row)} | {output} |"
+            f" {_declared(row)} | {_gb(row)} | {output} | {row.get('commit', '')} |"
         )
     return "\n".join(out) + "\n"

@@ -131,6 +131,7 @@ async def smoke_app(
                     app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
                     result = await _measure(target, endpoint, app_, comfy, echo, options.max_steps)
                     result["comfy_start_s"] = started_s
+                    result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
                     result["synth"] = {f.name: made.get(f.name) for f in target.files}
                     store.put(app.name, target.path, options.commit, result)
                     rows.append(_row(app.name, target.path, result))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,21 @@ class ResultStore:
         return self.results.get(result_key(app, path, commit))
 
     def put(self, app: str, path: str, commit: str, result: dict[str, Any]) -> None:
-        self.results[result_key(app, path, commit)] = result
+        measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.results[result_key(app, path, commit)] = {**result, "measured_at": measured_at}
         self.save()
+
+    def latest(self) -> list[dict[str, Any]]:
+        """The newest result of every endpoint (rows with app, path and commit), in key order."""
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for key, result in self.results.items():
+            endpoint, _, commit = key.rpartition(" @")
+            app, _, path = endpoint.partition(" ")
+            row = {"app": app, "path": path, "commit": commit, **result}
+            known = newest.get((app, path))
+            if known is None or row.get("measured_at", "") >= known.get("measured_at", ""):
+                newest[(app, path)] = row
+        return [newest[k] for k in sorted(newest)]
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
