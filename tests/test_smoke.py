@@ -18,7 +18,7 @@ from generator.resolve.model import AppModel, ModelFileModel
 from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
 from generator.smoke.store import ResultStore, StoreError
-from generator.smoke.synth import ARCHES
+from generator.smoke.synth import ARCHES, SCALED_FP8, fp8_keys
 from generator.smoke.targets import builds, disk_groups, group_gb, plan_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,6 +166,61 @@ def test_declared_architecture_wins() -> None:
 
 def test_every_buildable_architecture_is_one_a_spec_may_declare() -> None:
     assert set(ARCHES) <= set(ARCHITECTURES)
+
+
+# --- fp8 files stored as the published ones (what ComfyUI keeps in fp8 on the GPU)
+
+UMT5_LAYER = "encoder.block.0.layer.0.SelfAttention"
+
+
+def test_scaled_fp8_file_keeps_only_its_scaled_linear_weights_in_fp8() -> None:
+    tensors = {  # name -> ndim of the built encoder, with the scaled-fp8 marker
+        "scaled_fp8": 1,
+        "shared.weight": 2,
+        f"{UMT5_LAYER}.q.weight": 2,
+        f"{UMT5_LAYER}.q.scale_weight": 0,
+        f"{UMT5_LAYER}.relative_attention_bias.weight": 2,
+        "encoder.final_layer_norm.weight": 1,
+    }
+    # embeddings and norms stay 16-bit, as in umt5_xxl_fp8_e4m3fn_scaled (only the 168 Linear
+    # layers carry a scale): ComfyUI keeps those layers fp8 and builds the rest in 16 bits
+    assert fp8_keys("umt5-xxl", tensors) == {f"{UMT5_LAYER}.q.weight"}
+
+
+def test_plain_fp8_t5_in_a_checkpoint_is_fp8_down_to_its_final_norm() -> None:
+    tensors = {
+        "model.diffusion_model.img_in.weight": 2,
+        "model.diffusion_model.final_layer.norm.weight": 1,
+        "text_encoders.t5xxl.transformer.encoder.final_layer_norm.weight": 1,
+        f"text_encoders.t5xxl.transformer.{UMT5_LAYER}.q.weight": 2,
+        "text_encoders.clip_l.transformer.text_model.final_layer_norm.weight": 1,
+        "text_encoders.clip_l.transformer.text_projection.weight": 2,
+    }
+    # ComfyUI builds the T5 in the dtype of its final norm: a 16-bit norm loads it in 16 bits
+    assert fp8_keys("flux-schnell-checkpoint", tensors) == {
+        "model.diffusion_model.img_in.weight",
+        "text_encoders.t5xxl.transformer.encoder.final_layer_norm.weight",
+        f"text_encoders.t5xxl.transformer.{UMT5_LAYER}.q.weight",
+    }
+
+
+def test_plain_fp8_diffusion_model_stores_its_matrices_in_fp8() -> None:
+    tensors = {"blocks.0.self_attn.q.weight": 2, "blocks.0.self_attn.q.bias": 1}
+    assert fp8_keys("wan21-i2v-14b", tensors) == {"blocks.0.self_attn.q.weight"}
+
+
+def test_scaled_fp8_architectures_are_exactly_the_specs_scaled_files(apps) -> None:
+    """A spec's ``*_scaled`` file gets a scaled synthetic file, and only such files do."""
+    by_arch: dict[str, set[str]] = {}
+    for app in apps.values():
+        for m in app.models:
+            arch = infer_arch(m).arch
+            if arch in ARCHES:
+                by_arch.setdefault(arch, set()).add(m.filename)
+    scaled = {a for a, names in by_arch.items() if any("_scaled" in n for n in names)}
+    assert scaled == set(SCALED_FP8)
+    for arch in SCALED_FP8:
+        assert all("fp8" in n and "_scaled" in n for n in by_arch[arch]), by_arch[arch]
 
 
 # --- what an app needs

@@ -8,7 +8,11 @@ whose tensor names, shapes and dtypes are those ComfyUI's loaders detect for tha
 then filled with scaled Gaussian noise on the build device; ``--device cuda`` on a GPU).
 
 ``--verify`` builds every architecture on the ``meta`` device (no memory) and runs ComfyUI's own
-detection on the result: the architecture and config it detects must be the one built.
+detection on the result: the architecture and config it detects must be the one built. fp8 files
+are written as the published ones (``finish_fp8``: scaled-fp8 markers where the published file has
+them) and checked for what ComfyUI keeps on the GPU: scaled text encoders loaded by ComfyUI's own
+loader must keep their Linear layers in fp8, plain fp8 diffusion models must stay fp8 by ComfyUI's
+dtype choice on a GPU with fp8 compute, a checkpoint's plain fp8 T5 must be built in fp8.
 
 Prints one JSON line per file: ``{"path", "arch", "seconds", "bytes"}`` or ``{"path", "error"}``.
 Stand-alone on purpose: it imports nothing of ``generator`` (it runs in ComfyUI's interpreter).
@@ -201,6 +205,15 @@ WAN21_VAE = {
     "dropout": 0.0,
 }
 LORA_RANK = 16
+# Text encoders published as ComfyUI scaled fp8 (umt5_xxl_fp8_e4m3fn_scaled,
+# qwen_2.5_vl_7b_fp8_scaled): a ``scaled_fp8`` marker (empty float8_e4m3fn tensor) and a float32
+# scalar ``<layer>.scale_weight`` per Linear layer (168 in UMT5-XXL, 358 in Qwen2.5-VL 7B with
+# its vision tower). ComfyUI 0.8.0 turns them into per-layer ``comfy_quant`` configs
+# (utils.convert_old_quants) and builds the encoder with MixedPrecisionOps: those layers stay
+# fp8 on the GPU. Without the marker, it builds the encoder in the dtype of its final norm.
+SCALED_FP8 = ("umt5-xxl", "qwen25-vl-7b")
+SCALED_FP8_MARKER = "scaled_fp8"
+TE_CLIP_TYPES = {"umt5-xxl": "WAN", "qwen25-vl-7b": "QWEN_IMAGE"}  # the loader's type for each
 
 
 # --- model parts: each returns a state dict (tensors on the build device, weights uninitialised)
@@ -364,9 +377,29 @@ def text_encoder(kind: str):
             sd = model.transformer.state_dict()
         if kind == "umt5-xxl":  # Wan's tokenizer travels inside the file, as published
             sd["spiece_model"] = torch.frombuffer(bytearray(_spiece_model()), dtype=torch.uint8)
+        if kind in SCALED_FP8:
+            linears = [
+                name
+                for name, module in model.transformer.named_modules()
+                if isinstance(module, torch.nn.Linear) and f"{name}.weight" in sd
+            ]
+            sd.update(_scaled_fp8_markers(linears, device))
         return sd
 
     return build
+
+
+def _scaled_fp8_markers(layers: list[str], device) -> dict:
+    """ComfyUI's scaled-fp8 layout: the marker and one float32 scalar scale per Linear layer.
+
+    The scales are placeholders here; ``finish_fp8`` sets each to its weight's absmax / 448.
+    """
+    import torch
+
+    out = {SCALED_FP8_MARKER: torch.empty(0, dtype=torch.float8_e4m3fn, device=device)}
+    for layer in layers:
+        out[f"{layer}.scale_weight"] = torch.ones((), dtype=torch.float32, device=device)
+    return out
 
 
 def _spiece_model() -> bytes:
@@ -565,10 +598,13 @@ def build_job(job: dict, device: str) -> dict:
     with torch.inference_mode():
         sd = builder(device, _compute_dtype(dtype))
         sd = fill(sd)
-        if dtype != _compute_dtype(dtype):  # fp8: matrices of the model part
+        if dtype != _compute_dtype(dtype):
+            sd = finish_fp8(arch, sd, dtype)
+        elif SCALED_FP8_MARKER in sd:  # a 16-bit file asked of a scaled-fp8 architecture
             sd = {
-                k: v.to(dtype) if v.is_floating_point() and v.ndim >= 2 and _fp8_key(arch, k) else v
+                k: v
                 for k, v in sd.items()
+                if k != SCALED_FP8_MARKER and not k.endswith(".scale_weight")
             }
         sd = {k: v.contiguous().cpu() for k, v in sd.items()}
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -584,11 +620,54 @@ def build_job(job: dict, device: str) -> dict:
     }
 
 
-def _fp8_key(arch: str, key: str) -> bool:
-    """Which tensors an fp8 file stores in fp8: the diffusion model's and T5's, as published."""
+def fp8_keys(arch: str, tensors: dict[str, int]) -> set[str]:
+    """Which tensors the published fp8 file stores in fp8, of ``tensors``: the 16/32-bit
+    tensors of the built file (name -> ndim; scalars included) and its marker if any.
+
+    Scaled fp8 (a ``scaled_fp8`` marker): exactly the Linear weights that carry a
+    ``.scale_weight``; embeddings and norms stay in the compute dtype. Plain fp8: the matrices
+    of a diffusion model; a plain fp8 T5 in fp8 throughout, norms included (ComfyUI takes the
+    T5's dtype from ``encoder.final_layer_norm.weight``: a 16-bit norm builds it in 16 bits).
+    """
+    if SCALED_FP8_MARKER in tensors:
+        suffix = ".scale_weight"
+        return {k[: -len(suffix)] + ".weight" for k in tensors if k.endswith(suffix)} & set(tensors)
     if arch == "flux-schnell-checkpoint":
-        return key.startswith(("model.diffusion_model.", "text_encoders.t5xxl."))
-    return True
+        return {
+            k
+            for k, ndim in tensors.items()
+            if (k.startswith("model.diffusion_model.") and ndim >= 2)
+            or (k.startswith("text_encoders.t5xxl.") and ndim >= 1)
+        }
+    return {k for k, ndim in tensors.items() if ndim >= 2}
+
+
+def finish_fp8(arch: str, sd: dict, dtype) -> dict:
+    """The filled state dict stored as the published fp8 file stores it.
+
+    Scaled layers are quantised the way ComfyUI's scaled files are: scale = absmax / 448
+    (float32 scalar), weight = weight / scale in fp8.
+    """
+    import torch
+
+    floating = {
+        k: v.ndim
+        for k, v in sd.items()
+        if k == SCALED_FP8_MARKER
+        or (v.is_floating_point() and v.numel() > 0 and v.dtype.itemsize > 1)
+    }
+    out = dict(sd)
+    for key in fp8_keys(arch, floating):
+        weight = sd[key]
+        scale_key = key[: -len(".weight")] + ".scale_weight"
+        if scale_key in sd:
+            absmax = weight.abs().amax().float()
+            scale = torch.where(absmax > 0, absmax / 448.0, torch.ones_like(absmax))
+            out[scale_key] = scale.reshape(())
+            out[key] = (weight.float() / scale).to(dtype)
+        else:
+            out[key] = weight.to(dtype)
+    return out
 
 
 DIFFUSION_ARCHES = (
@@ -617,8 +696,11 @@ def verify(arch: str) -> str:
     import comfy.sd
 
     builder, default_dtype = ARCHES[arch]
-    dtype = _compute_dtype(_torch_dtype(default_dtype))
+    stored = _torch_dtype(default_dtype)
+    dtype = _compute_dtype(stored)
     sd = builder("meta", dtype)
+    if stored != dtype:  # fp8: the file as build_job writes it
+        sd = finish_fp8(arch, sd, stored)
     if arch in DIFFUSION_ARCHES:
         prefix = (
             comfy.model_detection.unet_prefix_from_state_dict(sd)
@@ -630,6 +712,8 @@ def verify(arch: str) -> str:
             raise ValueError("ComfyUI detects no model")
         detected = f"{type(config).__name__} {config.unet_config.get('image_model', '')}".strip()
         detected += ", " + _verify_loads(config, sd, prefix)
+        if stored != dtype:
+            detected += ", " + _verify_fp8_diffusion(config, sd, prefix)
         if arch == "svd-checkpoint":
             detected += ", " + _verify_video_checkpoint_parts(config, sd)
         elif arch.endswith("checkpoint"):
@@ -650,7 +734,10 @@ def verify(arch: str) -> str:
                 "text_model.embeddings.token_embedding.weight", sd.get("model.embed_tokens.weight")
             ),
         )
-        return f"{comfy.sd.detect_te_model(sd)}, vocabulary {vocab.shape[0]}"
+        detected = f"{comfy.sd.detect_te_model(sd)}, vocabulary {vocab.shape[0]}"
+        if arch in SCALED_FP8:
+            detected += ", " + _verify_scaled_text_encoder(arch, sd)
+        return detected
     if arch.endswith("lora"):
         return _verify_lora(arch, sd)
     keys = sorted(sd)
@@ -660,10 +747,12 @@ def verify(arch: str) -> str:
 
 def _verify_checkpoint_parts(config, sd: dict) -> str:
     """The text encoders and VAE ComfyUI's checkpoint loader takes out of the file."""
+    import comfy.model_management
     import comfy.utils
 
     target = config.clip_target(state_dict=sd)
-    clip = target.clip(**{**target.params, "device": "meta", "dtype": None, "model_options": {}})
+    dtype = comfy.model_management.text_encoder_dtype()  # comfy.sd.CLIP's default, fp16
+    clip = target.clip(**{**target.params, "device": "meta", "dtype": dtype, "model_options": {}})
     clip_sd = config.process_clip_state_dict(dict(sd))
     expected = set(clip.state_dict())
     found = {k for k in clip_sd if k in expected}
@@ -681,7 +770,22 @@ def _verify_checkpoint_parts(config, sd: dict) -> str:
     )
     if not vae:
         raise ValueError("no VAE tensors under " + ", ".join(config.vae_key_prefix))
-    return f"text encoders {len(found)} tensors, VAE {len(vae)} tensors"
+    stored: dict = {}
+    for param in clip.parameters():
+        stored[param.dtype] = stored.get(param.dtype, 0) + param.numel() * param.element_size()
+    t5 = getattr(clip, "t5xxl", None)
+    if t5 is not None and any(
+        v.dtype.itemsize == 1 for k, v in sd.items() if k.startswith("text_encoders.t5xxl.")
+    ):  # a plain fp8 T5: ComfyUI builds it in the dtype of its final norm
+        kept = {p.dtype for p in t5.parameters() if p.ndim}  # not its logit scale
+        if kept != {_torch_dtype("float8_e4m3fn")}:
+            raise ValueError(f"the file's fp8 T5 would be kept in {sorted(map(str, kept))}")
+    weights = ", ".join(
+        f"{str(k).removeprefix('torch.')} {v / 1e9:.2f} GB"
+        for k, v in sorted(stored.items(), key=lambda kv: -kv[1])
+        if v >= 1e7
+    )
+    return f"text encoders {len(found)} tensors ({weights}), VAE {len(vae)} tensors"
 
 
 def _verify_loads(config, sd: dict, prefix: str) -> str:
@@ -703,6 +807,109 @@ def _verify_loads(config, sd: dict, prefix: str) -> str:
         raise ValueError(f"{len(extra)} tensors the detected model does not take, e.g. {extra[0]}")
     ref = config.unet_config.get("default_ref_method")
     return f"all {len(expected)} tensors load" + (f", reference method {ref}" if ref else "")
+
+
+def _verify_fp8_diffusion(config, sd: dict, prefix: str) -> str:
+    """A plain fp8 diffusion model stays fp8 on a GPU with fp8 compute (sm >= 8.9: L40S, H100,
+    H200): ComfyUI's own dtype choice (model_management.unet_dtype) from the file's weights."""
+    import comfy.model_management as mm
+    import comfy.utils
+
+    weight_dtype = comfy.utils.weight_dtype(sd, prefix)
+    params = comfy.utils.calculate_parameters(sd, prefix)
+    original = mm.supports_fp8_compute
+    mm.supports_fp8_compute = lambda device=None: True
+    try:
+        kept = mm.unet_dtype(
+            model_params=params,
+            supported_dtypes=list(config.supported_inference_dtypes),
+            weight_dtype=weight_dtype,
+        )
+    finally:
+        mm.supports_fp8_compute = original
+    if kept != _torch_dtype("float8_e4m3fn"):
+        raise ValueError(f"ComfyUI would keep the diffusion model in {kept}, not fp8")
+    return (
+        f"diffusion model weights {str(weight_dtype).removeprefix('torch.')}, kept "
+        f"{str(kept).removeprefix('torch.')} on an fp8 GPU ({params / 1e9:.2f} G parameters)"
+    )
+
+
+def _verify_scaled_text_encoder(arch: str, sd: dict) -> str:
+    """ComfyUI's text encoder loader on the file: the scaled layers must stay fp8.
+
+    As ``CLIPLoader`` does it (utils.convert_old_quants, then load_text_encoder_state_dicts),
+    the model built on the meta device; what its parameters store is what goes to the GPU.
+    """
+    import comfy.sd
+    import comfy.utils
+    import torch
+
+    error = _scaled_round_trip(arch)
+    converted, _ = comfy.utils.convert_old_quants(dict(sd), "", {})
+    layers = sum(k.endswith(".comfy_quant") for k in converted)
+    if not layers:
+        raise ValueError("ComfyUI finds no scaled fp8 layers (scaled_fp8 marker missing?)")
+    cpu = torch.device("cpu")
+    clip = comfy.sd.load_text_encoder_state_dicts(
+        [converted],
+        clip_type=getattr(comfy.sd.CLIPType, TE_CLIP_TYPES[arch]),
+        model_options={
+            "load_device": cpu,
+            "offload_device": cpu,
+            "initial_device": torch.device("meta"),
+        },
+    )
+    stored: dict = {}
+    quantized = 0
+    for param in clip.cond_stage_model.parameters():
+        data = getattr(param.data, "_qdata", None)  # comfy QuantizedTensor: its storage
+        if data is not None and data.dtype == torch.float8_e4m3fn:
+            quantized += 1
+        tensor = param if data is None else data
+        stored[tensor.dtype] = stored.get(tensor.dtype, 0) + tensor.numel() * tensor.element_size()
+    if quantized != layers:
+        raise ValueError(f"{quantized} of {layers} scaled layers kept in fp8")
+    parts = " + ".join(
+        f"{str(k).removeprefix('torch.')} {v / 1e9:.2f}"
+        for k, v in sorted(stored.items(), key=lambda kv: -kv[1])
+        if v >= 1e7
+    )
+    total = sum(stored.values()) / 1e9
+    return (
+        f"{layers} Linear layers kept float8_e4m3fn, weights {total:.2f} GB ({parts}); "
+        f"a small scaled layer through safetensors and ComfyUI's ops dequantises within "
+        f"{error:.3f} of its absmax"
+    )
+
+
+def _scaled_round_trip(arch: str) -> float:
+    """A small Linear layer written as ``finish_fp8`` writes it, saved and read back with
+    safetensors, converted and loaded by ComfyUI's MixedPrecisionOps on the CPU: its
+    dequantised weight must be the filled one within fp8's precision (3 mantissa bits)."""
+    import comfy.ops
+    import comfy.utils
+    import torch
+    from safetensors.torch import load, save
+
+    sd = {"layer.weight": torch.empty(32, 64, dtype=torch.bfloat16)}
+    sd.update(_scaled_fp8_markers(["layer"], "cpu"))
+    sd = fill(sd)
+    filled = sd["layer.weight"].float()
+    sd = load(save(finish_fp8(arch, sd, torch.float8_e4m3fn)))
+    sd, _ = comfy.utils.convert_old_quants(sd, "", {})
+    ops = comfy.ops.mixed_precision_ops({"mixed_ops": True}, torch.bfloat16, full_precision_mm=True)
+    layer = ops.Linear(64, 32, bias=False, device="cpu")
+    layer.load_state_dict({k.removeprefix("layer."): v for k, v in sd.items()}, strict=False)
+    stored = getattr(layer.weight.data, "_qdata", None)
+    if stored is None or stored.dtype != torch.float8_e4m3fn:
+        raise ValueError("ComfyUI did not keep the scaled layer in fp8")
+    error = float(
+        (layer.weight.data.dequantize().float() - filled).abs().max() / filled.abs().max()
+    )
+    if error > 0.0625:
+        raise ValueError(f"scaled layer dequantises {error:.3f} of its absmax away from its weight")
+    return error
 
 
 def _verify_clip_vision(sd: dict, prefix: str = "") -> str:
