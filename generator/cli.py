@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -518,7 +520,8 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
         )
         try:
             module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")
-            found = asyncio.run(smoke_app(app, module, opts, store, click.echo))
+            with _interrupt_on_sigterm():  # a time limit stops the builder and ComfyUI too
+                found = asyncio.run(smoke_app(app, module, opts, store, click.echo))
             rows += [{**row, "commit": commit} for row in found]
         except (DevError, SmokeError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -528,6 +531,22 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
     if options["markdown"]:
         options["markdown"].write_text(markdown(rows))
     sys.exit(1 if any(r.get("status") in ("failed", "output-mismatch") for r in rows) else 0)
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt meanwhile: child processes are then stopped on the way
+    out (``subprocess.run`` kills its child, ComfyUI's context stops it), not left running."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _find_app(apps: list[AppModel], name: str) -> AppModel:

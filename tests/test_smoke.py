@@ -506,3 +506,52 @@ def test_the_table_shows_the_newest_result_of_every_endpoint(tmp_path: Path, mon
     assert "| ryla-demo | `/blur` | executed | 2.00 |" in lines[2] and "| old |" in lines[2]
     bare = CliRunner().invoke(main, ["smoke", "--out", str(out)])
     assert bare.exit_code == 2 and "--markdown" in bare.output
+
+
+def test_the_expected_size_is_the_one_the_graph_gets(monkeypatch) -> None:
+    """/qwen-image-2512's first example sends aspect_ratio 16:9, which sets 1664×928 although
+    width/height default to 1328: the H200 run flagged the right output as a mismatch."""
+    import asyncio
+
+    import httpx
+
+    from generator.dev import load_generated
+    from generator.smoke.modal_stub import install
+    from generator.smoke.run import _one, runtime_endpoints
+
+    monkeypatch.chdir(REPO)
+    install()
+    module = load_generated(REPO / "generated" / "ryla_qwen_image.py")
+    endpoint, _ = runtime_endpoints(module)["/qwen-image-2512"]
+    example = {"prompt": "a neon sign", "aspect_ratio": "16:9", "seed": 7}
+
+    def answer(width: int, height: int):
+        def handler(request: httpx.Request) -> httpx.Response:
+            body = io.BytesIO()
+            Image.new("RGB", (width, height)).save(body, "PNG")
+            return httpx.Response(
+                200, content=body.getvalue(), headers={"content-type": "image/png"}
+            )
+
+        return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://t")
+
+    right = asyncio.run(_one(answer(1664, 928), endpoint, example))
+    wrong = asyncio.run(_one(answer(1328, 1328), endpoint, example))
+    assert right["ok"] and right["problems"] == []
+    assert wrong["problems"] == ["output is 1328×1328, the request asked 1664×928"]
+
+
+def test_a_cut_build_leaves_no_partial_file_behind(tmp_path: Path) -> None:
+    """Seen on the H200: a build stopped by a time limit left safetensors' 41 GB temporary file,
+    and the next app's builds failed with 'No space left on device'."""
+    from generator.smoke.run import remove_partial_files
+
+    (tmp_path / "diffusion_models").mkdir()
+    partial = tmp_path / "diffusion_models" / ".tmp3aohNr"
+    partial.write_bytes(b"x" * 10)
+    kept = tmp_path / "diffusion_models" / "model.safetensors"
+    kept.write_bytes(b"y")
+    said: list[str] = []
+    remove_partial_files(tmp_path, said.append)
+    assert not partial.exists() and kept.exists()
+    assert said and ".tmp3aohNr" in said[0]

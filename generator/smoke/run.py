@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from ..resolve.model import AppModel, ClassModel
+from ..runtime.apply import resolve_values
 from ..runtime.backends import ComfyServer, RemoteComfy
 from ..runtime.comfy_process import comfy_launch_command
 from ..runtime.config import Endpoint
@@ -100,7 +101,9 @@ async def smoke_app(
         return rows
     runtime = runtime_endpoints(module)
     models_dir = options.models_dir or options.scratch / "models"
-    budget = _disk_budget(options, models_dir)
+    if options.comfy_dir is not None:
+        remove_partial_files(models_dir, echo)
+    budget = _disk_budget(options, models_dir, pending)
     built: dict[str, Any] = {}
     for cls in app.classes:
         in_class = [t for t in pending if any(e.path == t.path for e in cls.endpoints)]
@@ -140,9 +143,11 @@ async def smoke_app(
     return rows
 
 
-def _disk_budget(options: SmokeOptions, models_dir: Path) -> float | None:
+def _disk_budget(
+    options: SmokeOptions, models_dir: Path, targets: list[EndpointTarget]
+) -> float | None:
     """GB of synthetic files one round may hold: ``--max-model-gb``, else the disk's free
-    space plus what the models folder holds already, less 4 GB for ComfyUI's own files."""
+    space plus the files of these targets already built (reused), less 4 GB for ComfyUI."""
     if options.max_model_gb is not None:
         return options.max_model_gb
     if options.comfy_dir is None:  # a running ComfyUI: files are not built here
@@ -150,12 +155,25 @@ def _disk_budget(options: SmokeOptions, models_dir: Path) -> float | None:
     existing = models_dir
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    held = (
-        sum(p.stat().st_size for p in models_dir.rglob("*") if p.is_file() and not p.is_symlink())
-        if models_dir.exists()
-        else 0
+    names = {f.name for t in targets for f in t.files}
+    held = sum(
+        (models_dir / n).stat().st_size
+        for n in names
+        if (models_dir / n).is_file() and not (models_dir / n).is_symlink()
     )
     return (shutil.disk_usage(existing).free + held) / GB - 4
+
+
+def remove_partial_files(models_dir: Path, echo: Echo) -> None:
+    """A build cut short (time limit, signal) leaves safetensors' temporary ``.tmp*`` file:
+    tens of GB that no round would count or reuse."""
+    if not models_dir.is_dir():
+        return
+    for path in sorted(models_dir.glob("*/.tmp*")):
+        if path.is_file():
+            size = path.stat().st_size
+            path.unlink()
+            echo(f"removed {path.name} in {path.parent.name}/ ({size / GB:.1f} GB, a cut build)")
 
 
 def _remove(built: dict[str, Any], models_dir: Path) -> None:
@@ -430,6 +448,7 @@ def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
 async def _one(client: httpx.AsyncClient, endpoint: Endpoint, example: dict) -> dict[str, Any]:
     example = {k: v for k, v in example.items() if k != STEPS_CAPPED}
     request = endpoint.request_model.model_validate(example).model_dump(by_alias=True)
+    request = resolve_values(endpoint, request)  # what the graph gets: `sets` (aspect_ratio) too
     started = time.perf_counter()
     response = await client.post(endpoint.path, json=example)
     seconds = round(time.perf_counter() - started, 3)
