@@ -19,7 +19,7 @@ from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
 from generator.smoke.store import ResultStore, StoreError
 from generator.smoke.synth import ARCHES
-from generator.smoke.targets import builds, plan_app
+from generator.smoke.targets import EndpointTarget, SyntheticFile, builds, plan_app
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,6 +136,19 @@ def apps() -> dict[str, AppModel]:
             "split_files/clip_vision/clip_vision_h.safetensors",
             "clip-vision-h",
         ),
+        ("upscale_models", "lokCX/4x-Ultrasharp", "4x-UltraSharp.pth", "esrgan-4x"),
+        (
+            "controlnet",
+            "xinsir/controlnet-tile-sdxl-1.0",
+            "diffusion_pytorch_model.safetensors",
+            "sdxl-controlnet",
+        ),
+        (
+            "controlnet",
+            "xinsir/controlnet-canny-sdxl-1.0",
+            "diffusion_pytorch_model_V2.safetensors",
+            "sdxl-controlnet",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -150,6 +163,12 @@ def test_unknown_files_are_not_guessed() -> None:
         infer_arch(model("pulid", "guozinan/PuLID", "pulid_flux_v0.9.1.safetensors")).how
         == "unknown"
     )
+    # other ControlNets are other layouts: InstantID's face ControlNet, xinsir's union model
+    for repo, file in [
+        ("InstantX/InstantID", "ControlNetModel/diffusion_pytorch_model.safetensors"),
+        ("xinsir/controlnet-union-sdxl-1.0", "diffusion_pytorch_model_promax.safetensors"),
+    ]:
+        assert infer_arch(model("controlnet", repo, file)).arch is None
     # the same file in another folder is another thing
     assert (
         infer_arch(model("loras", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors")).arch
@@ -200,6 +219,7 @@ def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
             ["hunyuan15-i2v", "qwen25-vl-7b", "byt5-small-glyph", "hunyuan15-vae", "siglip-vision"],
         ),
         ("ryla-wan26", "/wan2.6-i2v", ["wan21-i2v-14b", "clip-vision-h", "umt5-xxl", "wan21-vae"]),
+        ("ryla-seedvr2", "/upscale", ["esrgan-4x", "sdxl-checkpoint", "sdxl-controlnet"]),
     ],
 )
 def test_endpoints_with_new_builders_are_covered(apps, app, path, archs) -> None:
@@ -216,6 +236,22 @@ def test_files_of_one_architecture_are_built_once(apps) -> None:
     assert links == {
         "checkpoints/sdxl_lightning_4step.safetensors": "checkpoints/sd_xl_turbo_1.0_fp16.safetensors"
     }
+
+
+def test_a_file_is_linked_only_to_a_built_file_of_its_own_type() -> None:
+    # ComfyUI reads a file by its extension: a .safetensors name linked to a pickled .pth
+    # (or back) would not load, so each architecture is built once per file type
+    files = [
+        SyntheticFile("upscale_models/4x-UltraSharp.pth", "esrgan-4x"),
+        SyntheticFile("upscale_models/4x-UltraSharp.safetensors", "esrgan-4x"),
+        SyntheticFile("upscale_models/4x-Other.pth", "esrgan-4x"),
+    ]
+    built, links = builds([EndpointTarget("/x", None, files)])  # type: ignore[arg-type]
+    assert [f.name for f in built] == [
+        "upscale_models/4x-UltraSharp.pth",
+        "upscale_models/4x-UltraSharp.safetensors",
+    ]
+    assert links == {"upscale_models/4x-Other.pth": "upscale_models/4x-UltraSharp.pth"}
 
 
 def test_uncovered_endpoints_say_why(apps) -> None:
