@@ -4,6 +4,7 @@ result store, output checks, and the whole command against the stand-in (model-f
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -236,6 +237,17 @@ def test_files_of_one_architecture_are_built_once(apps) -> None:
     assert links == {
         "checkpoints/sdxl_lightning_4step.safetensors": "checkpoints/sd_xl_turbo_1.0_fp16.safetensors"
     }
+
+
+def test_upscale_examples_leave_the_vae_a_latent_to_work_on(apps) -> None:
+    # /upscale's output is 2x or 4x its input, encoded by SDXL's VAE (8 px per latent pixel):
+    # a 2x2 example came out 4x4 at scale 2, which VAEEncodeTiled refuses (real ComfyUI, CPU)
+    endpoint = next(e for e in apps["ryla-seedvr2"].endpoints if e.path == "/upscale")
+    for example in endpoint.examples:
+        data = base64.b64decode(example["image"].split(",", 1)[1])
+        width, height = Image.open(io.BytesIO(data)).size
+        scale = int(example.get("scale", 2))
+        assert min(width, height) * scale // 8 >= 8, (width, height, scale)
 
 
 def test_a_file_is_linked_only_to_a_built_file_of_its_own_type() -> None:
