@@ -172,9 +172,9 @@ UPSCALE = Endpoint(
     prefix_nodes=("14",),
     warmup={
         "image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
-            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
-            "=="
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO"
+            "2jAAAALUlEQVR42u3NsQ0AIAzAsCAx9GxO5wnYHGX3qjP17930NQAAAAAAAAAAAP"
+            "CqC4UeAu65Hn1TAAAAAElFTkSuQmCC"
         ),
         "scale": 2,
         "steps": 1,

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -201,3 +202,20 @@ def test_pinned_models_stay_loaded_under_any_mix(
         assert reloads == first_loads
     else:
         assert reloads == 6  # every use reloaded: what pinning prevents
+
+
+@needs_dir
+def test_upscale_and_controlnet_synthetics_load_in_comfyui_own_nodes() -> None:
+    """``synth.py --verify`` for /upscale's two files: the ESRGAN .pth is written and loaded by
+    UpscaleModelLoader (weights_only torch.load, spandrel) and upscales 8x8 to 32x32; the
+    diffusers-layout SDXL ControlNet passes load_controlnet_state_dict's conversion whole."""
+    script = REPO / "generator" / "smoke" / "synth.py"
+    command = [PYTHON, str(script), "--comfy-dir", DIR, "--verify"]
+    command += ["--arch", "esrgan-4x", "--arch", "sdxl-controlnet"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, lines or done.stderr[-2000:]
+    found = {line["arch"]: line["detected"] for line in lines}
+    assert found["esrgan-4x"].startswith("spandrel ESRGAN 4x (64nf, 23nb)")
+    assert found["esrgan-4x"].endswith("8x8 -> 32x32")
+    assert found["sdxl-controlnet"].startswith("ControlNet (diffusers path), all 844 tensors load")

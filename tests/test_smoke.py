@@ -4,6 +4,7 @@ result store, output checks, and the whole command against the stand-in (model-f
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -19,7 +20,14 @@ from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
 from generator.smoke.store import ResultStore, StoreError
 from generator.smoke.synth import ARCHES, SCALED_FP8, fp8_keys
-from generator.smoke.targets import builds, disk_groups, group_gb, plan_app
+from generator.smoke.targets import (
+    EndpointTarget,
+    SyntheticFile,
+    builds,
+    disk_groups,
+    group_gb,
+    plan_app,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,6 +144,19 @@ def apps() -> dict[str, AppModel]:
             "split_files/clip_vision/clip_vision_h.safetensors",
             "clip-vision-h",
         ),
+        ("upscale_models", "lokCX/4x-Ultrasharp", "4x-UltraSharp.pth", "esrgan-4x"),
+        (
+            "controlnet",
+            "xinsir/controlnet-tile-sdxl-1.0",
+            "diffusion_pytorch_model.safetensors",
+            "sdxl-controlnet",
+        ),
+        (
+            "controlnet",
+            "xinsir/controlnet-canny-sdxl-1.0",
+            "diffusion_pytorch_model_V2.safetensors",
+            "sdxl-controlnet",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -150,6 +171,12 @@ def test_unknown_files_are_not_guessed() -> None:
         infer_arch(model("pulid", "guozinan/PuLID", "pulid_flux_v0.9.1.safetensors")).how
         == "unknown"
     )
+    # other ControlNets are other layouts: InstantID's face ControlNet, xinsir's union model
+    for repo, file in [
+        ("InstantX/InstantID", "ControlNetModel/diffusion_pytorch_model.safetensors"),
+        ("xinsir/controlnet-union-sdxl-1.0", "diffusion_pytorch_model_promax.safetensors"),
+    ]:
+        assert infer_arch(model("controlnet", repo, file)).arch is None
     # the same file in another folder is another thing
     assert (
         infer_arch(model("loras", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors")).arch
@@ -255,6 +282,7 @@ def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
             ["hunyuan15-i2v", "qwen25-vl-7b", "byt5-small-glyph", "hunyuan15-vae", "siglip-vision"],
         ),
         ("ryla-wan26", "/wan2.6-i2v", ["wan21-i2v-14b", "clip-vision-h", "umt5-xxl", "wan21-vae"]),
+        ("ryla-seedvr2", "/upscale", ["esrgan-4x", "sdxl-checkpoint", "sdxl-controlnet"]),
     ],
 )
 def test_endpoints_with_new_builders_are_covered(apps, app, path, archs) -> None:
@@ -295,6 +323,33 @@ def test_an_app_larger_than_the_disk_runs_in_rounds(apps) -> None:
     assert all(group_gb(r) <= 55.0 for r in rounds)
     assert disk_groups(targets, None) == [targets]
     assert [len(r) for r in disk_groups(targets, 1.0)] == [1] * len(targets)  # each alone
+
+
+def test_upscale_examples_leave_the_vae_a_latent_to_work_on(apps) -> None:
+    # /upscale's output is 2x or 4x its input, encoded by SDXL's VAE (8 px per latent pixel):
+    # a 2x2 example came out 4x4 at scale 2, which VAEEncodeTiled refuses (real ComfyUI, CPU)
+    endpoint = next(e for e in apps["ryla-seedvr2"].endpoints if e.path == "/upscale")
+    for example in endpoint.examples:
+        data = base64.b64decode(example["image"].split(",", 1)[1])
+        width, height = Image.open(io.BytesIO(data)).size
+        scale = int(example.get("scale", 2))
+        assert min(width, height) * scale // 8 >= 8, (width, height, scale)
+
+
+def test_a_file_is_linked_only_to_a_built_file_of_its_own_type() -> None:
+    # ComfyUI reads a file by its extension: a .safetensors name linked to a pickled .pth
+    # (or back) would not load, so each architecture is built once per file type
+    files = [
+        SyntheticFile("upscale_models/4x-UltraSharp.pth", "esrgan-4x"),
+        SyntheticFile("upscale_models/4x-UltraSharp.safetensors", "esrgan-4x"),
+        SyntheticFile("upscale_models/4x-Other.pth", "esrgan-4x"),
+    ]
+    built, links = builds([EndpointTarget("/x", None, files)])  # type: ignore[arg-type]
+    assert [f.name for f in built] == [
+        "upscale_models/4x-UltraSharp.pth",
+        "upscale_models/4x-UltraSharp.safetensors",
+    ]
+    assert links == {"upscale_models/4x-Other.pth": "upscale_models/4x-UltraSharp.pth"}
 
 
 def test_uncovered_endpoints_say_why(apps) -> None:

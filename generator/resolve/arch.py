@@ -50,6 +50,8 @@ ARCHITECTURES: dict[str, str] = {
     "sdxl-lora": "LoRA for SDXL",
     "z-image-lora": "LoRA for Z-Image",
     "qwen-image-lora": "LoRA for Qwen-Image",
+    "esrgan-4x": "ESRGAN 4x upscaler (RRDBNet, 23 blocks, 64 features; old-ESRGAN .pth layout)",
+    "sdxl-controlnet": "SDXL ControlNet, full size, diffusers layout (xinsir's tile, canny, …)",
 }
 
 # (folders, pattern on "repo/file" lower-cased, architecture); the first match wins.
@@ -84,6 +86,9 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("vae",), r"qwen_image_vae", "qwen-image-vae"),
     (("vae",), r"hunyuanvideo15_vae", "hunyuan15-vae"),
     (("loras",), r"qwen-image-lightning", "qwen-image-lora"),
+    (("upscale_models",), r"(^|/)4x-ultrasharp\.(pth|safetensors)$", "esrgan-4x"),
+    # xinsir's single-condition SDXL ControlNets; the union one is another layout
+    (("controlnet",), r"^xinsir/controlnet-(?!union)[a-z]+-sdxl-1\.0/", "sdxl-controlnet"),
 )
 
 # A character LoRA an endpoint loads takes the architecture of the endpoint's base model.

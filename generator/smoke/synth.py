@@ -2,17 +2,22 @@
 
 Runs INSIDE ComfyUI's Python (``python synth.py --comfy-dir DIR JOBS.json``): it imports
 ``comfy.*`` at run time from the ComfyUI tree named on the command line; ryla-gen ships no
-ComfyUI code. Each job ``{"arch": ..., "path": ..., "dtype": ...}`` becomes one safetensors file
-whose tensor names, shapes and dtypes are those ComfyUI's loaders detect for that architecture
-(the models are instantiated with ComfyUI's classes and configs, weights left uninitialised,
-then filled with scaled Gaussian noise on the build device; ``--device cuda`` on a GPU).
+ComfyUI code. Each job ``{"arch": ..., "path": ..., "dtype": ...}`` becomes one file whose
+tensor names, shapes and dtypes are those ComfyUI's loaders detect for that architecture (the
+models are instantiated with ComfyUI's classes and configs, or spandrel's for upscale models,
+weights left uninitialised, then filled with scaled Gaussian noise on the build device;
+``--device cuda`` on a GPU). A ``.safetensors`` path is written as safetensors, any other
+(``.pth``) as a ``torch.save``'d dict of tensors, which ``comfy.utils.load_torch_file`` reads
+with ``weights_only``.
 
-``--verify`` builds every architecture on the ``meta`` device (no memory) and runs ComfyUI's own
-detection on the result: the architecture and config it detects must be the one built. fp8 files
-are written as the published ones (``finish_fp8``: scaled-fp8 markers where the published file has
-them) and checked for what ComfyUI keeps on the GPU: scaled text encoders loaded by ComfyUI's own
-loader must keep their Linear layers in fp8, plain fp8 diffusion models must stay fp8 by ComfyUI's
-dtype choice on a GPU with fp8 compute, a checkpoint's plain fp8 T5 must be built in fp8.
+``--verify`` builds every architecture (or each ``--arch``) on the ``meta`` device (no memory)
+and runs ComfyUI's own detection on the result: the architecture and config it detects must be
+the one built. The ESRGAN upscaler is small (67 MB): it is built for real on the CPU, written,
+and loaded and run by ComfyUI's own upscale nodes. fp8 files are written as the published ones
+(``finish_fp8``: scaled-fp8 markers where the published file has them) and checked for what
+ComfyUI keeps on the GPU: scaled text encoders loaded by ComfyUI's own loader must keep their
+Linear layers in fp8, plain fp8 diffusion models must stay fp8 by ComfyUI's dtype choice on a
+GPU with fp8 compute, a checkpoint's plain fp8 T5 must be built in fp8.
 
 Prints one JSON line per file: ``{"path", "arch", "seconds", "bytes"}`` or ``{"path", "error"}``.
 Stand-alone on purpose: it imports nothing of ``generator`` (it runs in ComfyUI's interpreter).
@@ -480,6 +485,77 @@ def clip_vision(config_name: str):
     return build
 
 
+def esrgan(scale: int, blocks: int, features: int):
+    """An ESRGAN (RRDBNet) upscaler in the old-ESRGAN key layout (``model.0``, ``model.1.sub.N``,
+    ``model.3`` …), the layout 4x-UltraSharp is published in; spandrel's own class builds it."""
+
+    def build(device, dtype):
+        import torch
+        from spandrel.architectures.ESRGAN import ESRGAN
+
+        with torch.device(device):
+            model = ESRGAN(in_nc=3, out_nc=3, num_filters=features, num_blocks=blocks, scale=scale)
+        return {k: v.to(dtype) for k, v in model.state_dict().items()}
+
+    return build
+
+
+def _controlnet_model(unet: dict, device, dtype):
+    """ComfyUI's ControlNet class (what ``comfy.controlnet`` instantiates) for a UNet config."""
+    import comfy.cldm.cldm
+    import torch
+
+    config = {k: v for k, v in unet.items() if k != "out_channels"}
+    with torch.device(device):
+        return comfy.cldm.cldm.ControlNet(**config, hint_channels=3, dtype=dtype, device=device)
+
+
+def _controlnet_diffusers_names(unet: dict, keys) -> dict:
+    """ComfyUI key -> diffusers key: the inverse of the renaming ``comfy.controlnet`` applies to
+    a diffusers ControlNet (``comfy.utils.unet_to_diffusers`` plus the ControlNet's own parts)."""
+    import comfy.utils
+
+    names = {}
+    for diffusers, comfy_key in comfy.utils.unet_to_diffusers(unet).items():
+        # SDXL's pooled-text + size embedding is diffusers' add_embedding, not class_embedding
+        if diffusers.startswith("class_embedding."):
+            continue
+        names[comfy_key] = diffusers
+    hints = sorted({int(k.split(".")[1]) for k in keys if k.startswith("input_hint_block.")})
+    for i, index in enumerate(hints):
+        if i == 0:
+            part = "controlnet_cond_embedding.conv_in"
+        elif i == len(hints) - 1:
+            part = "controlnet_cond_embedding.conv_out"
+        else:
+            part = f"controlnet_cond_embedding.blocks.{i - 1}"
+        for kind in ("weight", "bias"):
+            names[f"input_hint_block.{index}.{kind}"] = f"{part}.{kind}"
+    for key in keys:
+        if key.startswith("zero_convs."):
+            block, kind = key.split(".")[1], key.rsplit(".", 1)[1]
+            names[key] = f"controlnet_down_blocks.{block}.{kind}"
+        elif key.startswith("middle_block_out.0."):
+            names[key] = "controlnet_mid_block." + key.rsplit(".", 1)[1]
+    unnamed = sorted(k for k in keys if k not in names)
+    if unnamed:
+        raise ValueError(f"{len(unnamed)} ControlNet tensors have no diffusers name: {unnamed[0]}")
+    return {k: names[k] for k in keys}
+
+
+def controlnet(unet: dict):
+    """A full-size ControlNet in the diffusers layout (``controlnet_cond_embedding.*``,
+    ``down_blocks.*``, ``mid_block.*``, ``controlnet_down_blocks.*``, …), as xinsir's SDXL
+    ControlNets are published; ComfyUI's loader converts it back (its diffusers path)."""
+
+    def build(device, dtype):
+        sd = _controlnet_model(unet, device, dtype).state_dict()
+        names = _controlnet_diffusers_names(unet, list(sd))
+        return {names[k]: v for k, v in sd.items()}
+
+    return build
+
+
 CLIP_VISION_CONFIGS = {
     "clip-vision-h": "clip_vision_config_h.json",
     "siglip-vision": "clip_vision_siglip_384.json",
@@ -543,6 +619,8 @@ ARCHES = {
     "sdxl-lora": (lora("sdxl-lora"), "float16"),
     "z-image-lora": (lora("z-image-lora"), "bfloat16"),
     "qwen-image-lora": (lora("qwen-image-lora"), "bfloat16"),
+    "esrgan-4x": (esrgan(scale=4, blocks=23, features=64), "float32"),
+    "sdxl-controlnet": (controlnet(SDXL), "float16"),
 }
 
 
@@ -589,7 +667,6 @@ def fill(state_dict: dict, seed: int = 0) -> dict:
 
 def build_job(job: dict, device: str) -> dict:
     import torch
-    from safetensors.torch import save_file
 
     arch, path = job["arch"], job["path"]
     builder, default_dtype = ARCHES[arch]
@@ -607,8 +684,7 @@ def build_job(job: dict, device: str) -> dict:
                 if k != SCALED_FP8_MARKER and not k.endswith(".scale_weight")
             }
         sd = {k: v.contiguous().cpu() for k, v in sd.items()}
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    save_file(sd, path, metadata={"ryla_smoke": arch})
+    save(sd, path, arch)
     del sd
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -618,6 +694,19 @@ def build_job(job: dict, device: str) -> dict:
         "seconds": round(time.perf_counter() - started, 2),
         "bytes": os.path.getsize(path),
     }
+
+
+def save(sd: dict, path: str, arch: str) -> None:
+    """safetensors for ``.safetensors``/``.sft`` (ComfyUI picks the reader by extension), else a
+    plain ``torch.save``'d dict of tensors (what ``torch.load(weights_only=True)`` accepts)."""
+    import torch
+    from safetensors.torch import save_file
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if path.lower().endswith((".safetensors", ".sft")):
+        save_file(sd, path, metadata={"ryla_smoke": arch})
+    else:
+        torch.save(dict(sd), path)
 
 
 def fp8_keys(arch: str, tensors: dict[str, int]) -> set[str]:
@@ -688,6 +777,10 @@ DIFFUSION_ARCHES = (
 )
 
 
+UPSCALE_ARCHES = {"esrgan-4x": ("ESRGAN", 4)}  # arch -> (spandrel architecture, scale)
+CONTROLNET_ARCHES = ("sdxl-controlnet",)
+
+
 # --- verification on the meta device (CPU machines: no weights allocated)
 
 
@@ -695,10 +788,14 @@ def verify(arch: str) -> str:
     import comfy.model_detection
     import comfy.sd
 
+    if arch in UPSCALE_ARCHES:
+        return _verify_upscale_model(arch)
     builder, default_dtype = ARCHES[arch]
     stored = _torch_dtype(default_dtype)
     dtype = _compute_dtype(stored)
     sd = builder("meta", dtype)
+    if arch in CONTROLNET_ARCHES:
+        return _verify_controlnet(sd)
     if stored != dtype:  # fp8: the file as build_job writes it
         sd = finish_fp8(arch, sd, stored)
     if arch in DIFFUSION_ARCHES:
@@ -961,6 +1058,89 @@ def _verify_video_checkpoint_parts(config, sd: dict) -> str:
     return f"{vision}, video VAE {len(vae)} tensors"
 
 
+def _verify_upscale_model(arch: str) -> str:
+    """Built for real on the CPU (tens of MB), written as its file is published (``.pth``), then
+    ComfyUI's own nodes load it (UpscaleModelLoader: ``load_torch_file`` with ``weights_only``,
+    spandrel's detection) and upscale an 8x8 image with it."""
+    import tempfile
+
+    import folder_paths
+    import torch
+    from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel, UpscaleModelLoader
+
+    expected_arch, expected_scale = UPSCALE_ARCHES[arch]
+    saved = folder_paths.folder_names_and_paths.get("upscale_models")
+    with tempfile.TemporaryDirectory() as tmp:
+        record = build_job({"arch": arch, "path": os.path.join(tmp, "model.pth")}, "cpu")
+        folder_paths.folder_names_and_paths["upscale_models"] = ([tmp], {".pth"})
+        try:
+            model = UpscaleModelLoader.execute("model.pth")[0]
+        finally:
+            if saved is None:
+                folder_paths.folder_names_and_paths.pop("upscale_models", None)
+            else:
+                folder_paths.folder_names_and_paths["upscale_models"] = saved
+    detected = f"{model.architecture.id} {model.scale}x"
+    if (model.architecture.id, model.scale) != (expected_arch, expected_scale):
+        raise ValueError(f"spandrel detects {detected}, not {expected_arch} {expected_scale}x")
+    image = torch.rand(1, 8, 8, 3, generator=torch.Generator().manual_seed(0))
+    out = ImageUpscaleWithModel.execute(model, image)[0]
+    if tuple(out.shape) != (1, 8 * expected_scale, 8 * expected_scale, 3):
+        raise ValueError(f"an 8x8 image came out {list(out.shape)}")
+    if not torch.isfinite(out).all():
+        raise ValueError("the upscaled image holds NaN or infinite values")
+    return (
+        f"spandrel {detected} ({', '.join(model.tags)}), {record['bytes']} bytes, "
+        f"8x8 -> {out.shape[2]}x{out.shape[1]}"
+    )
+
+
+def _verify_controlnet(sd: dict) -> str:
+    """ComfyUI's ``load_controlnet_state_dict`` takes its diffusers path, converts every tensor
+    (no leftover key) and its ControlNet loads them all (no missing or unexpected key)."""
+    import logging
+
+    import comfy.controlnet
+    import comfy.model_management
+    import torch
+
+    if "controlnet_cond_embedding.conv_in.weight" not in sd:
+        raise ValueError("not in the diffusers layout ComfyUI detects")
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler, root = Collect(level=logging.DEBUG), logging.getLogger()
+    level, offload = root.level, comfy.model_management.unet_offload_device
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    # the ControlNet is built where ComfyUI offloads models: the meta device here (no memory)
+    comfy.model_management.unet_offload_device = lambda: torch.device("meta")
+    try:
+        control = comfy.controlnet.load_controlnet_state_dict(dict(sd))
+    finally:
+        comfy.model_management.unet_offload_device = offload
+        root.removeHandler(handler)
+        root.setLevel(level)
+    if not isinstance(control, comfy.controlnet.ControlNet):
+        raise ValueError(f"ComfyUI loads a {type(control).__name__}, not a ControlNet")
+    for problem in ("leftover keys", "missing controlnet keys", "unexpected controlnet keys"):
+        found = [m for m in messages if m.startswith(problem)]
+        if found:
+            raise ValueError(found[0][:300])
+    model = control.control_model
+    loaded = len(model.state_dict())
+    if loaded != len(sd):
+        raise ValueError(f"{len(sd)} tensors built, the ControlNet holds {loaded}")
+    return (
+        f"ControlNet (diffusers path), all {loaded} tensors load, "
+        f"model_channels {model.model_channels}, hint channels "
+        f"{model.input_hint_block[0].weight.shape[1]}"
+    )
+
+
 def _verify_lora(arch: str, sd: dict) -> str:
     """Every LoRA layer must map to a weight of its base model (ComfyUI's own key map)."""
     import comfy.lora
@@ -979,6 +1159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--comfy-dir", required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--verify", action="store_true", help="detect every architecture on meta")
+    parser.add_argument(
+        "--arch",
+        action="append",
+        choices=sorted(ARCHES),
+        help="--verify only this one (repeatable)",
+    )
     parser.add_argument("jobs", nargs="?", help="JSON file: a list of {arch, path, dtype?}")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.comfy_dir))
@@ -990,7 +1176,7 @@ def main(argv: list[str] | None = None) -> int:
     comfy.options.enable_args_parsing()
     if args.verify:
         failed = 0
-        for arch in ARCHES:
+        for arch in args.arch or ARCHES:
             try:
                 print(json.dumps({"arch": arch, "detected": verify(arch)}), flush=True)
             except Exception as exc:  # noqa: BLE001 - report every architecture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from ..resolve.arch import LORA_OF_BASE, base_arch, infer_arch
@@ -132,8 +133,10 @@ def plan_app(app: AppModel, only: Collection[str] | None = None) -> list[Endpoin
 
 
 def builds(targets: list[EndpointTarget]) -> tuple[list[SyntheticFile], dict[str, str]]:
-    """Files to build (one per architecture) and the others linked to them (name -> built)."""
-    first: dict[str, str] = {}
+    """Files to build (one per architecture and file type) and the others linked to them
+    (name -> built). The type counts: ComfyUI picks a file's reader by its extension
+    (safetensors or a pickled ``.pth``), so a link must name a file of its own type."""
+    first: dict[tuple[str, str], str] = {}
     built: list[SyntheticFile] = []
     links: dict[str, str] = {}
     for target in targets:
@@ -142,10 +145,11 @@ def builds(targets: list[EndpointTarget]) -> tuple[list[SyntheticFile], dict[str
         for f in target.files:
             if f.name in first.values() or f.name in links:
                 continue
-            if f.arch in first:
-                links[f.name] = first[f.arch]
+            kind = (f.arch, PurePosixPath(f.name).suffix.lower())
+            if kind in first:
+                links[f.name] = first[kind]
             else:
-                first[f.arch] = f.name
+                first[kind] = f.name
                 built.append(f)
     return built, links
 
