@@ -384,7 +384,7 @@ COMFYUI_ENDPOINTS = (
     Z_IMAGE_REALISM,
     Z_IMAGE_NSFW,
 )
-COMFYUI_COMFY_ARGS = ()  # residency plan: unknown, 19.8 of 43.2 GB
+COMFYUI_COMFY_ARGS = ("--highvram", "--cache-lru", "32")  # residency plan: fits, 24.2 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -483,7 +483,7 @@ image = (
     .run_commands(f"comfy --skip-prompt install --fast-deps --nvidia --version {COMFYUI_VERSION}")
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=3996)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=4085)
     .add_local_file(WORKFLOWS / "flux-klein-edit.json", f"{REMOTE_WORKFLOWS}/flux-klein-edit.json")
     .add_local_file(WORKFLOWS / "z-image-danrisi.json", f"{REMOTE_WORKFLOWS}/z-image-danrisi.json")
     .add_local_file(WORKFLOWS / "z-image-lora.json", f"{REMOTE_WORKFLOWS}/z-image-lora.json")
@@ -500,6 +500,7 @@ app = modal.App(APP_NAME, image=image)
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
+    memory=19968,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
     enable_memory_snapshot=True,
@@ -517,6 +518,13 @@ class ComfyUI:
             MODELS,
             MODELS_DIR,
             extra_args=COMFYUI_COMFY_ARGS,
+            pin_models=(
+                "flux-2-klein-4b-fp8.safetensors",
+                "flux2-vae.safetensors",
+                "qwen_3_4b.safetensors",
+                "z_image_ae.safetensors",
+                "z_image_turbo_bf16.safetensors",
+            ),
             snapshot=True,
         )
         await self.server.start()

@@ -157,6 +157,13 @@ def apps() -> dict[str, AppModel]:
             "diffusion_pytorch_model_V2.safetensors",
             "sdxl-controlnet",
         ),
+        (
+            "diffusion_models",
+            "black-forest-labs/FLUX.2-klein-4b-fp8",
+            "flux-2-klein-4b-fp8.safetensors",
+            "flux2-klein",
+        ),
+        ("vae", "Comfy-Org/flux2-dev", "split_files/vae/flux2-vae.safetensors", "flux2-vae"),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -177,6 +184,13 @@ def test_unknown_files_are_not_guessed() -> None:
         ("xinsir/controlnet-union-sdxl-1.0", "diffusion_pytorch_model_promax.safetensors"),
     ]:
         assert infer_arch(model("controlnet", repo, file)).arch is None
+    # Flux 2 klein 9B is wider (4096) with another text encoder: not the 4B's architecture
+    klein_9b = model(
+        "diffusion_models",
+        "black-forest-labs/FLUX.2-klein-9b-fp8",
+        "flux-2-klein-9b-fp8.safetensors",
+    )
+    assert infer_arch(klein_9b).arch is None
     # the same file in another folder is another thing
     assert (
         infer_arch(model("loras", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors")).arch
@@ -283,6 +297,7 @@ def test_flux_app_needs_its_files_and_a_lora_matching_its_base(apps) -> None:
         ),
         ("ryla-wan26", "/wan2.6-i2v", ["wan21-i2v-14b", "clip-vision-h", "umt5-xxl", "wan21-vae"]),
         ("ryla-seedvr2", "/upscale", ["esrgan-4x", "sdxl-checkpoint", "sdxl-controlnet"]),
+        ("ryla-z-image", "/flux-klein-edit", ["flux2-klein", "qwen3-4b", "flux2-vae"]),
     ],
 )
 def test_endpoints_with_new_builders_are_covered(apps, app, path, archs) -> None:
@@ -352,13 +367,28 @@ def test_a_file_is_linked_only_to_a_built_file_of_its_own_type() -> None:
     assert links == {"upscale_models/4x-Other.pth": "upscale_models/4x-UltraSharp.pth"}
 
 
+def test_z_image_app_builds_its_shared_text_encoder_once(apps) -> None:
+    targets = plan_app(apps["ryla-z-image"])
+    assert all(t.covered for t in targets), [t.not_covered for t in targets]
+    built, links = builds(targets)
+    names = [f.name for f in built]
+    assert names.count("text_encoders/qwen_3_4b.safetensors") == 1  # klein and Z-Image share it
+    assert {f.arch for f in built} == {
+        "flux2-klein",
+        "qwen3-4b",
+        "flux2-vae",
+        "z-image",
+        "flux-vae",
+        "z-image-lora",  # /z-image-lora's example character
+    }
+    assert links == {}
+
+
 def test_uncovered_endpoints_say_why(apps) -> None:
     targets = {t.path: t for t in plan_app(apps["ryla-instantid"])}
     reasons = " ".join(targets["/sdxl-instantid"].not_covered)
     assert "instantid/ip-adapter.bin: unknown architecture" in reasons
     assert "custom nodes" in reasons
-    klein = {t.path: t for t in plan_app(apps["ryla-z-image"])}["/flux-klein-edit"]
-    assert any("no synthetic builder for flux2-klein" in r for r in klein.not_covered)
 
 
 # --- the result store

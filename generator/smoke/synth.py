@@ -52,6 +52,31 @@ FLUX = {
     "depth_single_blocks": 38,
     "yak_mlp": False,
 }
+FLUX2_KLEIN_4B = {  # model_detection's Flux 2 branch for the published 4B file (0.9.2 on)
+    "image_model": "flux2",
+    "axes_dim": [32, 32, 32, 32],
+    "num_heads": 24,  # ComfyUI < 0.9.2 fixes 48 (Flux 2 dev's); later: hidden_size // 128
+    "mlp_ratio": 3.0,
+    "theta": 2000,
+    "out_channels": 128,
+    "global_modulation": True,
+    "mlp_silu_act": True,
+    "qkv_bias": False,
+    "ops_bias": False,
+    "default_ref_method": "index",
+    "ref_index_scale": 10.0,
+    "txt_ids_dims": [3],
+    "in_channels": 128,
+    "hidden_size": 3072,
+    "context_in_dim": 7680,  # Qwen 3 4B's layers 9, 18 and 27 side by side (3 x 2560)
+    "patch_size": 1,
+    "vec_in_dim": None,
+    "depth": 5,
+    "depth_single_blocks": 20,
+    "guidance_embed": False,
+    "yak_mlp": False,
+    "txt_norm": False,
+}
 WAN21_13B = {
     "image_model": "wan2.1",
     "dim": 1536,
@@ -200,6 +225,11 @@ KL_VAE = {
     "attn_resolutions": [],
     "dropout": 0.0,
 }
+FLUX2_VAE = {  # comfy.sd.VAE's KL branch: 32 latent channels, batch-normed 2x2 patches
+    **KL_VAE,
+    "z_channels": 32,
+    "batch_norm_latent": True,
+}
 WAN21_VAE = {
     "dim": 96,
     "z_dim": 16,
@@ -263,6 +293,26 @@ def _kl_vae_sd(device, z_channels: int = 4, quant_conv: bool = True) -> dict:
                 },
             )
     return vae.state_dict()
+
+
+def _flux2_vae_sd(device) -> dict:
+    """Flux 2's VAE in the published layout: its quant convs inside encoder and decoder, the
+    latent batch norm's running statistics (no batch counter) under ``bn.``."""
+    import torch
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    with torch.device(device):
+        sd = AutoencoderKL(ddconfig=dict(FLUX2_VAE), embed_dim=FLUX2_VAE["z_channels"]).state_dict()
+    nested = {"quant_conv.": "encoder.quant_conv.", "post_quant_conv.": "decoder.post_quant_conv."}
+    out = {}
+    for key, tensor in sd.items():
+        if key == "bn.num_batches_tracked":
+            continue
+        for old, new in nested.items():
+            if key.startswith(old):
+                key = new + key[len(old) :]
+        out[key] = tensor
+    return out
 
 
 def _video_vae_sd(device) -> dict:
@@ -346,6 +396,7 @@ def diffusion_model(unet: dict, extra: tuple[str, ...] = ()):
         sd.update({key: torch.empty(0, device=device) for key in extra})
         return sd
 
+    build.unet_config = unet  # what ComfyUI's detection must find again (--verify)
     return build
 
 
@@ -435,6 +486,8 @@ def vae(kind: str):
 
         if kind == "flux-vae":
             sd = _kl_vae_sd(device, 16, quant_conv=False)
+        elif kind == "flux2-vae":
+            sd = _flux2_vae_sd(device)
         elif kind == "hunyuan15-vae":
             from comfy.ldm.models.autoencoder import AutoencodingEngine
 
@@ -594,6 +647,7 @@ ARCHES = {
         "float16",
     ),
     "z-image": (diffusion_model(Z_IMAGE), "bfloat16"),
+    "flux2-klein": (diffusion_model(FLUX2_KLEIN_4B), "float8_e4m3fn"),  # scaled: METADATA_FP8
     "qwen-image": (diffusion_model(QWEN_IMAGE), "float8_e4m3fn"),
     "qwen-image-edit": (
         diffusion_model(QWEN_IMAGE, extra=("__index_timestep_zero__",)),  # 2511's marker
@@ -611,6 +665,7 @@ ARCHES = {
     "clip-vision-h": (clip_vision(CLIP_VISION_CONFIGS["clip-vision-h"]), "float16"),
     "siglip-vision": (clip_vision(CLIP_VISION_CONFIGS["siglip-vision"]), "float16"),
     "flux-vae": (vae("flux-vae"), "float32"),
+    "flux2-vae": (vae("flux2-vae"), "float32"),
     "wan21-vae": (vae("wan21-vae"), "bfloat16"),
     "qwen-image-vae": (vae("qwen-image-vae"), "bfloat16"),
     "hunyuan15-vae": (vae("hunyuan15-vae"), "float16"),
@@ -621,6 +676,24 @@ ARCHES = {
     "qwen-image-lora": (lora("qwen-image-lora"), "bfloat16"),
     "esrgan-4x": (esrgan(scale=4, blocks=23, features=64), "float32"),
     "sdxl-controlnet": (controlnet(SDXL), "float16"),
+}
+
+
+# arch -> key prefixes of the matrices its published fp8 file stores as *scaled* fp8: the
+# weight in float8_e4m3fn with float32 ``weight_scale`` and ``input_scale`` scalars beside it,
+# each layer named in the ``_quantization_metadata`` header (ComfyUI reads it:
+# comfy.utils.convert_old_quants -> ``.comfy_quant`` -> mixed-precision ops; comfy_kitchen
+# runs them). Black Forest Labs' flux-2-klein-4b-fp8 keeps the block matrices so and the
+# rest (img_in, txt_in, time_in, the shared modulations, final_layer, norms) in bf16.
+METADATA_FP8 = {"flux2-klein": ("double_blocks.", "single_blocks.")}
+
+# What running an architecture's endpoints needs of ComfyUI (said where --verify fails).
+NEEDS = {
+    "flux2-klein": (
+        "ComfyUI 0.9.2 or later (Flux 2 klein: detection derives the heads from the width, "
+        "CLIPLoader type flux2 taps Qwen 3 4B's layers 9/18/27 into a 7680-wide context) "
+        "with comfy_kitchen (scaled fp8 layers)"
+    ),
 }
 
 
@@ -652,7 +725,7 @@ def fill(state_dict: dict, seed: int = 0) -> dict:
             continue
         real = tensor if tensor.dtype.itemsize > 1 else tensor.to(torch.bfloat16)
         if real.ndim == 1:
-            real = real.zero_() if key.endswith("bias") else real.fill_(1.0)
+            real = real.zero_() if key.endswith(("bias", "running_mean")) else real.fill_(1.0)
         else:
             device = str(real.device)
             if device not in gen:
@@ -672,10 +745,14 @@ def build_job(job: dict, device: str) -> dict:
     builder, default_dtype = ARCHES[arch]
     dtype = _torch_dtype(job.get("dtype") or default_dtype)
     started = time.perf_counter()
+    metadata = {"ryla_smoke": arch}
     with torch.inference_mode():
         sd = builder(device, _compute_dtype(dtype))
         sd = fill(sd)
-        if dtype != _compute_dtype(dtype):
+        if arch in METADATA_FP8 and dtype == torch.float8_e4m3fn:
+            sd, quantization = metadata_fp8(sd, METADATA_FP8[arch])
+            metadata["_quantization_metadata"] = json.dumps(quantization)
+        elif dtype != _compute_dtype(dtype):
             sd = finish_fp8(arch, sd, dtype)
         elif SCALED_FP8_MARKER in sd:  # a 16-bit file asked of a scaled-fp8 architecture
             sd = {
@@ -684,7 +761,7 @@ def build_job(job: dict, device: str) -> dict:
                 if k != SCALED_FP8_MARKER and not k.endswith(".scale_weight")
             }
         sd = {k: v.contiguous().cpu() for k, v in sd.items()}
-    save(sd, path, arch)
+    save(sd, path, metadata)
     del sd
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -696,7 +773,7 @@ def build_job(job: dict, device: str) -> dict:
     }
 
 
-def save(sd: dict, path: str, arch: str) -> None:
+def save(sd: dict, path: str, metadata: dict[str, str]) -> None:
     """safetensors for ``.safetensors``/``.sft`` (ComfyUI picks the reader by extension), else a
     plain ``torch.save``'d dict of tensors (what ``torch.load(weights_only=True)`` accepts)."""
     import torch
@@ -704,9 +781,28 @@ def save(sd: dict, path: str, arch: str) -> None:
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if path.lower().endswith((".safetensors", ".sft")):
-        save_file(sd, path, metadata={"ryla_smoke": arch})
+        save_file(sd, path, metadata=metadata)
     else:
         torch.save(dict(sd), path)
+
+
+def metadata_fp8(state_dict: dict, prefixes: tuple[str, ...]) -> tuple[dict, dict]:
+    """The matrices under ``prefixes`` as scaled fp8 (see METADATA_FP8); the quantization header."""
+    import torch
+
+    fp8 = torch.float8_e4m3fn
+    out, layers = {}, {}
+    for key, tensor in state_dict.items():
+        if not (key.startswith(prefixes) and key.endswith(".weight") and tensor.ndim == 2):
+            out[key] = tensor
+            continue
+        layer = key[: -len(".weight")]
+        scale = (tensor.abs().amax().float() / torch.finfo(fp8).max).clamp(min=1e-12)
+        out[key] = (tensor.float() / scale).to(fp8)
+        out[f"{layer}.weight_scale"] = scale
+        out[f"{layer}.input_scale"] = torch.ones((), dtype=torch.float32, device=tensor.device)
+        layers[layer] = {"format": "float8_e4m3fn"}
+    return out, {"layers": layers}
 
 
 def fp8_keys(arch: str, tensors: dict[str, int]) -> set[str]:
@@ -769,6 +865,7 @@ DIFFUSION_ARCHES = (
     "wan21-t2v-1.3b",
     "wan21-vace-1.3b",
     "z-image",
+    "flux2-klein",
     "qwen-image",
     "qwen-image-edit",
     "wan21-i2v-14b",
@@ -796,7 +893,7 @@ def verify(arch: str) -> str:
     sd = builder("meta", dtype)
     if arch in CONTROLNET_ARCHES:
         return _verify_controlnet(sd)
-    if stored != dtype:  # fp8: the file as build_job writes it
+    if stored != dtype and arch not in METADATA_FP8:  # fp8: the file as build_job writes it
         sd = finish_fp8(arch, sd, stored)
     if arch in DIFFUSION_ARCHES:
         prefix = (
@@ -804,12 +901,22 @@ def verify(arch: str) -> str:
             if arch.endswith("checkpoint")
             else ""
         )
-        config = comfy.model_detection.model_config_from_unet(sd, prefix)
+        options, quantized = {}, {}
+        if arch in METADATA_FP8:  # the header the published file carries, read as the loader does
+            import comfy.utils
+
+            sd, quantization = metadata_fp8(sd, METADATA_FP8[arch])
+            quantized = quantization["layers"]
+            sd, options["metadata"] = comfy.utils.convert_old_quants(
+                sd, prefix, metadata={"_quantization_metadata": json.dumps(quantization)}
+            )
+        config = comfy.model_detection.model_config_from_unet(sd, prefix, **options)
         if config is None:
             raise ValueError("ComfyUI detects no model")
+        _check_detected_config(arch, getattr(builder, "unet_config", {}), config.unet_config)
         detected = f"{type(config).__name__} {config.unet_config.get('image_model', '')}".strip()
-        detected += ", " + _verify_loads(config, sd, prefix)
-        if stored != dtype:
+        detected += ", " + _verify_loads(config, sd, prefix, quantized)
+        if stored != dtype and arch not in METADATA_FP8:
             detected += ", " + _verify_fp8_diffusion(config, sd, prefix)
         if arch == "svd-checkpoint":
             detected += ", " + _verify_video_checkpoint_parts(config, sd)
@@ -818,10 +925,8 @@ def verify(arch: str) -> str:
         return detected
     if arch in CLIP_VISION_CONFIGS:
         return _verify_clip_vision(sd)
-    if arch == "hunyuan15-vae":
-        conv_in = sd["decoder.conv_in.conv.weight"]  # the key comfy.sd.VAE picks this VAE by
-        if conv_in.shape[1] != 32:
-            raise ValueError(f"decoder.conv_in takes {conv_in.shape[1]} channels, not 32")
+    if arch in KL_VAES:
+        return _verify_vae(sd)
     if arch == "byt5-small-glyph":
         return f"{comfy.sd.detect_te_model(sd)}"
     if arch in ("clip-l", "t5-xxl", "umt5-xxl", "qwen3-4b", "qwen25-vl-7b"):
@@ -885,11 +990,63 @@ def _verify_checkpoint_parts(config, sd: dict) -> str:
     return f"text encoders {len(found)} tensors ({weights}), VAE {len(vae)} tensors"
 
 
-def _verify_loads(config, sd: dict, prefix: str) -> str:
-    """The model ComfyUI builds from the detected config takes every tensor, shape for shape."""
+def _comfy_version() -> str:
+    try:
+        import comfyui_version
+
+        return comfyui_version.__version__
+    except ImportError:
+        return "(version unknown)"
+
+
+def _check_detected_config(arch: str, built: dict, detected: dict) -> None:
+    """ComfyUI's detection must find the config the file was built from (keys both name)."""
+
+    def same(a, b) -> bool:
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return list(a) == list(b)
+        return a == b
+
+    drift = [
+        f"{key} {detected[key]!r} (built {value!r})"
+        for key, value in built.items()
+        if key in detected and not same(value, detected[key])
+    ]
+    if drift:
+        need = f"; needs {NEEDS[arch]}" if arch in NEEDS else ""
+        raise ValueError(f"ComfyUI {_comfy_version()} detects " + ", ".join(drift) + need)
+
+
+QUANT_EXTRAS = (".weight_scale", ".input_scale", ".comfy_quant")
+
+
+def _verify_loads(config, sd: dict, prefix: str, quantized: dict | None = None) -> str:
+    """The model ComfyUI builds from the detected config takes every tensor, shape for shape;
+    a scaled-fp8 layer's scales (and the loader's ``.comfy_quant``) sit beside an fp8 matrix."""
+    import torch
+
+    quantized = quantized or {}
+    if quantized and not getattr(config, "quant_config", None):
+        raise ValueError("ComfyUI does not see the quantization header (no .comfy_quant)")
+    # mixed-precision ops create their weights only when loaded: the names and shapes come
+    # from the same config with plain ops
+    quant_config, config.quant_config = getattr(config, "quant_config", None), None
     config.set_inference_dtype(_torch_dtype("bfloat16"), None)
     model = config.get_model(sd, prefix, device="meta")
+    config.quant_config = quant_config
     expected = {k: tuple(v.shape) for k, v in model.diffusion_model.state_dict().items()}
+    if quantized:
+        for layer in quantized:
+            weight = sd.get(f"{prefix}{layer}.weight")
+            if weight is None or weight.dtype != torch.float8_e4m3fn:
+                raise ValueError(f"quantized layer {layer} has no float8_e4m3fn weight")
+            if len(expected.get(f"{layer}.weight", ())) != 2:
+                raise ValueError(f"quantized layer {layer} is no matrix of the detected model")
+        sd = {
+            k: v
+            for k, v in sd.items()
+            if not (k.endswith(QUANT_EXTRAS) and k[len(prefix) :].rsplit(".", 1)[0] in quantized)
+        }
     got = {k[len(prefix) :]: tuple(v.shape) for k, v in sd.items() if k.startswith(prefix)}
     missing = sorted(set(expected) - set(got))
     if missing:
@@ -903,7 +1060,10 @@ def _verify_loads(config, sd: dict, prefix: str) -> str:
     if extra:
         raise ValueError(f"{len(extra)} tensors the detected model does not take, e.g. {extra[0]}")
     ref = config.unet_config.get("default_ref_method")
-    return f"all {len(expected)} tensors load" + (f", reference method {ref}" if ref else "")
+    loads = f"all {len(expected)} tensors load"
+    if quantized:
+        loads += f" ({len(quantized)} scaled fp8 layers)"
+    return loads + (f", reference method {ref}" if ref else "")
 
 
 def _verify_fp8_diffusion(config, sd: dict, prefix: str) -> str:
@@ -1043,6 +1203,60 @@ def _verify_clip_vision(sd: dict, prefix: str = "") -> str:
     if missing:
         raise ValueError(f"clip vision ({name}): {len(missing)} tensors missing, e.g. {missing[0]}")
     return f"clip vision {name} {len(expected)} tensors"
+
+
+KL_VAES = ("flux-vae", "flux2-vae", "hunyuan15-vae")  # comfy.sd.VAE builds them as autoencoders
+
+
+class _VaePicked(Exception):
+    """comfy.sd.VAE chose a model and is about to load the file into it."""
+
+
+def _verify_vae(sd: dict) -> str:
+    """comfy.sd.VAE picks a config from the keys; the model it builds takes every tensor.
+
+    Its two autoencoder classes are swapped for ones that build on ``meta`` and stop at the
+    load, handing back the model and the state dict as ComfyUI rewrote it."""
+    import comfy.sd
+    import torch
+
+    def picking(cls):
+        def make(*args, **kwargs):
+            with torch.device("meta"):
+                model = cls(*args, **kwargs)
+
+            def load_state_dict(state_dict, strict=False):
+                raise _VaePicked(cls.__name__, kwargs, model, state_dict)
+
+            model.load_state_dict = load_state_dict
+            return model
+
+        return make
+
+    originals = comfy.sd.AutoencoderKL, comfy.sd.AutoencodingEngine
+    comfy.sd.AutoencoderKL, comfy.sd.AutoencodingEngine = map(picking, originals)
+    try:
+        comfy.sd.VAE(sd=dict(sd))
+        raise ValueError("comfy.sd.VAE built no autoencoder from these keys")
+    except _VaePicked as picked:
+        name, kwargs, model, loaded = picked.args
+    finally:
+        comfy.sd.AutoencoderKL, comfy.sd.AutoencodingEngine = originals
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in loaded.items()}
+    missing = sorted(set(expected) - set(got) - {"bn.num_batches_tracked"})
+    if missing:
+        raise ValueError(f"{name}: {len(missing)} tensors missing, e.g. {missing[0]}")
+    extra = sorted(set(got) - set(expected))
+    if extra:
+        raise ValueError(f"{name}: {len(extra)} tensors it does not take, e.g. {extra[0]}")
+    wrong = sorted(k for k in got if got[k] != expected[k])
+    if wrong:
+        raise ValueError(f"{name}: {len(wrong)} tensors of another shape, e.g. {wrong[0]}")
+    config = kwargs.get("ddconfig") or kwargs.get("decoder_config", {}).get("params", {})
+    z = config.get("z_channels")
+    norm = ", latent batch norm" if config.get("batch_norm_latent") else ""
+    return f"{name}, {z} latent channels{norm}, all {len(got)} tensors load"
 
 
 def _verify_video_checkpoint_parts(config, sd: dict) -> str:
