@@ -449,6 +449,12 @@ def bench(**options: object) -> None:
 @click.option("--force", is_flag=True, help="Measure again what this commit measured already.")
 @click.option("--clean", is_flag=True, help="Remove each app's synthetic files after its run.")
 @click.option("--markdown", type=click.Path(path_type=Path), help="Also write a Markdown table.")
+@click.option(
+    "--custom-nodes",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Folder of custom-node pack checkouts, each under the name the image clones it as "
+    "(ComfyUI-GGUF, ComfyUI-VideoHelperSuite): endpoints whose packs are all there run.",
+)
 def smoke(names: tuple[str, ...], **options: Any) -> None:
     """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures."""
     import asyncio
@@ -493,6 +499,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             clean=options["clean"],
             only=path,
             device=options["device"],
+            custom_nodes=options["custom_nodes"].resolve() if options["custom_nodes"] else None,
         )
         try:
             module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")

@@ -17,9 +17,10 @@ from generator.resolve.arch import ARCHITECTURES, infer_arch
 from generator.resolve.model import AppModel, ModelFileModel
 from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
+from generator.smoke.run import SmokeError, expose_packs
 from generator.smoke.store import ResultStore, StoreError
 from generator.smoke.synth import ARCHES
-from generator.smoke.targets import builds, plan_app
+from generator.smoke.targets import builds, class_packs, plan_app
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -225,6 +226,88 @@ def test_uncovered_endpoints_say_why(apps) -> None:
     assert "custom nodes" in reasons
     klein = {t.path: t for t in plan_app(apps["ryla-z-image"])}["/flux-klein-edit"]
     assert any("no synthetic builder for flux2-klein" in r for r in klein.not_covered)
+
+
+# --- custom-node packs (--custom-nodes DIR)
+
+
+def test_custom_node_endpoints_without_their_packs_name_what_is_missing(apps, tmp_path) -> None:
+    (tmp_path / "ComfyUI-VideoHelperSuite").mkdir()  # VHS only: GGUF is missing
+    for packs_dir in (None, tmp_path):
+        targets = {t.path: t for t in plan_app(apps["ryla-wan26"], packs_dir=packs_dir)}
+        reasons = " ".join(targets["/wan22-i2v"].not_covered)
+        assert "custom nodes not installed" in reasons
+        assert "ComfyUI-GGUF (https://github.com/city96/comfyui-gguf@795e45156ece)" in reasons
+        assert "VideoHelperSuite" not in reasons
+    assert "no --custom-nodes folder given" in " ".join(
+        plan_app(apps["ryla-wan26"], "/wan2.6-r2v")[0].not_covered
+    )
+
+
+def test_an_endpoint_whose_packs_are_installed_is_covered(apps, tmp_path) -> None:
+    (tmp_path / "ComfyUI-VideoHelperSuite").mkdir()
+    (target,) = plan_app(apps["ryla-wan26"], "/wan2.6-r2v", tmp_path)
+    assert target.covered, target.not_covered
+    assert [a.arch for a in target.files] == ["wan21-vace-1.3b", "umt5-xxl", "wan21-vae"]
+    (pack,) = target.packs
+    assert pack.path == tmp_path / "ComfyUI-VideoHelperSuite"
+    assert "commit unknown (no .git), spec pins 4ee72c065db2" in pack.note()
+    # a pack is matched by the folder the image clones it as, nothing looser
+    (tmp_path / "ComfyUI-VideoHelperSuite").rename(tmp_path / "videohelpersuite")
+    assert not plan_app(apps["ryla-wan26"], "/wan2.6-r2v", tmp_path)[0].covered
+
+
+def _git_checkout(path: Path) -> str:
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    path.mkdir()
+    (path / "__init__.py").write_text("")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
+    env |= {"GIT_COMMITTER_EMAIL": "t@t", "HOME": str(path), "PATH": "/usr/bin:/bin"}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=path, env=env, check=True)
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_a_checkout_at_another_commit_is_said_to_differ(apps, tmp_path) -> None:
+    commit = _git_checkout(tmp_path / "ComfyUI-VideoHelperSuite")
+    (target,) = plan_app(apps["ryla-wan26"], "/wan2.6-r2v", tmp_path)
+    assert target.covered  # it runs, and the result says which code ran
+    record = target.packs[0].record()
+    assert record["commit"] == commit
+    assert f"is at {commit[:12]}, the spec pins 4ee72c065db2" in record["note"]
+
+
+def test_comfyui_sees_exactly_the_packs_of_the_class(apps, tmp_path) -> None:
+    packs_dir = tmp_path / "packs"
+    for name in ("ComfyUI-VideoHelperSuite", "ComfyUI-GGUF", "unrelated-pack"):
+        (packs_dir / name).mkdir(parents=True)
+    app = apps["ryla-wan26"]
+    (cls,) = [c for c in app.classes if any(e.path == "/wan2.6-r2v" for e in c.endpoints)]
+    paths = {e.path for e in cls.endpoints}  # /wan22-i2v (GGUF) runs in another class
+    targets = [t for t in plan_app(app, None, packs_dir) if t.covered and t.path in paths]
+    custom = tmp_path / "scratch" / "custom_nodes"
+    custom.parent.mkdir()
+    custom.symlink_to(packs_dir)  # what earlier smoke runs left: a link to a whole folder
+    expose_packs(custom, class_packs(targets))
+    assert not custom.is_symlink()
+    assert {p.name: p.resolve() for p in custom.iterdir()} == {
+        "ComfyUI-VideoHelperSuite": packs_dir / "ComfyUI-VideoHelperSuite"
+    }
+    assert sorted(p.name for p in packs_dir.iterdir()) == [
+        "ComfyUI-GGUF",
+        "ComfyUI-VideoHelperSuite",
+        "unrelated-pack",
+    ]  # the old link was removed, not the folder it pointed to
+    expose_packs(custom, [])  # the next class needs none
+    assert list(custom.iterdir()) == []
+    (custom / "ComfyUI-VideoHelperSuite").mkdir()  # a real folder is never removed
+    with pytest.raises(SmokeError, match="in the way of pack ComfyUI-VideoHelperSuite"):
+        expose_packs(custom, class_packs(targets))
 
 
 # --- the result store

@@ -7,6 +7,9 @@ module's launch flags, ``--base-directory`` the scratch folder) and serve the ge
 the first example (first latency: model load included), the other examples, the first again
 (warm latency); each output checked (``checks.py``); device memory sampled from
 ``/system_stats`` meanwhile. Results go to the store after every endpoint.
+
+ComfyUI's ``custom_nodes`` is the scratch folder's: for each class it holds links to exactly
+the custom-node packs (``--custom-nodes DIR``, ``packs.py``) its covered endpoints need.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from ..runtime.comfy_process import comfy_launch_command
 from ..runtime.config import Endpoint
 from ..runtime.server import create_app
 from .checks import check_response
+from .packs import PackFinding
 from .store import ResultStore
-from .targets import EndpointTarget, SyntheticFile, builds, plan_app
+from .targets import EndpointTarget, SyntheticFile, builds, class_packs, plan_app
 
 SYNTH = Path(__file__).with_name("synth.py")
 GB = 1024**3
@@ -55,6 +59,7 @@ class SmokeOptions:
     only: str | None = None  # one endpoint path
     device: str = "cuda"
     start_timeout: float = 600.0
+    custom_nodes: Path | None = None  # folder of custom-node pack checkouts
 
 
 class SmokeError(Exception):
@@ -79,7 +84,7 @@ async def smoke_app(
     app: AppModel, module: ModuleType, options: SmokeOptions, store: ResultStore, echo: Echo
 ) -> list[dict[str, Any]]:
     """Measure the app's endpoints not yet measured at this commit; every row of the app."""
-    targets = plan_app(app, options.only)
+    targets = plan_app(app, options.only, options.custom_nodes)
     rows: list[dict[str, Any]] = []
     pending: list[EndpointTarget] = []
     for target in targets:
@@ -106,13 +111,16 @@ async def smoke_app(
         in_class = [t for t in pending if any(e.path == t.path for e in cls.endpoints)]
         if not in_class:
             continue
-        async with _comfy(app.name, cls, options, echo) as (comfy, started_s):
+        packs = class_packs(in_class)
+        async with _comfy(app.name, cls, options, echo, packs) as (comfy, started_s):
             for target in in_class:
                 endpoint, settings = runtime[target.path]
                 app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
                 result = await _measure(target, endpoint, app_, comfy, echo)
                 result["comfy_start_s"] = started_s
                 result["synth"] = {f.name: built.get(f.name) for f in target.files}
+                if target.packs:
+                    result["packs"] = [p.record() for p in target.packs]
                 store.put(app.name, target.path, options.commit, result)
                 rows.append(_row(app.name, target.path, result))
     if options.clean:
@@ -190,8 +198,27 @@ def _run_synth(
 # --- ComfyUI
 
 
+def expose_packs(custom_nodes: Path, packs: Sequence[PackFinding]) -> None:
+    """Make ``custom_nodes`` hold links to exactly ``packs`` (links from an earlier class, or
+    the former link to the whole folder of ComfyUI's tree, are removed; nothing else is)."""
+    if custom_nodes.is_symlink():
+        custom_nodes.unlink()
+    custom_nodes.mkdir(parents=True, exist_ok=True)
+    for entry in custom_nodes.iterdir():
+        if entry.is_symlink():
+            entry.unlink()
+    for pack in packs:
+        assert pack.path is not None
+        link = custom_nodes / pack.name
+        if link.exists():
+            raise SmokeError(f"{link} is in the way of pack {pack.label}: remove it")
+        link.symlink_to(pack.path.resolve())
+
+
 @contextlib.asynccontextmanager
-async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo):  # noqa: ANN202
+async def _comfy(  # noqa: ANN202
+    app: str, cls: ClassModel, options: SmokeOptions, echo: Echo, packs: Sequence[PackFinding]
+):
     if options.comfy_url:
         comfy = RemoteComfy(options.comfy_url, models_dir=options.models_dir)
         try:
@@ -205,9 +232,9 @@ async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo): 
     base = options.scratch
     (base / "frontend").mkdir(parents=True, exist_ok=True)
     (base / "frontend" / "index.html").write_text("<!doctype html><title>smoke</title>\n")
-    custom = base / "custom_nodes"
-    if not custom.exists() and (options.comfy_dir / "custom_nodes").is_dir():
-        custom.symlink_to((options.comfy_dir / "custom_nodes").resolve())
+    expose_packs(base / "custom_nodes", packs)
+    for pack in packs:
+        echo(f"custom nodes {pack.label}: {pack.note()}")
     args = list(cls.comfy_args)
     if options.device == "cpu":  # ComfyUI refuses --cpu with any VRAM mode
         args = [a for a in args if a not in VRAM_MODES] + ["--cpu"]

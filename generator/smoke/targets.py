@@ -3,16 +3,19 @@
 Each model an endpoint declares gets its architecture (``resolve/arch.py``); the character
 LoRAs its examples load (``volume_file`` parameters) take the LoRA architecture of the
 endpoint's base model. An endpoint runs when every file it needs has an architecture that
-``synth.py`` can build; otherwise it is *not covered*, with the reason.
+``synth.py`` can build and every custom-node pack it names is installed (a checkout in the
+``--custom-nodes`` folder, ``packs.py``); otherwise it is *not covered*, with the reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..resolve.arch import LORA_OF_BASE, base_arch, infer_arch
 from ..resolve.model import AppModel, EndpointModel
+from .packs import PackFinding, endpoint_packs
 from .synth import ARCHES
 
 
@@ -33,6 +36,7 @@ class EndpointTarget:
     endpoint: EndpointModel
     files: list[SyntheticFile] = field(default_factory=list)
     not_covered: list[str] = field(default_factory=list)  # reasons; empty: it can run
+    packs: list[PackFinding] = field(default_factory=list)  # custom-node packs it needs
 
     @property
     def covered(self) -> bool:
@@ -55,7 +59,9 @@ def example_files(endpoint: EndpointModel) -> list[str]:
     return names
 
 
-def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
+def plan_endpoint(
+    app: AppModel, endpoint: EndpointModel, packs_dir: Path | None = None
+) -> EndpointTarget:
     target = EndpointTarget(endpoint.path, endpoint)
     if endpoint.client_workflow_max_nodes:
         target.not_covered.append("the client sends the workflow: no examples to run")
@@ -84,17 +90,30 @@ def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
             target.not_covered.append(f"{name}: no synthetic builder for {lora} yet")
         else:
             target.files.append(SyntheticFile(name, lora))
-    if endpoint.custom_node_names:
-        target.not_covered.append(
-            "custom nodes (" + ", ".join(endpoint.custom_node_names) + ") are not installed"
-        )
+    target.packs = endpoint_packs(app, endpoint.custom_node_names, packs_dir)
+    missing = [p.label for p in target.packs if p.path is None]
+    if missing:
+        where = f"in {packs_dir}" if packs_dir else "(no --custom-nodes folder given)"
+        target.not_covered.append(f"custom nodes not installed {where}: " + ", ".join(missing))
     return target
 
 
-def plan_app(app: AppModel, only: str | None = None) -> list[EndpointTarget]:
-    """Every endpoint of the app (or only the one at path ``only``)."""
+def plan_app(
+    app: AppModel, only: str | None = None, packs_dir: Path | None = None
+) -> list[EndpointTarget]:
+    """Every endpoint of the app (or only the one at path ``only``); packs from ``packs_dir``."""
     endpoints = [e for e in app.endpoints if only is None or e.path == only]
-    return [plan_endpoint(app, e) for e in endpoints]
+    return [plan_endpoint(app, e, packs_dir) for e in endpoints]
+
+
+def class_packs(targets: list[EndpointTarget]) -> list[PackFinding]:
+    """The installed packs the targets need, each once (what one ComfyUI start exposes)."""
+    found: dict[str, PackFinding] = {}
+    for target in targets:
+        for pack in target.packs:
+            if pack.path is not None:
+                found.setdefault(pack.name, pack)
+    return list(found.values())
 
 
 def builds(targets: list[EndpointTarget]) -> tuple[list[SyntheticFile], dict[str, str]]:
