@@ -137,6 +137,12 @@ def apps() -> dict[str, AppModel]:
             "split_files/clip_vision/clip_vision_h.safetensors",
             "clip-vision-h",
         ),
+        (
+            "diffusion_models",
+            "QuantStack/Wan2.2-I2V-A14B-GGUF",
+            "LowNoise/Wan2.2-I2V-A14B-LowNoise-Q5_K_S.gguf",
+            "wan22-i2v-a14b-gguf",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -255,6 +261,23 @@ def test_an_endpoint_whose_packs_are_installed_is_covered(apps, tmp_path) -> Non
     # a pack is matched by the folder the image clones it as, nothing looser
     (tmp_path / "ComfyUI-VideoHelperSuite").rename(tmp_path / "videohelpersuite")
     assert not plan_app(apps["ryla-wan26"], "/wan2.6-r2v", tmp_path)[0].covered
+
+
+def test_the_gguf_experts_are_one_synthetic_file_once_ggufs_pack_is_there(apps, tmp_path) -> None:
+    (tmp_path / "ComfyUI-GGUF").mkdir()
+    (target,) = plan_app(apps["ryla-wan26"], "/wan22-i2v", tmp_path)
+    assert target.covered, target.not_covered
+    assert [f.arch for f in target.files] == [
+        "wan22-i2v-a14b-gguf",
+        "wan22-i2v-a14b-gguf",
+        "umt5-xxl",
+        "wan21-vae",
+    ]
+    built, links = builds([target])
+    assert [f.name for f in built][0] == "diffusion_models/wan22_i2v_high_noise.gguf"
+    assert links == {
+        "diffusion_models/wan22_i2v_low_noise.gguf": "diffusion_models/wan22_i2v_high_noise.gguf"
+    }
 
 
 def _git_checkout(path: Path) -> str:
