@@ -17,7 +17,7 @@ from generator.resolve.arch import ARCHITECTURES, infer_arch
 from generator.resolve.model import AppModel, ModelFileModel
 from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
-from generator.smoke.run import SmokeError, expose_packs
+from generator.smoke.run import SmokeError, _link_models, expose_packs
 from generator.smoke.store import ResultStore, StoreError
 from generator.smoke.synth import ARCHES
 from generator.smoke.targets import builds, class_packs, plan_app
@@ -331,6 +331,18 @@ def test_comfyui_sees_exactly_the_packs_of_the_class(apps, tmp_path) -> None:
     (custom / "ComfyUI-VideoHelperSuite").mkdir()  # a real folder is never removed
     with pytest.raises(SmokeError, match="in the way of pack ComfyUI-VideoHelperSuite"):
         expose_packs(custom, class_packs(targets))
+
+
+def test_comfyui_finds_the_synthetic_files_of_another_models_folder(tmp_path) -> None:
+    # ComfyUI reads <--base-directory>/models: --models-dir elsewhere is linked there
+    models_dir = tmp_path / "elsewhere"
+    _link_models(tmp_path / "scratch" / "models", models_dir)
+    assert (tmp_path / "scratch" / "models").resolve() == models_dir
+    _link_models(tmp_path / "scratch" / "models", tmp_path / "other")  # a later run, moved
+    assert (tmp_path / "scratch" / "models").resolve() == tmp_path / "other"
+    (tmp_path / "s2" / "models").mkdir(parents=True)
+    with pytest.raises(SmokeError, match="is a folder"):
+        _link_models(tmp_path / "s2" / "models", models_dir)
 
 
 # --- the result store

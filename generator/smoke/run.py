@@ -215,6 +215,20 @@ def expose_packs(custom_nodes: Path, packs: Sequence[PackFinding]) -> None:
         link.symlink_to(pack.path.resolve())
 
 
+def _link_models(models: Path, models_dir: Path | None) -> None:
+    """ComfyUI reads models from ``--base-directory``'s ``models``: there, a link to
+    ``--models-dir`` when that is another folder."""
+    if models_dir is None or models.resolve() == models_dir.resolve():
+        return
+    if models.is_symlink():
+        models.unlink()
+    if models.exists():
+        raise SmokeError(f"{models} is a folder: remove it, or leave out --models-dir")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    models.parent.mkdir(parents=True, exist_ok=True)
+    models.symlink_to(models_dir)
+
+
 @contextlib.asynccontextmanager
 async def _comfy(  # noqa: ANN202
     app: str, cls: ClassModel, options: SmokeOptions, echo: Echo, packs: Sequence[PackFinding]
@@ -233,6 +247,7 @@ async def _comfy(  # noqa: ANN202
     (base / "frontend").mkdir(parents=True, exist_ok=True)
     (base / "frontend" / "index.html").write_text("<!doctype html><title>smoke</title>\n")
     expose_packs(base / "custom_nodes", packs)
+    _link_models(base / "models", options.models_dir)
     for pack in packs:
         echo(f"custom nodes {pack.label}: {pack.note()}")
     args = list(cls.comfy_args)
