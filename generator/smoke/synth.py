@@ -559,7 +559,12 @@ def _dense(name: str, shape: tuple[int, ...], qtype: str, rng):
 
 def write_gguf(arch: str, path: str, config: dict | None = None) -> int:
     """Write ``arch``'s GGUF file (``config``: another size of the same model); tensors count."""
-    import gguf
+    try:
+        import gguf
+    except ImportError:
+        raise ImportError(
+            "the gguf package is not installed in ComfyUI's Python (ComfyUI-GGUF needs it too)"
+        ) from None
     import numpy as np
 
     gguf_arch, default = GGUF_MODELS[arch]
