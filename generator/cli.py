@@ -463,6 +463,12 @@ def bench(**options: object) -> None:
     " runs in rounds, removing files no later round uses.",
 )
 @click.option("--markdown", type=click.Path(path_type=Path), help="Also write a Markdown table.")
+@click.option(
+    "--custom-nodes",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Folder of custom-node pack checkouts, each under the name the image clones it as "
+    "(ComfyUI-GGUF, ComfyUI-VideoHelperSuite): endpoints whose packs are all there run.",
+)
 def smoke(names: tuple[str, ...], **options: Any) -> None:
     """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures."""
     import asyncio
@@ -517,6 +523,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             device=options["device"],
             max_model_gb=options["max_model_gb"],
             max_steps=options["max_steps"],
+            custom_nodes=options["custom_nodes"].resolve() if options["custom_nodes"] else None,
         )
         try:
             module = load_generated(Path.cwd() / GENERATED_DIR / f"{app.module}.py")

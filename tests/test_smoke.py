@@ -18,12 +18,14 @@ from generator.resolve.arch import ARCHITECTURES, infer_arch
 from generator.resolve.model import AppModel, ModelFileModel
 from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
+from generator.smoke.run import SmokeError, _link_models, expose_packs
 from generator.smoke.store import ResultStore, StoreError
 from generator.smoke.synth import ARCHES, SCALED_FP8, fp8_keys
 from generator.smoke.targets import (
     EndpointTarget,
     SyntheticFile,
     builds,
+    class_packs,
     disk_groups,
     group_gb,
     plan_app,
@@ -164,6 +166,12 @@ def apps() -> dict[str, AppModel]:
             "flux2-klein",
         ),
         ("vae", "Comfy-Org/flux2-dev", "split_files/vae/flux2-vae.safetensors", "flux2-vae"),
+        (
+            "diffusion_models",
+            "QuantStack/Wan2.2-I2V-A14B-GGUF",
+            "LowNoise/Wan2.2-I2V-A14B-LowNoise-Q5_K_S.gguf",
+            "wan22-i2v-a14b-gguf",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -391,6 +399,117 @@ def test_uncovered_endpoints_say_why(apps) -> None:
     assert "custom nodes" in reasons
 
 
+# --- custom-node packs (--custom-nodes DIR)
+
+
+def test_custom_node_endpoints_without_their_packs_name_what_is_missing(apps, tmp_path) -> None:
+    (tmp_path / "ComfyUI-VideoHelperSuite").mkdir()  # VHS only: GGUF is missing
+    for packs_dir in (None, tmp_path):
+        targets = {t.path: t for t in plan_app(apps["ryla-wan26"], packs_dir=packs_dir)}
+        reasons = " ".join(targets["/wan22-i2v"].not_covered)
+        assert "custom nodes not installed" in reasons
+        assert "ComfyUI-GGUF (https://github.com/city96/comfyui-gguf@795e45156ece)" in reasons
+        assert "VideoHelperSuite" not in reasons
+    assert "no --custom-nodes folder given" in " ".join(
+        plan_app(apps["ryla-wan26"], "/wan2.6-r2v")[0].not_covered
+    )
+
+
+def test_an_endpoint_whose_packs_are_installed_is_covered(apps, tmp_path) -> None:
+    (tmp_path / "ComfyUI-VideoHelperSuite").mkdir()
+    (target,) = plan_app(apps["ryla-wan26"], "/wan2.6-r2v", tmp_path)
+    assert target.covered, target.not_covered
+    assert [a.arch for a in target.files] == ["wan21-vace-1.3b", "umt5-xxl", "wan21-vae"]
+    (pack,) = target.packs
+    assert pack.path == tmp_path / "ComfyUI-VideoHelperSuite"
+    assert "commit unknown (no .git), spec pins 4ee72c065db2" in pack.note()
+    # a pack is matched by the folder the image clones it as, nothing looser
+    (tmp_path / "ComfyUI-VideoHelperSuite").rename(tmp_path / "videohelpersuite")
+    assert not plan_app(apps["ryla-wan26"], "/wan2.6-r2v", tmp_path)[0].covered
+
+
+def test_the_gguf_experts_are_one_synthetic_file_once_ggufs_pack_is_there(apps, tmp_path) -> None:
+    (tmp_path / "ComfyUI-GGUF").mkdir()
+    (target,) = plan_app(apps["ryla-wan26"], "/wan22-i2v", tmp_path)
+    assert target.covered, target.not_covered
+    assert [f.arch for f in target.files] == [
+        "wan22-i2v-a14b-gguf",
+        "wan22-i2v-a14b-gguf",
+        "umt5-xxl",
+        "wan21-vae",
+    ]
+    built, links = builds([target])
+    assert [f.name for f in built][0] == "diffusion_models/wan22_i2v_high_noise.gguf"
+    assert links == {
+        "diffusion_models/wan22_i2v_low_noise.gguf": "diffusion_models/wan22_i2v_high_noise.gguf"
+    }
+
+
+def _git_checkout(path: Path) -> str:
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    path.mkdir()
+    (path / "__init__.py").write_text("")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
+    env |= {"GIT_COMMITTER_EMAIL": "t@t", "HOME": str(path), "PATH": "/usr/bin:/bin"}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=path, env=env, check=True)
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_a_checkout_at_another_commit_is_said_to_differ(apps, tmp_path) -> None:
+    commit = _git_checkout(tmp_path / "ComfyUI-VideoHelperSuite")
+    (target,) = plan_app(apps["ryla-wan26"], "/wan2.6-r2v", tmp_path)
+    assert target.covered  # it runs, and the result says which code ran
+    record = target.packs[0].record()
+    assert record["commit"] == commit
+    assert f"is at {commit[:12]}, the spec pins 4ee72c065db2" in record["note"]
+
+
+def test_comfyui_sees_exactly_the_packs_of_the_class(apps, tmp_path) -> None:
+    packs_dir = tmp_path / "packs"
+    for name in ("ComfyUI-VideoHelperSuite", "ComfyUI-GGUF", "unrelated-pack"):
+        (packs_dir / name).mkdir(parents=True)
+    app = apps["ryla-wan26"]
+    (cls,) = [c for c in app.classes if any(e.path == "/wan2.6-r2v" for e in c.endpoints)]
+    paths = {e.path for e in cls.endpoints}  # /wan22-i2v (GGUF) runs in another class
+    targets = [t for t in plan_app(app, None, packs_dir) if t.covered and t.path in paths]
+    custom = tmp_path / "scratch" / "custom_nodes"
+    custom.parent.mkdir()
+    custom.symlink_to(packs_dir)  # what earlier smoke runs left: a link to a whole folder
+    expose_packs(custom, class_packs(targets))
+    assert not custom.is_symlink()
+    assert {p.name: p.resolve() for p in custom.iterdir()} == {
+        "ComfyUI-VideoHelperSuite": packs_dir / "ComfyUI-VideoHelperSuite"
+    }
+    assert sorted(p.name for p in packs_dir.iterdir()) == [
+        "ComfyUI-GGUF",
+        "ComfyUI-VideoHelperSuite",
+        "unrelated-pack",
+    ]  # the old link was removed, not the folder it pointed to
+    expose_packs(custom, [])  # the next class needs none
+    assert list(custom.iterdir()) == []
+    (custom / "ComfyUI-VideoHelperSuite").mkdir()  # a real folder is never removed
+    with pytest.raises(SmokeError, match="in the way of pack ComfyUI-VideoHelperSuite"):
+        expose_packs(custom, class_packs(targets))
+
+
+def test_comfyui_finds_the_synthetic_files_of_another_models_folder(tmp_path) -> None:
+    # ComfyUI reads <--base-directory>/models: --models-dir elsewhere is linked there
+    models_dir = tmp_path / "elsewhere"
+    _link_models(tmp_path / "scratch" / "models", models_dir)
+    assert (tmp_path / "scratch" / "models").resolve() == models_dir
+    _link_models(tmp_path / "scratch" / "models", tmp_path / "other")  # a later run, moved
+    assert (tmp_path / "scratch" / "models").resolve() == tmp_path / "other"
+    (tmp_path / "s2" / "models").mkdir(parents=True)
+    with pytest.raises(SmokeError, match="is a folder"):
+        _link_models(tmp_path / "s2" / "models", models_dir)
+
+
 # --- the result store
 
 
@@ -516,7 +635,7 @@ def test_rounds_remove_what_the_next_round_does_not_use(apps, tmp_path: Path, mo
         return {f.name: {"arch": f.arch, "seconds": 0} for f in files}
 
     @contextlib.asynccontextmanager
-    async def fake_comfy(app, cls, options, echo):
+    async def fake_comfy(app, cls, options, echo, packs):
         yield object(), 0.0
 
     async def fake_measure(target, endpoint, app, comfy, echo, max_steps):

@@ -26,6 +26,9 @@ ARCHITECTURES: dict[str, str] = {
     "wan21-t2v-1.3b": "Wan 2.1 text-to-video 1.3B transformer",
     "wan21-vace-1.3b": "Wan 2.1 VACE 1.3B transformer",
     "wan21-i2v-14b": "Wan 2.1 image-to-video 14B transformer",
+    "wan22-i2v-a14b-gguf": (
+        "Wan 2.2 image-to-video A14B expert (high- or low-noise), GGUF for ComfyUI-GGUF"
+    ),
     "hunyuan15-t2v": "HunyuanVideo 1.5 text-to-video transformer",
     "hunyuan15-i2v": "HunyuanVideo 1.5 image-to-video transformer",
     "qwen-image": "Qwen-Image transformer",
@@ -66,6 +69,11 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("diffusion_models", "unet"), r"wan2\.1_t2v_1\.3b", "wan21-t2v-1.3b"),
     (("diffusion_models", "unet"), r"wan2\.1_vace_1\.3b", "wan21-vace-1.3b"),
     (("diffusion_models", "unet"), r"wan2\.1_i2v_\d+p_14b", "wan21-i2v-14b"),
+    (
+        ("diffusion_models", "unet"),
+        r"wan2\.2-i2v-a14b-(high|low)noise-q\w+\.gguf$",
+        "wan22-i2v-a14b-gguf",
+    ),
     (("diffusion_models", "unet"), r"hunyuanvideo1\.5_\w+_t2v", "hunyuan15-t2v"),
     (("diffusion_models", "unet"), r"hunyuanvideo1\.5_\w+_i2v", "hunyuan15-i2v"),
     (("diffusion_models", "unet"), r"qwen_image_edit", "qwen-image-edit"),

@@ -7,6 +7,9 @@ module's launch flags, ``--base-directory`` the scratch folder) and serve the ge
 the first example (first latency: model load included), the other examples, the first again
 (warm latency); each output checked (``checks.py``); device memory sampled from
 ``/system_stats`` meanwhile. Results go to the store after every endpoint.
+
+ComfyUI's ``custom_nodes`` is the scratch folder's: for each class it holds links to exactly
+the custom-node packs (``--custom-nodes DIR``, ``packs.py``) its covered endpoints need.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from ..runtime.comfy_process import comfy_launch_command
 from ..runtime.config import Endpoint
 from ..runtime.server import create_app
 from .checks import check_response
+from .packs import PackFinding
 from .store import ResultStore
-from .targets import EndpointTarget, SyntheticFile, builds, disk_groups, plan_app
+from .targets import EndpointTarget, SyntheticFile, builds, class_packs, disk_groups, plan_app
 
 SYNTH = Path(__file__).with_name("synth.py")
 GB = 1024**3
@@ -59,6 +63,7 @@ class SmokeOptions:
     start_timeout: float = 600.0
     max_steps: int | None = None  # lower every example's steps to this (time budget)
     max_model_gb: float | None = None  # disk for synthetic files per round (default: free space)
+    custom_nodes: Path | None = None  # folder of custom-node pack checkouts
 
 
 class SmokeError(Exception):
@@ -83,7 +88,7 @@ async def smoke_app(
     app: AppModel, module: ModuleType, options: SmokeOptions, store: ResultStore, echo: Echo
 ) -> list[dict[str, Any]]:
     """Measure the app's endpoints not yet measured at this commit; every row of the app."""
-    targets = plan_app(app, options.only)
+    targets = plan_app(app, options.only, options.custom_nodes)
     rows: list[dict[str, Any]] = []
     pending: list[EndpointTarget] = []
     for target in targets:
@@ -128,7 +133,8 @@ async def smoke_app(
             runnable = [t for t in group if t.covered]
             if not runnable:
                 continue
-            async with _comfy(app.name, cls, options, echo) as (comfy, started_s):
+            packs = class_packs(runnable)
+            async with _comfy(app.name, cls, options, echo, packs) as (comfy, started_s):
                 for target in runnable:
                     endpoint, settings = runtime[target.path]
                     app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
@@ -136,6 +142,8 @@ async def smoke_app(
                     result["comfy_start_s"] = started_s
                     result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
                     result["synth"] = {f.name: made.get(f.name) for f in target.files}
+                    if target.packs:
+                        result["packs"] = [p.record() for p in target.packs]
                     store.put(app.name, target.path, options.commit, result)
                     rows.append(_row(app.name, target.path, result))
     if options.clean:
@@ -249,8 +257,41 @@ def _run_synth(
 # --- ComfyUI
 
 
+def expose_packs(custom_nodes: Path, packs: Sequence[PackFinding]) -> None:
+    """Make ``custom_nodes`` hold links to exactly ``packs`` (links from an earlier class, or
+    the former link to the whole folder of ComfyUI's tree, are removed; nothing else is)."""
+    if custom_nodes.is_symlink():
+        custom_nodes.unlink()
+    custom_nodes.mkdir(parents=True, exist_ok=True)
+    for entry in custom_nodes.iterdir():
+        if entry.is_symlink():
+            entry.unlink()
+    for pack in packs:
+        assert pack.path is not None
+        link = custom_nodes / pack.name
+        if link.exists():
+            raise SmokeError(f"{link} is in the way of pack {pack.label}: remove it")
+        link.symlink_to(pack.path.resolve())
+
+
+def _link_models(models: Path, models_dir: Path | None) -> None:
+    """ComfyUI reads models from ``--base-directory``'s ``models``: there, a link to
+    ``--models-dir`` when that is another folder."""
+    if models_dir is None or models.resolve() == models_dir.resolve():
+        return
+    if models.is_symlink():
+        models.unlink()
+    if models.exists():
+        raise SmokeError(f"{models} is a folder: remove it, or leave out --models-dir")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    models.parent.mkdir(parents=True, exist_ok=True)
+    models.symlink_to(models_dir)
+
+
 @contextlib.asynccontextmanager
-async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo):  # noqa: ANN202
+async def _comfy(  # noqa: ANN202
+    app: str, cls: ClassModel, options: SmokeOptions, echo: Echo, packs: Sequence[PackFinding]
+):
     if options.comfy_url:
         comfy = RemoteComfy(options.comfy_url, models_dir=options.models_dir)
         try:
@@ -264,9 +305,10 @@ async def _comfy(app: str, cls: ClassModel, options: SmokeOptions, echo: Echo): 
     base = options.scratch
     (base / "frontend").mkdir(parents=True, exist_ok=True)
     (base / "frontend" / "index.html").write_text("<!doctype html><title>smoke</title>\n")
-    custom = base / "custom_nodes"
-    if not custom.exists() and (options.comfy_dir / "custom_nodes").is_dir():
-        custom.symlink_to((options.comfy_dir / "custom_nodes").resolve())
+    expose_packs(base / "custom_nodes", packs)
+    _link_models(base / "models", options.models_dir)
+    for pack in packs:
+        echo(f"custom nodes {pack.label}: {pack.note()}")
     args = list(cls.comfy_args)
     if options.device == "cpu":  # ComfyUI refuses --cpu with any VRAM mode
         args = [a for a in args if a not in VRAM_MODES] + ["--cpu"]

@@ -239,6 +239,9 @@ WAN21_VAE = {
     "temperal_downsample": [False, True, True],
     "dropout": 0.0,
 }
+# Wan 2.2 I2V A14B expert (high- and low-noise alike): Wan 2.1's 14B at in_dim 36 without the
+# CLIP-vision projection (img_emb), which ComfyUI's detection names a "t2v" model of in_dim 36.
+WAN22_I2V_A14B = {**WAN21_I2V_14B, "model_type": "t2v"}
 LORA_RANK = 16
 # Text encoders published as ComfyUI scaled fp8 (umt5_xxl_fp8_e4m3fn_scaled,
 # qwen_2.5_vl_7b_fp8_scaled): a ``scaled_fp8`` marker (empty float8_e4m3fn tensor) and a float32
@@ -624,6 +627,143 @@ LORA_BASES = {
 }
 
 
+# --- GGUF diffusion models, laid out as city96's tools write them (ComfyUI-GGUF's convert.py,
+# llama-quantize with its lcpp.patch, fix_5d_tensors.py) and ComfyUI-GGUF's loader reads them:
+# - metadata general.architecture "wan", general.file_type 16 (Q5_K_S), quantization version 2;
+# - tensor names are ComfyUI's Wan state-dict keys without a prefix (blocks.0.self_attn.q.weight);
+# - every 2-D weight of the blocks is Q5_K (Q5_K_S has no per-tensor exceptions for image
+#   models; each row length, 5120 or 13824, is a multiple of the 256-value K-block);
+# - kept out of quantisation (the patch's Wan rule): names with modulation., patch_embedding.,
+#   text_embedding., time_projection., time_embedding., img_emb., head. -> F16 matrices;
+# - 1-D tensors (norms, biases) and the ``.modulation`` parameters are F32 (convert.py keeps
+#   them so; a quantised nn.Parameter could not be used);
+# - patch_embedding.weight is 5-D (5120, 36, 1, 2, 2): beyond ggml's 4 dims, so
+#   fix_5d_tensors.py appends it as an F32 tensor with its 5 dims; the loader reshapes F32/F16
+#   data to the stored dims (a ``comfy.gguf.orig_shape.<name>`` INT32 array overrides them,
+#   used by convert.py for re-arranged SDXL rows; Wan files carry none).
+# Random quantised blocks: random 5-bit values, one fixed fp16 scale per tensor (sub-block
+# scales and mins all 1, min = 15.5 * scale): uniform values centred on 0 with the fan-in
+# standard deviation the safetensors builders use, always finite.
+GGUF_MODELS = {"wan22-i2v-a14b-gguf": ("wan", WAN22_I2V_A14B)}
+GGUF_F16_PARTS = (
+    "modulation.",
+    "patch_embedding.",
+    "text_embedding.",
+    "time_projection.",
+    "time_embedding.",
+    "img_emb.",
+    "head.",
+)
+GGUF_FILE_TYPE_Q5_K_S = 16
+Q5_K_BLOCK = (256, 176)  # values, bytes: fp16 d, fp16 dmin, 12 scale bytes, 32 qh, 128 qs
+
+
+def gguf_plan(config: dict) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, GGML type) of every tensor of the model ``config`` describes, in order."""
+    import torch
+
+    _, model = _unet_model(config, "meta", torch.float16)
+    plan = []
+    for name, tensor in model.diffusion_model.state_dict().items():
+        shape = tuple(tensor.shape)
+        if len(shape) <= 1 or name.endswith(".modulation"):
+            qtype = "F32"
+        elif len(shape) > 4:
+            qtype = "F32"  # fix_5d_tensors.py
+        elif any(part in name for part in GGUF_F16_PARTS):
+            qtype = "F16"
+        elif shape[-1] % Q5_K_BLOCK[0] == 0:
+            qtype = "Q5_K"
+        else:
+            qtype = "F16"  # llama-quantize's fallback for rows K-blocks cannot cut
+        plan.append((name, shape, qtype))
+    return plan
+
+
+def gguf_nbytes(shape: tuple[int, ...], qtype: str) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    if qtype == "Q5_K":
+        return count // Q5_K_BLOCK[0] * Q5_K_BLOCK[1]
+    return count * (4 if qtype == "F32" else 2)
+
+
+def _q5_k_blocks(shape: tuple[int, ...], rng):
+    """Random Q5_K blocks for a weight of ``shape``: values d*q - 15.5*d, q uniform in 0..31."""
+    import numpy as np
+
+    count = 1
+    for dim in shape:
+        count *= dim
+    n_blocks = count // Q5_K_BLOCK[0]
+    blocks = rng.integers(0, 256, size=(n_blocks, Q5_K_BLOCK[1]), dtype=np.uint8)
+    fan_in = shape[-1]
+    d = np.float16(fan_in**-0.5 / 9.233)  # std of uniform 0..31 is 9.233
+    header = np.zeros(16, dtype=np.uint8)
+    header[0:2] = np.frombuffer(np.float16(d).tobytes(), dtype=np.uint8)
+    header[2:4] = np.frombuffer(np.float16(15.5 * float(d)).tobytes(), dtype=np.uint8)
+    header[4:12] = 1  # 6-bit scales and mins of sub-blocks 0-3: 1, high bits of 4-7: 0
+    header[12:16] = 0x11  # low bits of scale and min of sub-blocks 4-7: 1
+    blocks[:, :16] = header
+    return blocks.reshape(*shape[:-1], -1)
+
+
+def _dense(name: str, shape: tuple[int, ...], qtype: str, rng):
+    import numpy as np
+
+    dtype = np.float32 if qtype == "F32" else np.float16
+    if len(shape) == 1:
+        return (np.zeros if name.endswith("bias") else np.ones)(shape, dtype=dtype)
+    fan_in = max(1, int(np.prod(shape)) // shape[0])
+    return (rng.standard_normal(shape, dtype=np.float32) * fan_in**-0.5).astype(dtype)
+
+
+def write_gguf(arch: str, path: str, config: dict | None = None) -> int:
+    """Write ``arch``'s GGUF file (``config``: another size of the same model); tensors count."""
+    try:
+        import gguf
+    except ImportError:
+        raise ImportError(
+            "the gguf package is not installed in ComfyUI's Python (ComfyUI-GGUF needs it too)"
+        ) from None
+    import numpy as np
+
+    gguf_arch, default = GGUF_MODELS[arch]
+    plan = gguf_plan(config or default)
+    writer = gguf.GGUFWriter(path, gguf_arch)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    writer.add_file_type(GGUF_FILE_TYPE_Q5_K_S)
+    writer.add_string("ryla_smoke", arch)
+    for name, shape, qtype in plan:
+        raw = getattr(gguf.GGMLQuantizationType, qtype)
+        # the logical shape (a uint8 dtype would make the writer read it as a byte shape)
+        np_dtype = np.float16 if qtype == "F16" else np.float32
+        writer.add_tensor_info(name, shape, np_dtype, gguf_nbytes(shape, qtype), raw_dtype=raw)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    rng = np.random.default_rng(0)
+    for name, shape, qtype in plan:
+        if qtype == "Q5_K":
+            data = _q5_k_blocks(shape, rng)
+        else:
+            data = _dense(name, shape, qtype, rng)
+        writer.write_tensor_data(data)
+    writer.close()
+    return len(plan)
+
+
+def gguf_model(arch: str):
+    """Marker builder: ``build_job`` writes these with ``write_gguf``."""
+
+    def build(device, dtype):
+        raise TypeError(f"{arch} is written by write_gguf, not built as a state dict")
+
+    build.gguf = arch
+    return build
+
+
 # arch id -> (builder, default dtype)
 ARCHES = {
     "sd15-checkpoint": (checkpoint(SD15, 4, True), "float16"),
@@ -654,6 +794,7 @@ ARCHES = {
         "bfloat16",
     ),
     "wan21-i2v-14b": (diffusion_model(WAN21_I2V_14B), "float8_e4m3fn"),
+    "wan22-i2v-a14b-gguf": (gguf_model("wan22-i2v-a14b-gguf"), "float16"),
     "hunyuan15-t2v": (diffusion_model(HUNYUAN15), "float16"),
     "hunyuan15-i2v": (diffusion_model(HUNYUAN15), "float16"),
     "clip-l": (text_encoder("clip-l"), "float16"),
@@ -743,6 +884,16 @@ def build_job(job: dict, device: str) -> dict:
 
     arch, path = job["arch"], job["path"]
     builder, default_dtype = ARCHES[arch]
+    if hasattr(builder, "gguf"):
+        started = time.perf_counter()
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write_gguf(arch, path)
+        return {
+            "path": path,
+            "arch": arch,
+            "seconds": round(time.perf_counter() - started, 2),
+            "bytes": os.path.getsize(path),
+        }
     dtype = _torch_dtype(job.get("dtype") or default_dtype)
     started = time.perf_counter()
     metadata = {"ryla_smoke": arch}
@@ -888,6 +1039,8 @@ def verify(arch: str) -> str:
     if arch in UPSCALE_ARCHES:
         return _verify_upscale_model(arch)
     builder, default_dtype = ARCHES[arch]
+    if hasattr(builder, "gguf"):
+        return verify_gguf(arch)
     stored = _torch_dtype(default_dtype)
     dtype = _compute_dtype(stored)
     sd = builder("meta", dtype)
@@ -945,6 +1098,127 @@ def verify(arch: str) -> str:
     keys = sorted(sd)
     first = sd[keys[0]]
     return f"{len(keys)} tensors, {keys[0]} .. {keys[-1]} ({first.dtype}, {list(first.shape)})"
+
+
+GGUF_PACK_ENV = "RYLA_GGUF_PACK"  # a ComfyUI-GGUF checkout: --verify loads a tiny file with it
+
+
+def verify_gguf(arch: str) -> str:
+    """Full size on meta: ComfyUI detects the model from the planned tensors and its model takes
+    each one; the file size from the plan. Tiny (2 blocks of width 512) when ``gguf`` imports: a
+    real file read back by gguf's reader and dequantised (finite, fan-in scale); with
+    ``RYLA_GGUF_PACK`` also loaded by ComfyUI-GGUF's loader and run one forward step."""
+    import comfy.model_detection
+    import torch
+
+    _, config = GGUF_MODELS[arch]
+    plan = gguf_plan(config)
+    sd = {name: torch.empty(shape, device="meta") for name, shape, _ in plan}
+    detected = comfy.model_detection.model_config_from_unet(sd, "")
+    if detected is None:
+        raise ValueError("ComfyUI detects no model in the planned tensors")
+    text = f"{type(detected).__name__} {detected.unet_config.get('image_model', '')}"
+    text += f" in_dim {detected.unet_config.get('in_dim')}, " + _verify_loads(detected, sd, "")
+    types: dict[str, int] = {}
+    params = 0
+    for _, shape, qtype in plan:
+        types[qtype] = types.get(qtype, 0) + 1
+        params += int(torch.Size(shape).numel())
+    size = sum(gguf_nbytes(shape, qtype) for _, shape, qtype in plan)
+    text += f"; {params / 1e9:.2f}B parameters, " + ", ".join(f"{k} {v}" for k, v in types.items())
+    text += f", data {size / 1e9:.2f} GB"
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        return text + "; tiny file not checked: no gguf package in this Python"
+    return text + "; " + _verify_tiny_gguf(arch, config)
+
+
+def _verify_tiny_gguf(arch: str, config: dict) -> str:
+    import tempfile
+
+    import gguf
+    import numpy as np
+
+    tiny = {**config, "dim": 512, "num_heads": 4, "ffn_dim": 1024, "num_layers": 2}
+    plan = {name: (shape, qtype) for name, shape, qtype in gguf_plan(tiny)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "tiny.gguf")
+        write_gguf(arch, path, tiny)
+        reader = gguf.GGUFReader(path)
+        arch_field = reader.get_field("general.architecture")
+        stored_arch = str(arch_field.parts[arch_field.data[-1]], encoding="utf-8")
+        if stored_arch != GGUF_MODELS[arch][0]:
+            raise ValueError(f"general.architecture is {stored_arch!r}")
+        for tensor in reader.tensors:
+            shape, qtype = plan.pop(tensor.name)
+            stored = tuple(int(v) for v in reversed(tensor.shape))
+            if stored != shape or tensor.tensor_type.name != qtype:
+                raise ValueError(f"{tensor.name}: {stored} {tensor.tensor_type.name}, not {shape}")
+            if qtype == "Q5_K":
+                values = gguf.quants.dequantize(np.asarray(tensor.data), tensor.tensor_type)
+                std = float(values.std()) * shape[-1] ** 0.5
+                if not np.isfinite(values).all() or not 0.8 < std < 1.2:
+                    raise ValueError(f"{tensor.name}: dequantised std x sqrt(fan-in) is {std}")
+        if plan:
+            raise ValueError(f"{len(plan)} planned tensors missing from the file")
+        text = f"tiny GGUF read back, {len(reader.tensors)} tensors, Q5_K dequantises finite"
+        pack = os.environ.get(GGUF_PACK_ENV)
+        if pack:
+            text += ", " + _verify_gguf_pack(pack, path)
+    return text
+
+
+def _verify_gguf_pack(pack: str, path: str) -> str:
+    """Load ``path`` as UnetLoaderGGUF does (its loader, its ops); one forward step, finite."""
+    import importlib.util
+
+    import comfy.sd
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "ryla_gguf_pack", os.path.join(pack, "__init__.py"), submodule_search_locations=[pack]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ryla_gguf_pack"] = module
+    spec.loader.exec_module(module)
+    loader = sys.modules["ryla_gguf_pack.loader"]
+    ops = sys.modules["ryla_gguf_pack.ops"]
+    sd = loader.gguf_sd_loader(path)
+    taken = dict(sd)
+    patcher = comfy.sd.load_diffusion_model_state_dict(
+        sd, model_options={"custom_operations": ops.GGMLOps()}
+    )
+    if patcher is None:
+        raise ValueError("ComfyUI detects no model in the GGUF file")
+    model = patcher.model.diffusion_model
+    # the pack's layers list a fake "temp.weight" for its memory estimate: not a tensor
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if ".temp." not in k}
+    missing = sorted(set(expected) - set(taken))
+    if missing:
+        raise ValueError(f"the model lacks {len(missing)} tensors, e.g. {missing[0]}")
+    unused = sorted(set(taken) - set(expected))
+    if unused:
+        raise ValueError(f"{len(unused)} tensors of the file unused, e.g. {unused[0]}")
+    wrong = [  # quantised weights keep their logical shape beside the packed bytes
+        name
+        for name, layer in model.named_modules()
+        if isinstance(layer, torch.nn.Linear)
+        and tuple(getattr(layer.weight, "tensor_shape", layer.weight.shape))
+        != (layer.out_features, layer.in_features)
+    ]
+    if wrong:
+        raise ValueError(f"{len(wrong)} linear layers got weights of another shape: {wrong[0]}")
+    config = patcher.model.model_config.unet_config
+    with torch.inference_mode():
+        x = torch.randn(1, config["in_dim"], 2, 8, 8)
+        out = model(x, torch.tensor([500.0]), torch.randn(1, 8, 4096))
+    if not torch.isfinite(out).all():
+        raise ValueError("one forward step gave non-finite values")
+    return (
+        f"ComfyUI-GGUF loads it ({type(patcher.model).__name__}, {len(expected)} tensors), "
+        f"forward {list(out.shape)} finite, std {float(out.std()):.3f}"
+    )
 
 
 def _verify_checkpoint_parts(config, sd: dict) -> str:

@@ -3,7 +3,8 @@
 Each model an endpoint declares gets its architecture (``resolve/arch.py``); the character
 LoRAs its examples load (``volume_file`` parameters) take the LoRA architecture of the
 endpoint's base model. An endpoint runs when every file it needs has an architecture that
-``synth.py`` can build; otherwise it is *not covered*, with the reason.
+``synth.py`` can build and every custom-node pack it names is installed (a checkout in the
+``--custom-nodes`` folder, ``packs.py``); otherwise it is *not covered*, with the reason.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..resolve.arch import LORA_OF_BASE, base_arch, infer_arch
 from ..resolve.model import AppModel, EndpointModel
+from .packs import PackFinding, endpoint_packs
 from .synth import ARCHES
 
 LORA_GB = 0.2  # a synthetic character LoRA (rank 16) weighs less
@@ -39,6 +41,7 @@ class EndpointTarget:
     endpoint: EndpointModel
     files: list[SyntheticFile] = field(default_factory=list)
     not_covered: list[str] = field(default_factory=list)  # reasons; empty: it can run
+    packs: list[PackFinding] = field(default_factory=list)  # custom-node packs it needs
 
     @property
     def covered(self) -> bool:
@@ -84,7 +87,9 @@ def _formatted(template: str, values: dict[str, Any]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), template)
 
 
-def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
+def plan_endpoint(
+    app: AppModel, endpoint: EndpointModel, packs_dir: Path | None = None
+) -> EndpointTarget:
     target = EndpointTarget(endpoint.path, endpoint)
     if endpoint.client_workflow_max_nodes:
         target.not_covered.append("the client sends the workflow: no examples to run")
@@ -119,17 +124,32 @@ def plan_endpoint(app: AppModel, endpoint: EndpointModel) -> EndpointTarget:
             target.not_covered.append(f"{name}: no synthetic builder for {lora} yet")
         else:
             target.files.append(SyntheticFile(name, lora, LORA_GB))
-    if endpoint.custom_node_names:
-        target.not_covered.append(
-            "custom nodes (" + ", ".join(endpoint.custom_node_names) + ") are not installed"
-        )
+    target.packs = endpoint_packs(app, endpoint.custom_node_names, packs_dir)
+    missing = [p.label for p in target.packs if p.path is None]
+    if missing:
+        where = f"in {packs_dir}" if packs_dir else "(no --custom-nodes folder given)"
+        target.not_covered.append(f"custom nodes not installed {where}: " + ", ".join(missing))
     return target
 
 
-def plan_app(app: AppModel, only: Collection[str] | None = None) -> list[EndpointTarget]:
-    """Every endpoint of the app (or only those whose paths ``only`` names)."""
-    endpoints = [e for e in app.endpoints if only is None or e.path in only]
-    return [plan_endpoint(app, e) for e in endpoints]
+def plan_app(
+    app: AppModel, only: Collection[str] | None = None, packs_dir: Path | None = None
+) -> list[EndpointTarget]:
+    """Every endpoint of the app (or only those whose paths ``only`` names); packs from
+    ``packs_dir``."""
+    paths = {only} if isinstance(only, str) else only  # one path: not its substrings
+    endpoints = [e for e in app.endpoints if paths is None or e.path in paths]
+    return [plan_endpoint(app, e, packs_dir) for e in endpoints]
+
+
+def class_packs(targets: list[EndpointTarget]) -> list[PackFinding]:
+    """The installed packs the targets need, each once (what one ComfyUI start exposes)."""
+    found: dict[str, PackFinding] = {}
+    for target in targets:
+        for pack in target.packs:
+            if pack.path is not None:
+                found.setdefault(pack.name, pack)
+    return list(found.values())
 
 
 def builds(targets: list[EndpointTarget]) -> tuple[list[SyntheticFile], dict[str, str]]:
