@@ -1034,7 +1034,10 @@ class UpscaleRequest(RequestModel):
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
-        description="The image to upscale. (image: data URL, bare base64, or http(s) URL)",
+        description=(
+            "The image to upscale. (image: data URL, bare base64, or http(s) "
+            "URL) Each side ≥ 16 px; ≤ 1,572,864 pixels."
+        ),
     )
     scale: Literal[2, 4] = Field(2, description="Output size relative to the input.")
     prompt: str = Field(

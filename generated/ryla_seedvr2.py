@@ -88,7 +88,10 @@ class UpscaleRequest(RequestModel):
 
     image: str = Field(
         validation_alias=AliasChoices("image", "source_image"),
-        description="The image to upscale. (image: data URL, bare base64, or http(s) URL)",
+        description=(
+            "The image to upscale. (image: data URL, bare base64, or http(s) "
+            "URL) Each side ≥ 16 px; ≤ 1,572,864 pixels."
+        ),
     )
     scale: Literal[2, 4] = Field(2, description="Output size relative to the input.")
     prompt: str = Field(
@@ -154,7 +157,9 @@ UPSCALE = Endpoint(
     request_model=UpscaleRequest,
     workflow="upscale.json",
     params=(
-        Param("image", kind="image", targets=(Target("3", "image"),)),
+        Param(
+            "image", kind="image", targets=(Target("3", "image"),), min_side=16, max_pixels=1572864
+        ),
         Param(
             "scale", targets=(Target("5", "scale_by"),), map={"2": 0.5, "4": 1.0}, header="X-Scale"
         ),

@@ -479,6 +479,29 @@ async def test_a_truncated_png_is_422_and_nothing_is_queued(api_demo, standin) -
     assert standin.history() == {} and leftover_files(Path(standin.base_dir)) == []
 
 
+async def test_an_image_outside_its_parameters_size_limits_is_422(standin) -> None:
+    """/upscale sets min_side 16 and max_pixels: a 4x4 image reached SDXL's tiled VAE below its
+    kernel size and ComfyUI failed (a 500, real CPU ComfyUI); now 422 naming the field."""
+    scale = next(e for e in DEMO.ENDPOINTS if e.path == "/scale")
+    params = tuple(
+        dataclasses.replace(p, min_side=16, max_pixels=64 * 64) if p.kind == "image" else p
+        for p in scale.params
+    )
+    limited = dataclasses.replace(scale, params=params)
+    comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+    app = create_app(DEMO.SETTINGS, (limited,), comfy, DEMO.WORKFLOWS)
+    async with client_for(app) as client:
+        small = await client.post("/scale", json={"image": data_url(png_bytes(4, 40))})
+        large = await client.post("/scale", json={"image": data_url(png_bytes(65, 64))})
+        right = await client.post("/scale", json={"image": data_url(png_bytes(16, 64))})
+    await comfy.client.aclose()
+    assert small.status_code == 422 and small.json()["details"][0]["field"] == "image"
+    assert "4x40 is smaller than 16 px on a side" in small.json()["details"][0]["message"]
+    assert large.status_code == 422
+    assert "65x64 exceeds the 4096 pixel limit" in large.json()["details"][0]["message"]
+    assert right.status_code == 200, right.text
+
+
 @pytest.fixture()
 async def api_demo(standin):
     comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)

@@ -473,3 +473,36 @@ def test_spec_that_is_not_utf8_gets_a_position(
     (tmp_path / X).write_bytes(VALID.replace("name: demo", "name: d\xe9mo").encode("latin-1"))
     result = CliRunner().invoke(main, ["validate"])
     assert_reports(result, f"{X}:3:10", "not UTF-8: byte 0xe9")
+
+
+# --- media limits and example media: the runtime's own check ---------------------------------
+
+
+def test_image_size_limits_are_only_for_images(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_validate(
+        tmp_path, edit("        min: 1\n", "        min: 1\n        min_side: 8\n")
+    )
+    assert_reports(result, f"{X}:14", "parameter 'width': min_side is only for image and mask")
+
+
+def test_example_media_get_the_runtimes_own_check() -> None:
+    """A header-only MP4 example passed the build and was refused by the runtime (its video
+    probe): three shipped examples were so. An image under a parameter's min_side likewise."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from generator.render.selfcheck import _media_problem
+    from generator.runtime.config import Param
+
+    header_only = "data:video/mp4;base64,AAAAGGZ0eXBpc29tAAACAGlzb21tcDQxAAAACGZyZWU="
+    problem = _media_problem(header_only, Param("clip", kind="video"))
+    assert problem is not None and "truncated or corrupt" in problem
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    small = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    assert _media_problem(small, Param("image", kind="image")) is None
+    limited = Param("image", kind="image", min_side=16)
+    assert "smaller than 16 px" in (_media_problem(small, limited) or "")

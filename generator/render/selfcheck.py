@@ -31,8 +31,8 @@ from ..diagnostics import Location
 from ..resolve.endpoints import is_latin1
 from ..resolve.model import AppModel, EndpointModel
 from ..runtime.apply import apply_request
-from ..runtime.config import AppSettings, Endpoint
-from ..runtime.media import MediaError, decode_base64, decode_image, sniff
+from ..runtime.config import AppSettings, Endpoint, Param
+from ..runtime.media import MediaError, decode_base64, verify_media
 from ..runtime.urls import UrlError, parse_url
 
 Problem = tuple[Location, str]
@@ -160,7 +160,7 @@ def _serve(endpoint: Endpoint, workflow: dict[str, Any], request: dict[str, Any]
     for p in endpoint.params:
         if p.kind in ("image", "video", "mask") and values.get(p.name) is not None:
             for item in values[p.name] if p.many else [values[p.name]]:
-                problem = _media_problem(str(item), p.kind)
+                problem = _media_problem(str(item), p)
                 if problem:
                     return f"{p.name}: {problem}"
     uploads = {
@@ -180,20 +180,17 @@ def _serve(endpoint: Endpoint, workflow: dict[str, Any], request: dict[str, Any]
     return None
 
 
-def _media_problem(value: str, kind: str) -> str | None:
-    """Why the container would refuse this media value (a URL: only its form, no download)."""
+def _media_problem(value: str, param: Param) -> str | None:
+    """Why the container would refuse this media value (a URL: only its form, no download):
+    the runtime's own check of media bytes (a header-only MP4 example passed before)."""
     value = value.strip()
     try:
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
             parse_url(value)
             return None
         data = decode_base64(value, max_bytes=AppSettings.max_body_bytes)
-        sniffed = sniff(data)
-        prefix = "video/" if kind == "video" else "image/"
-        if sniffed is None or not sniffed[1].startswith(prefix):
-            return f"not a supported {kind} file (expected {prefix}*)"
-        if kind != "video":
-            decode_image(data, AppSettings.max_image_pixels)
+        max_pixels = min(AppSettings.max_image_pixels, param.max_pixels or 2**62)
+        verify_media(data, param.kind, max_pixels=max_pixels, min_side=param.min_side)
     except (MediaError, UrlError) as exc:
         return str(exc)
     return None

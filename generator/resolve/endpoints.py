@@ -375,6 +375,9 @@ def _check_param(
         ctx.error(f"parameter '{name}': 'choices' is only for type enum", *where, "choices")
     if param.max_items is not None and not ptype.media:
         ctx.error(f"parameter '{name}': max_items is only for image, video and mask", *where)
+    for key in ("min_side", "max_pixels"):
+        if getattr(param, key) is not None and param.type not in ("image", "mask"):
+            ctx.error(f"parameter '{name}': {key} is only for image and mask", *where, key)
     if param.required and param.default is not None:
         ctx.error(
             f"parameter '{name}': a required parameter cannot have a default", *where, "default"

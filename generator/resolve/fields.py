@@ -63,12 +63,24 @@ def param_doc(name: str, param: Parameter) -> ParamDoc:
     else:
         default = repr(param.default) if isinstance(param.default, str) else str(param.default)
     constraints = limits(param.min, param.max, param.multiple_of, param.choices)
+    if image_limits(param):
+        constraints.append(image_limits(param))
     if param.aliases:
         constraints.append("alias " + ", ".join(param.aliases))
     description = table_text(param.description)
     if param.ignored:
         description = f"{description} (accepted, no effect)".strip()
     return ParamDoc(name, kind, default, "; ".join(constraints), description)
+
+
+def image_limits(param: Parameter) -> str:
+    """An image parameter's size limits as the docs and the OpenAPI description say them."""
+    said = []
+    if param.min_side is not None:
+        said.append(f"each side ≥ {param.min_side} px")
+    if param.max_pixels is not None:
+        said.append(f"≤ {param.max_pixels:,} pixels")
+    return "; ".join(said)
 
 
 def limits(
@@ -106,6 +118,8 @@ def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> 
         many=param.max_items is not None,
         volume_file=_volume_file(param),
         blank_default=param.default if param.blank_is_default else None,
+        min_side=param.min_side,
+        max_pixels=param.max_pixels,
     )
 
 
@@ -176,6 +190,9 @@ def request_field(name: str, param: Parameter, py_name: str | None = None) -> Re
         description = f"{description} Accepted for compatibility; has no effect.".strip()
     if ptype.media:
         description = f"{description} ({param.type}: {MEDIA_DESCRIPTION})".strip()
+    size = image_limits(param)
+    if size:
+        description = f"{description} {size.capitalize()}.".strip()
     if param.required:
         pass
     elif param.type == "seed" and param.default in (None, "random"):

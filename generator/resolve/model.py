@@ -58,6 +58,8 @@ class ParamModel:
     many: bool = False
     volume_file: str | None = None  # e.g. "loras/flux-character-{lora_id}.safetensors"
     blank_default: str | None = None  # the value an empty string is replaced with
+    min_side: int | None = None  # images: each side at least this many pixels
+    max_pixels: int | None = None  # images: width x height at most this
 
     @property
     def runtime_args(self) -> str:
@@ -76,6 +78,8 @@ class ParamModel:
             "header",
             "volume_file",
             "blank_default",
+            "min_side",
+            "max_pixels",
         ):
             value = getattr(self, key)
             if value is not None:

@@ -87,6 +87,8 @@ class Param:
     many: bool = False  # a list of media items, one per target
     volume_file: str | None = None  # models-volume file it loads (404 when missing)
     blank_default: str | None = None  # an empty (or blank) string sent gets this value
+    min_side: int | None = None  # images: each side at least this many pixels (422 otherwise)
+    max_pixels: int | None = None  # images: width x height at most this (within the app's)
 
 
 @dataclass(frozen=True)

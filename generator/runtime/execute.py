@@ -224,10 +224,11 @@ async def _load_media(
                     item,
                     param.kind,
                     max_bytes=settings.body_limit(endpoint),
-                    max_pixels=settings.max_image_pixels,
+                    max_pixels=min(settings.max_image_pixels, param.max_pixels or 2**62),
                     allow_private=settings.allow_private_urls,
                     download_timeout=settings.download_timeout,
                     download_max_bytes=settings.download_max_bytes,
+                    min_side=param.min_side,
                 )
             except MediaError as exc:
                 raise _FieldError(param.name, str(exc)) from None

@@ -76,6 +76,7 @@ async def load_media(
     allow_private: bool,
     download_timeout: float = 60.0,
     download_max_bytes: int | None = None,
+    min_side: int | None = None,
 ) -> Media:
     """Decode one media input of ``kind`` (image, mask, video), fully, before anything is queued.
 
@@ -91,12 +92,19 @@ async def load_media(
         )
     else:
         data = decode_base64(value, max_bytes=max_bytes)
+    return verify_media(data, kind, max_pixels=max_pixels, min_side=min_side)
+
+
+def verify_media(data: bytes, kind: str, *, max_pixels: int, min_side: int | None = None) -> Media:
+    """The file is of ``kind`` and whole: images decoded to the last frame within the size
+    limits, videos probed. The one check of media bytes (requests, and the build's self-check
+    of examples)."""
     sniffed = sniff(data)
     if sniffed is None or not sniffed[1].startswith(_KIND_PREFIX[kind]):
         raise MediaError(f"not a supported {kind} file (expected {_KIND_PREFIX[kind]}*)")
     ext, media_type = sniffed
     if kind in ("image", "mask"):
-        decode_image(data, max_pixels)
+        decode_image(data, max_pixels, min_side)
     else:
         probe_video(data, ext)
     return Media(data, media_type, ext)
@@ -130,7 +138,7 @@ def decode_base64(value: str, *, max_bytes: int) -> bytes:
         ) from None
 
 
-def decode_image(data: bytes, max_pixels: int) -> None:
+def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> None:
     """Size checks (per frame, and all frames of an animation) without decoding, then verify
     and decode every frame: a truncated or corrupt file is refused here, not inside ComfyUI."""
     from PIL import Image, ImageSequence
@@ -144,6 +152,8 @@ def decode_image(data: bytes, max_pixels: int) -> None:
         raise MediaError("the image cannot be read") from None
     if width * height > max_pixels:
         raise MediaError(f"image of {width}x{height} exceeds the {max_pixels} pixel limit")
+    if min_side is not None and min(width, height) < min_side:
+        raise MediaError(f"image of {width}x{height} is smaller than {min_side} px on a side")
     if width * height * frames > max_pixels * ANIMATION_FRAMES:
         raise MediaError(
             f"animation of {width}x{height}x{frames} frames exceeds the "

@@ -66,6 +66,14 @@ class Parameter(FieldSpec):
     """One request field and the node inputs it sets."""
 
     max_items: int | None = Field(None, description="Accept a list of up to N media items.")
+    min_side: int | None = Field(
+        None, gt=0, description="Images: each side at least this many pixels (else 422)."
+    )
+    max_pixels: int | None = Field(
+        None,
+        gt=0,
+        description="Images: width x height at most this (else 422), within the app's limit.",
+    )
     bind: Annotated[
         Annotated[InputRef, Tag("mapping")] | Annotated[list[InputRef], Tag("many")],
         Discriminator(_shape),

@@ -963,7 +963,9 @@ class _UpscaleRequestBase(TypedDict, total=False):
 
 class _UpscaleRequest0Image(_UpscaleRequestBase):
     image: Required[str]
-    """The image to upscale. (image: data URL, bare base64, or http(s) URL)"""
+    """The image to upscale. (image: data URL, bare base64, or http(s) URL) Each side ≥ 16 px; ≤
+    1,572,864 pixels.
+    """
 
 
 class _UpscaleRequest1SourceImage(_UpscaleRequestBase):

@@ -805,13 +805,13 @@ export type UpscaleRequest = {
   seed?: number;
 } & (
   | {
-      /** The image to upscale. (image: data URL, bare base64, or http(s) URL) */
+      /** The image to upscale. (image: data URL, bare base64, or http(s) URL) Each side ≥ 16 px; ≤ 1,572,864 pixels. */
       image: string;
       source_image?: never;
     }
   | {
       /**
-       * The image to upscale. (image: data URL, bare base64, or http(s) URL)
+       * The image to upscale. (image: data URL, bare base64, or http(s) URL) Each side ≥ 16 px; ≤ 1,572,864 pixels.
        * @deprecated Use `image`.
        */
       source_image: string;
