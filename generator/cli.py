@@ -477,13 +477,13 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
     from .smoke.modal_stub import install as install_modal_stub
     from .smoke.report import line, markdown
     from .smoke.run import SmokeError, SmokeOptions, default_python, scratch_default, smoke_app
-    from .smoke.store import ResultStore, StoreError, current_commit
+    from .smoke.store import ResultStore, StoreError, commit_depth, current_commit
 
     if not names:  # the table of what the results file holds, newest per endpoint
         if not options["markdown"]:
             raise click.UsageError("name apps or paths to run, or give --markdown for the table")
         try:
-            rows = ResultStore(options["out"]).latest()
+            rows = ResultStore(options["out"]).latest(commit_depth(Path.cwd()))
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
         options["markdown"].write_text(markdown(rows))

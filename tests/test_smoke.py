@@ -708,6 +708,16 @@ def test_the_table_shows_the_newest_result_of_every_endpoint(tmp_path: Path, mon
     assert len(lines) == 4
     assert "| ryla-demo | `/invert` | executed | 1.50 |" in lines[3] and "| new |" in lines[3]
     assert "| ryla-demo | `/blur` | executed | 2.00 |" in lines[2] and "| old |" in lines[2]
+    older = ResultStore(tmp_path / "older.json")  # results from before measured_at existed
+    older.results = {
+        "a /x @c1": {"status": "failed"},
+        "a /x @c2": {"status": "executed"},
+        "a /y @c2": {"status": "executed"},
+    }
+    depth = {"c0": 1, "c1": 5, "c2": 3}.__getitem__  # c1 is the newest commit
+    assert [r["status"] for r in older.latest(depth)] == ["failed", "executed"]
+    older.put("a", "/x", "c0", {"status": "not-covered"})  # stamped: newer than any unstamped
+    assert older.latest(depth)[0]["status"] == "not-covered"
     bare = CliRunner().invoke(main, ["smoke", "--out", str(out)])
     assert bare.exit_code == 2 and "--markdown" in bare.output
 

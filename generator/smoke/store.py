@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,15 +50,24 @@ class ResultStore:
         self.results[result_key(app, path, commit)] = {**result, "measured_at": measured_at}
         self.save()
 
-    def latest(self) -> list[dict[str, Any]]:
-        """The newest result of every endpoint (rows with app, path and commit), in key order."""
+    def latest(self, commit_rank: Callable[[str], int] | None = None) -> list[dict[str, Any]]:
+        """The newest result of every endpoint (rows with app, path and commit), in key order.
+
+        Newest: by ``measured_at``; results from before it was recorded are older than any with
+        it, and among themselves ordered by ``commit_rank`` (e.g. the commit's depth in git)."""
+        rank = commit_rank or (lambda commit: 0)
+
+        def age(row: dict[str, Any]) -> tuple[bool, str, int]:
+            stamp = row.get("measured_at")
+            return (stamp is not None, stamp or "", rank(row["commit"]))
+
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for key, result in self.results.items():
             endpoint, _, commit = key.rpartition(" @")
             app, _, path = endpoint.partition(" ")
             row = {"app": app, "path": path, "commit": commit, **result}
             known = newest.get((app, path))
-            if known is None or row.get("measured_at", "") >= known.get("measured_at", ""):
+            if known is None or age(row) >= age(known):
                 newest[(app, path)] = row
         return [newest[k] for k in sorted(newest)]
 
@@ -67,6 +77,25 @@ class ResultStore:
         body = {"version": VERSION, "results": dict(sorted(self.results.items()))}
         tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, self.path)
+
+
+def commit_depth(root: Path) -> Callable[[str], int]:
+    """A commit's number of ancestors in ``root``'s git history (-1 when unknown)."""
+
+    def depth(commit: str) -> int:
+        try:
+            done = subprocess.run(
+                ["git", "rev-list", "--count", commit.removesuffix("+dirty")],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return int(done.stdout.strip())
+        except (OSError, ValueError, subprocess.CalledProcessError):
+            return -1
+
+    return depth
 
 
 def current_commit(root: Path) -> str:
