@@ -11,10 +11,13 @@ def _s(value: float | None) -> str:
 
 
 def _gb(result: dict[str, Any]) -> str:
+    """Peak device memory, sampled from ``/system_stats`` every 0.2 s: used (total less what
+    ComfyUI counts free, which includes torch's cached blocks) / torch reserved (what the
+    allocator held, cache included)."""
     memory = result.get("memory") or {}
     if memory.get("device_type") != "cuda":
         return "–"
-    return f"{memory.get('peak_used_gb', 0):.1f}"
+    return f"{memory.get('peak_used_gb', 0):.1f} / {memory.get('peak_torch_reserved_gb', 0):.1f}"
 
 
 def _declared(result: dict[str, Any]) -> str:
@@ -50,7 +53,7 @@ def line(row: dict[str, Any]) -> str:
 def markdown(rows: Iterable[dict[str, Any]]) -> str:
     out = [
         "| app | endpoint | result | first (s) | warm (s) | load (s) | declared models (GB) |"
-        " peak GPU memory (GB) | output | commit |",
+        " peak GPU memory used / reserved (GB) | output | commit |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
