@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -64,6 +65,24 @@ def test_residency_plan(gpu, sizes, endpoints, verdict, flags) -> None:
         assert not plan.pinned and 0 <= plan.memory_mb - (8 + sum(sizes)) * 1024 < 256
     if gpu.endswith(":2"):
         assert plan.vram_gb == 80 and "1 of 2 GPUs idle" in plan.notes[0]
+
+
+def test_a_measured_activation_figure_keeps_more_than_a_tenth_free() -> None:
+    """SVD's decode held 16.7 GB beyond its 9.56 GB of models on an H200 (ryla-gen smoke):
+    alone on an L4 (24 GB) a flat tenth would call it resident and it would run out of memory."""
+    svd = dataclasses.replace(endpoint("/svd", ("checkpoints/svd_xt.safetensors",)), gpu="L4")
+    models = (model("checkpoints/svd_xt.safetensors", 9.56),)
+    flat = plan_class("app", models, ClassModel("ComfyUI", "L4", 60, 0.001, (svd,)))
+    assert (flat.verdict, flat.usable_gb) == ("fits", 21.6)
+    measured = dataclasses.replace(svd, activation_gb=16.7)
+    plan = plan_class("app", models, ClassModel("ComfyUI", "L4", 60, 0.001, (measured,)))
+    assert (plan.verdict, plan.usable_gb) == ("does-not-fit", 7.3)
+    assert "16.7 GB kept free for /svd's run beyond its models" in plan.notes[0]
+    small = dataclasses.replace(svd, activation_gb=1.0)  # below a tenth: the tenth stays
+    assert (
+        plan_class("app", models, ClassModel("ComfyUI", "L4", 60, 0.001, (small,))).usable_gb
+        == 21.6
+    )
 
 
 def test_app_arguments_override_the_plans_flags() -> None:

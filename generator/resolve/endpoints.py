@@ -122,6 +122,7 @@ def resolve_endpoint(
         require_one_of=tuple(tuple(g) for g in ep.require_one_of),
         prefix_nodes=prefix_nodes,
         max_body_bytes=ep.max_body_mb * 1024 * 1024 if ep.max_body_mb else None,
+        activation_gb=ep.activation_gb,
         examples=tuple(ep.examples),
         source=ctx.spec.display,
         warmup=warmup_request(ep),

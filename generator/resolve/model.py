@@ -125,6 +125,7 @@ class EndpointModel:
     model_names: tuple[str, ...] = ()  # folder/filename of the models it declares
     client_workflow_max_nodes: int = 0  # > 0: the client sends the workflow (no file)
     max_body_bytes: int | None = None  # this route's body limit (default: the app's)
+    activation_gb: float | None = None  # GPU memory a run needs beyond its models (measured)
     max_output_pixels: int = 0  # client workflows: width x height x frames x batch per node
     input_files: tuple[str, ...] = ()  # client workflows: input files they may load
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes

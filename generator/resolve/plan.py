@@ -3,7 +3,8 @@
 Decided from declared model sizes (spec ``size_gb``) and the GPU's memory. ComfyUI runs a
 prompt on one device, so for ``GPU:N`` only one device's memory counts (and the plan says the
 other N-1 sit idle). A tenth of the memory is kept free for activations, the CUDA context and
-the VAE decode; models fit when their total is at most the rest.
+the VAE decode, or an endpoint's declared ``activation_gb`` when larger (video decoding needs
+more: measured by ``ryla-gen smoke``); models fit when their total is at most the rest.
 
 How models that fit stay loaded (measured on an H200 with ComfyUI 0.8.0): ComfyUI keeps a model
 only while its loader node's output is in the output cache. ``--cache-lru N`` alone only
@@ -57,11 +58,13 @@ class ClassPlan:
 def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassModel) -> ClassPlan:
     gpu = parse_gpu(cls.gpu)
     vram = float(gpu.type.vram_gb)
-    usable = round(vram * (1 - HEADROOM), 3)
+    usable, kept_for = usable_gb(vram, cls)
     sizes = {f"{m.folder}/{m.filename}": m.size_gb for m in models_}
     names = sorted({name for ep in cls.endpoints for name in ep.model_names})
     models = tuple((name, sizes.get(name)) for name in names)
     notes: list[str] = []
+    if kept_for:
+        notes.append(kept_for)
     if gpu.count > 1:
         notes.append(
             f"ComfyUI runs each prompt on one device: {gpu.count - 1} of {gpu.count} GPUs idle"
@@ -101,6 +104,20 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
         tuple(notes),
         pinned,
         None if host_gb is None else round(host_gb, 3),
+    )
+
+
+def usable_gb(vram: float, cls: ClassModel) -> tuple[float, str | None]:
+    """GPU memory the models may take: the rest after a tenth of the GPU, or after the largest
+    ``activation_gb`` an endpoint declares when that is more (video decoding held 17 GB beyond
+    SVD's declared models on an H200: a tenth of a 24 GB GPU would not cover it); with the
+    reason when an endpoint's figure decided."""
+    needs = [(ep.activation_gb, ep.path) for ep in cls.endpoints if ep.activation_gb]
+    largest = max(needs, default=(0.0, ""))
+    if largest[0] <= vram * HEADROOM:
+        return round(vram * (1 - HEADROOM), 3), None
+    return round(vram - largest[0], 3), (
+        f"{largest[0]:g} GB kept free for {largest[1]}'s run beyond its models (activation_gb)"
     )
 
 

@@ -216,6 +216,15 @@ class Endpoint(_Strict):
         description="Request body limit of this route in MiB (default: the "
         "app's limits.max_body_mb); raise it for video inputs sent inline.",
     )
+    activation_gb: float | None = Field(
+        None,
+        gt=0,
+        le=1024,
+        description="GPU memory one run needs beyond its declared models (activations, video "
+        "decoding) at the examples' size, as `ryla-gen smoke` measures it (peak reserved less "
+        "the declared size_gb); the residency plan keeps at least this free (default: a tenth "
+        "of the GPU).",
+    )
     warmup: bool | dict[str, Any] = Field(
         True,
         description="Request run at container start before serving: true = the first example "
