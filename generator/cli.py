@@ -462,7 +462,11 @@ def bench(**options: object) -> None:
     help="Disk for synthetic files at a time (default: the free space); an app that needs more"
     " runs in rounds, removing files no later round uses.",
 )
-@click.option("--markdown", type=click.Path(path_type=Path), help="Also write a Markdown table.")
+@click.option(
+    "--markdown",
+    type=click.Path(path_type=Path),
+    help="Also write a Markdown table (alone: the table of every endpoint's newest result).",
+)
 @click.option(
     "--custom-nodes",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
@@ -470,7 +474,10 @@ def bench(**options: object) -> None:
     "(ComfyUI-GGUF, ComfyUI-VideoHelperSuite): endpoints whose packs are all there run.",
 )
 def smoke(names: tuple[str, ...], **options: Any) -> None:
-    """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures."""
+    """Run endpoints' examples on ComfyUI with synthetic weights of the real architectures.
+
+    With no APP|PATH, --markdown F writes the newest result of every endpoint from --out.
+    """
     import asyncio
 
     from .dev import DevError, load_generated
