@@ -544,7 +544,8 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
         click.echo(line(row))
     if options["markdown"]:
         options["markdown"].write_text(markdown(rows))
-    sys.exit(1 if any(r.get("status") in ("failed", "output-mismatch") for r in rows) else 0)
+    failed = ("failed", "output-mismatch", "ignores-input")
+    sys.exit(1 if any(r.get("status") in failed for r in rows) else 0)
 
 
 @contextlib.contextmanager

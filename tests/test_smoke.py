@@ -769,3 +769,55 @@ def test_a_cut_build_leaves_no_partial_file_behind(tmp_path: Path) -> None:
     remove_partial_files(tmp_path, said.append)
     assert not partial.exists() and kept.exists()
     assert said and ".tmp3aohNr" in said[0]
+
+
+def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None:
+    """The issue's worry about /wan2.6-i2v's start image, as a check: the answered request again
+    with the image inverted; the same output bytes mean the graph ignores it."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from helpers import import_generated
+
+    from generator.runtime.backends import RemoteComfy
+    from generator.runtime.config import Endpoint, Param, Target
+    from generator.runtime.server import create_app
+    from generator.smoke.run import _measure
+
+    demo = import_generated(REPO / "generated" / "ryla_demo.py")
+    load = {"class_type": "LoadImage", "inputs": {"image": "x.png"}}
+    canvas = {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}  # fmt: skip
+    graphs = {
+        "ignores.json": {"1": load, "2": canvas,
+                         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0]}}},
+        "uses.json": {"1": load,
+                      "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}},
+    }  # fmt: skip
+    for name, graph in graphs.items():
+        (tmp_path / name).write_text(json.dumps(graph))
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(png, "PNG")
+    example = {"image": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()}
+
+    def measure(workflow: str) -> dict:
+        endpoint = Endpoint(path="/x", request_model=demo.ScaleRequest, workflow=workflow,
+                            params=(Param("image", kind="image", targets=(Target("1", "image"),)),),
+                            outputs=("3",), timeout=30, prefix_nodes=("3",))  # fmt: skip
+        target = SimpleNamespace(path="/x", endpoint=SimpleNamespace(examples=(example,)))
+
+        async def run() -> dict:
+            comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+            app = create_app(demo.SETTINGS, (endpoint,), comfy, tmp_path)
+            try:
+                return await _measure(target, endpoint, app, comfy, lambda _: None)
+            finally:
+                await comfy.client.aclose()
+
+        return asyncio.run(run())
+
+    ignored = measure("ignores.json")
+    assert ignored["status"] == "ignores-input" and ignored["ignored_inputs"] == ["image"]
+    assert ignored["warm_s"] is not None  # the extra run is not taken for the warm one
+    used = measure("uses.json")
+    assert used["status"] == "executed" and "ignored_inputs" not in used

@@ -32,6 +32,8 @@ def outcome(result: dict[str, Any]) -> str:
         return f"executed ({steps['ran']} of {steps['requested']} steps)"
     if status == "executed":
         return "executed"
+    if status == "ignores-input":
+        return "executed, ignores its input: " + ", ".join(result.get("ignored_inputs", []))
     if status == "output-mismatch":
         return "executed, output mismatch: " + "; ".join(result.get("problems", []))
     if status == "not-covered":
@@ -42,7 +44,7 @@ def outcome(result: dict[str, Any]) -> str:
 def line(row: dict[str, Any]) -> str:
     """``app /path: executed, first 3.21 s, warm 1.02 s, load 2.19 s, peak 21.4 GB``."""
     text = f"{row['app']} {row['path']}: {outcome(row)}"
-    if row.get("status") in ("executed", "output-mismatch", "failed"):
+    if row.get("status") in ("executed", "output-mismatch", "ignores-input", "failed"):
         text += (
             f" | first {_s(row.get('first_s'))} s, warm {_s(row.get('warm_s'))} s,"
             f" load {_s(row.get('load_s'))} s, peak {_gb(row)} GB"

@@ -15,9 +15,13 @@ the custom-node packs (``--custom-nodes DIR``, ``packs.py``) its covered endpoin
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,6 +40,7 @@ from ..runtime.apply import resolve_values
 from ..runtime.backends import ComfyServer, RemoteComfy
 from ..runtime.comfy_process import comfy_launch_command
 from ..runtime.config import Endpoint
+from ..runtime.media import decode_base64
 from ..runtime.server import create_app
 from .checks import check_response
 from .packs import PackFinding
@@ -411,22 +416,28 @@ async def _measure(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://smoke", timeout=endpoint.timeout + 60
         ) as client:
-            for i, example in enumerate([*examples, _reseeded(endpoint, examples[0])]):
+            warm_example = _reseeded(endpoint, examples[0])
+            for i, example in enumerate([*examples, warm_example]):
                 run = await _one(client, endpoint, example)
                 run["example"] = i if i < len(examples) else 0
                 runs.append(run)
                 echo(f"  {target.path} example {run['example']}: {_run_text(run)}")
                 if not run["ok"] and i == 0:
                     break  # the graph is broken: the rest would fail the same way
+            if len(runs) > len(examples) and runs[-1]["ok"]:
+                runs += await _input_checks(client, endpoint, warm_example, runs[-1], echo)
     finally:
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampling
-    first, warm = runs[0], (runs[-1] if len(runs) > len(examples) else None)
+    answered = [r for r in runs if "varied" not in r]
+    first, warm = answered[0], (answered[-1] if len(answered) > len(examples) else None)
     ok = all(r["ok"] for r in runs)
     problems = sorted({p for r in runs for p in r.get("problems", [])})
+    ignored = sorted(r["varied"] for r in runs if r.get("ignored"))
+    status = "failed" if not ok else "output-mismatch" if problems else "executed"
     result: dict[str, Any] = {
-        "status": "failed" if not ok else "output-mismatch" if problems else "executed",
+        "status": "ignores-input" if ok and ignored else status,
         "first_s": first["seconds"],
         "warm_s": warm["seconds"] if warm else None,
         "load_s": round(first["seconds"] - warm["seconds"], 2) if warm and ok else None,
@@ -442,7 +453,81 @@ async def _measure(
         result["error"] = next(r["error"] for r in runs if not r["ok"])
     if problems:
         result["problems"] = problems
+    if ignored:
+        result["ignored_inputs"] = ignored
     return result
+
+
+async def _input_checks(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    example: dict[str, Any],
+    answered: dict[str, Any],
+    echo: Echo,
+) -> list[dict[str, Any]]:
+    """Does the output depend on each image input? The answered request again (same seeds)
+    with that image inverted: the same output bytes mean the graph ignores the image (a start
+    image never wired to the sampler, say), which random weights show as well as real ones."""
+    runs = []
+    for param in endpoint.params:
+        if param.kind not in ("image", "mask") or example.get(param.name) is None:
+            continue
+        value = example[param.name]
+        other = [_inverted(v) for v in value] if isinstance(value, list) else _inverted(value)
+        if other is None or (isinstance(other, list) and None in other):
+            continue  # a URL: not fetched here
+        run = await _one(client, endpoint, {**example, param.name: other})
+        run["varied"] = param.name
+        run["ignored"] = bool(run["ok"]) and run.get("digest") == answered.get("digest")
+        runs.append(run)
+        said = "the output did not change: the graph ignores it" if run["ignored"] else "ok"
+        if not run["ok"]:
+            said = f"FAILED: {run['error']}"
+        echo(f"  {param.name} inverted: {said}")
+    return runs
+
+
+def content_digest(body: bytes) -> str:
+    """A digest of what an output shows, not of its file: ComfyUI's savers embed the prompt
+    (request file names included) in the file, so equal pictures come in unequal bytes. Frames
+    of images and animations through Pillow, of videos through PyAV when installed; the bytes
+    otherwise."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    digest = hashlib.sha256()
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            for frame in ImageSequence.Iterator(image):
+                digest.update(frame.convert("RGBA").tobytes())
+        return digest.hexdigest()[:16]
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    try:
+        import av  # ComfyUI's own video dependency
+
+        with av.open(io.BytesIO(body)) as container:
+            for frame in container.decode(video=0):
+                digest.update(frame.to_ndarray(format="rgb24").tobytes())
+        return digest.hexdigest()[:16]
+    except Exception:  # noqa: BLE001 - no PyAV, or not a video it reads
+        return hashlib.sha256(body).hexdigest()[:16]
+
+
+def _inverted(value: str) -> str | None:
+    """The image of a data URL or bare base64 value with its colours inverted, as a PNG data
+    URL (same size and mode); None for a URL."""
+    from PIL import Image, ImageOps
+
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value.strip()):
+        return None
+    data = decode_base64(value, max_bytes=2**40)
+    with Image.open(io.BytesIO(data)) as image:
+        rgba = image.convert("RGBA")
+    red, green, blue, alpha = rgba.split()
+    inverted = ImageOps.invert(Image.merge("RGB", (red, green, blue)))
+    out = io.BytesIO()
+    Image.merge("RGBA", (*inverted.split(), alpha)).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 async def _settled(http: httpx.AsyncClient, url: str, timeout: float = 180.0) -> float:
@@ -500,6 +585,7 @@ async def _one(client: httpx.AsyncClient, endpoint: Endpoint, example: dict) -> 
         return run
     outputs, problems = check_response(response.content, response.headers, request)
     run.update(ok=True, outputs=outputs, problems=problems)
+    run["digest"] = content_digest(response.content)
     run["execution_s"] = _float(response.headers.get("x-execution-time-sec"))
     return run
 
