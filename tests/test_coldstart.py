@@ -85,6 +85,27 @@ def test_a_measured_activation_figure_keeps_more_than_a_tenth_free() -> None:
     )
 
 
+def test_a_resident_class_with_lora_endpoints_says_switching_costs_a_load() -> None:
+    """Pinned models never reload, but LoRA patches do: on the H200 every switch of Qwen-Image's
+    Lightning LoRA logged a full 19.5 GB load (~15 s). The plan no longer implies otherwise."""
+    z_image = next(a for a in APPS if a.name == "ryla-z-image")
+    plan = plan_class(z_image.name, z_image.models, z_image.classes[0])
+    assert plan.verdict == "fits"
+    (said,) = [n for n in plan.notes if "LoRAs" in n]
+    assert said.startswith("/z-image-lora applies LoRAs")
+    plain = endpoint("/plain", ("checkpoints/m.safetensors",))
+    fixed = endpoint("/fixed", ("checkpoints/m.safetensors", "loras/style.safetensors"))
+    models = (model("checkpoints/m.safetensors", 5.0), model("loras/style.safetensors", 0.2))
+    both = plan_class("app", models, ClassModel("ComfyUI", "L40S", 60, 0.001, (plain, fixed)))
+    assert [n for n in both.notes if "LoRAs" in n] == [
+        "/fixed applies LoRAs: a request whose LoRAs differ from the previous one's loads the "
+        "model again with other patches (ComfyUI logs a full load; ~15 s per switch for "
+        "Qwen-Image's 19.5 GB on an H200)"
+    ]
+    alone = plan_class("app", models[:1], ClassModel("ComfyUI", "L40S", 60, 0.001, (plain,)))
+    assert not [n for n in alone.notes if "LoRAs" in n]
+
+
 def test_app_arguments_override_the_plans_flags() -> None:
     eps = (endpoint("/a", ()), endpoint("/b", ()))
     plan = plan_class("app", (), ClassModel("ComfyUI", "L40S", 60, 0.001, eps))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .gpus import parse_gpu
-from .model import AppModel, ClassModel, ModelFileModel
+from .model import AppModel, ClassModel, EndpointModel, ModelFileModel
 
 HEADROOM = 0.10
 OUTPUT_CACHE = 32  # node outputs kept besides the pinned models (text encodings, images)
@@ -84,6 +84,14 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
             notes.append(
                 "models pinned by ryla-gen's helper node: no reload under any mix of requests"
             )
+        patching = [ep.path for ep in cls.endpoints if applies_lora(ep)]
+        if patching:
+            verb = "applies" if len(patching) == 1 else "apply"
+            notes.append(
+                f"{', '.join(patching)} {verb} LoRAs: a request whose LoRAs differ from the "
+                "previous one's loads the model again with other patches (ComfyUI logs a full "
+                "load; ~15 s per switch for Qwen-Image's 19.5 GB on an H200)"
+            )
     else:
         verdict, flags = "does-not-fit", ()
         host_gb = HOST_BASE_GB + total  # ComfyUI offloads what the GPU cannot hold to RAM
@@ -104,6 +112,17 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
         tuple(notes),
         pinned,
         None if host_gb is None else round(host_gb, 3),
+    )
+
+
+def applies_lora(ep: EndpointModel) -> bool:
+    """Whether an endpoint patches a model with LoRAs: a declared file in ``loras/``, or a
+    parameter naming one (a loader's ``lora_name``, a training-linked LoRA)."""
+    if any(name.startswith("loras/") for name in ep.model_names):
+        return True
+    return any(
+        (p.volume_file or "").startswith("loras/") or any(i == "lora_name" for _, i in p.targets)
+        for p in ep.params
     )
 
 
