@@ -189,8 +189,8 @@ def _media_problem(value: str, param: Param) -> str | None:
             parse_url(value)
             return None
         data = decode_base64(value, max_bytes=AppSettings.max_body_bytes)
-        max_pixels = min(AppSettings.max_image_pixels, param.max_pixels or 2**62)
-        verify_media(data, param.kind, max_pixels=max_pixels, min_side=param.min_side)
+        limit = param.pixel_limit(AppSettings.max_image_pixels)
+        verify_media(data, param.kind, max_pixels=limit, min_side=param.min_side)
     except (MediaError, UrlError) as exc:
         return str(exc)
     return None

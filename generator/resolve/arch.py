@@ -14,6 +14,17 @@ from dataclasses import dataclass
 
 from .model import ModelFileModel
 
+# Loader inputs whose value is a file of a models folder.
+LOADER_FILE_INPUTS = {
+    "lora_name": "loras",
+    "ckpt_name": "checkpoints",
+    "unet_name": "diffusion_models",
+    "vae_name": "vae",
+    "clip_name": "text_encoders",
+    "clip_name1": "text_encoders",
+    "clip_name2": "text_encoders",
+}
+
 # Every architecture a spec may declare, with what it is.
 ARCHITECTURES: dict[str, str] = {
     "sd15-checkpoint": "Stable Diffusion 1.5 checkpoint (UNet, CLIP-L, VAE)",

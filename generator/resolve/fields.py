@@ -63,8 +63,9 @@ def param_doc(name: str, param: Parameter) -> ParamDoc:
     else:
         default = repr(param.default) if isinstance(param.default, str) else str(param.default)
     constraints = limits(param.min, param.max, param.multiple_of, param.choices)
-    if image_limits(param):
-        constraints.append(image_limits(param))
+    size = image_limits(param)
+    if size:
+        constraints.append(size)
     if param.aliases:
         constraints.append("alias " + ", ".join(param.aliases))
     description = table_text(param.description)

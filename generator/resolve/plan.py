@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .arch import LOADER_FILE_INPUTS
 from .gpus import parse_gpu
 from .model import AppModel, ClassModel, EndpointModel, ModelFileModel
 
@@ -121,7 +122,8 @@ def applies_lora(ep: EndpointModel) -> bool:
     if any(name.startswith("loras/") for name in ep.model_names):
         return True
     return any(
-        (p.volume_file or "").startswith("loras/") or any(i == "lora_name" for _, i in p.targets)
+        (p.volume_file or "").startswith("loras/")
+        or any(LOADER_FILE_INPUTS.get(i) == "loras" for _, i in p.targets)
         for p in ep.params
     )
 

@@ -90,6 +90,10 @@ class Param:
     min_side: int | None = None  # images: each side at least this many pixels (422 otherwise)
     max_pixels: int | None = None  # images: width x height at most this (within the app's)
 
+    def pixel_limit(self, app_limit: int) -> int:
+        """Pixels an image of this parameter may have: its own limit within the app's."""
+        return app_limit if self.max_pixels is None else min(app_limit, self.max_pixels)
+
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -224,7 +224,7 @@ async def _load_media(
                     item,
                     param.kind,
                     max_bytes=settings.body_limit(endpoint),
-                    max_pixels=min(settings.max_image_pixels, param.max_pixels or 2**62),
+                    max_pixels=param.pixel_limit(settings.max_image_pixels),
                     allow_private=settings.allow_private_urls,
                     download_timeout=settings.download_timeout,
                     download_max_bytes=settings.download_max_bytes,

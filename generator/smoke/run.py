@@ -99,9 +99,7 @@ async def smoke_app(
     for target in targets:
         known = store.get(app.name, target.path, options.commit)
         if not target.covered:
-            result = {"status": "not-covered", "reasons": target.not_covered}
-            store.put(app.name, target.path, options.commit, result)
-            rows.append(_row(app.name, target.path, result))
+            rows.append(_not_covered(app.name, target, options.commit, store))
         elif known is not None and not options.force and known.get("status") != "not-covered":
             echo(f"{app.name} {target.path}: measured at {options.commit} already, skipped")
             rows.append(_row(app.name, target.path, known))
@@ -132,9 +130,7 @@ async def smoke_app(
             made = _synthesise(group, options, echo)
             built.update(made)
             for target in [t for t in group if not t.covered]:  # a synthetic build failed
-                result = {"status": "not-covered", "reasons": target.not_covered}
-                store.put(app.name, target.path, options.commit, result)
-                rows.append(_row(app.name, target.path, result))
+                rows.append(_not_covered(app.name, target, options.commit, store))
             runnable = [t for t in group if t.covered]
             if not runnable:
                 continue
@@ -193,6 +189,14 @@ def _remove(built: dict[str, Any], models_dir: Path) -> None:
     for name in sorted(built):
         with contextlib.suppress(OSError):
             (models_dir / name).unlink()
+
+
+def _not_covered(
+    app: str, target: EndpointTarget, commit: str, store: ResultStore
+) -> dict[str, Any]:
+    result = {"status": "not-covered", "reasons": target.not_covered}
+    store.put(app, target.path, commit, result)
+    return _row(app, target.path, result)
 
 
 def _row(app: str, path: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ atomically after every endpoint, so an interrupted run keeps what it measured.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -80,8 +81,10 @@ class ResultStore:
 
 
 def commit_depth(root: Path) -> Callable[[str], int]:
-    """A commit's number of ancestors in ``root``'s git history (-1 when unknown)."""
+    """A commit's number of ancestors in ``root``'s git history (-1 when unknown); asked of git
+    once per commit."""
 
+    @functools.cache
     def depth(commit: str) -> int:
         try:
             done = subprocess.run(

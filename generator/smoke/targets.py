@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..resolve.arch import LORA_OF_BASE, base_arch, infer_arch
+from ..resolve.arch import LOADER_FILE_INPUTS, LORA_OF_BASE, base_arch, infer_arch
 from ..resolve.model import AppModel, EndpointModel
 from .packs import PackFinding, endpoint_packs
 from .synth import ARCHES
@@ -48,18 +48,6 @@ class EndpointTarget:
         return not self.not_covered
 
 
-# Loader inputs whose value is a file of a models folder.
-FILE_INPUTS = {
-    "lora_name": "loras",
-    "ckpt_name": "checkpoints",
-    "unet_name": "diffusion_models",
-    "vae_name": "vae",
-    "clip_name": "text_encoders",
-    "clip_name1": "text_encoders",
-    "clip_name2": "text_encoders",
-}
-
-
 def example_files(endpoint: EndpointModel) -> list[str]:
     """Model files (``folder/name``) the endpoint's examples and warm-up load by parameter:
     a ``volume_file`` (training-linked LoRAs), or a value bound to a loader's file input
@@ -67,7 +55,7 @@ def example_files(endpoint: EndpointModel) -> list[str]:
     names: list[str] = []
     requests = [*endpoint.examples, *([endpoint.warmup] if endpoint.warmup else [])]
     for param in endpoint.params:
-        folders = {FILE_INPUTS[i] for _, i in param.targets if i in FILE_INPUTS}
+        folders = {LOADER_FILE_INPUTS[i] for _, i in param.targets if i in LOADER_FILE_INPUTS}
         if not param.volume_file and not folders:
             continue
         for values in requests:
