@@ -54,6 +54,7 @@ ARCHITECTURES: dict[str, str] = {
     "byt5-small-glyph": "ByT5 small glyph text encoder (HunyuanVideo 1.5)",
     "clip-vision-h": "CLIP ViT-H vision encoder",
     "siglip-vision": "SigLIP vision encoder",
+    "sd15-vae": "Stable Diffusion 1.5 VAE (4 latent channels)",
     "flux-vae": "Flux VAE (16 latent channels; also Z-Image's)",
     "flux2-vae": "Flux 2 VAE",
     "wan21-vae": "Wan 2.1 VAE",

@@ -2,7 +2,7 @@
 
 Runs INSIDE ComfyUI's Python (``python synth.py --comfy-dir DIR JOBS.json``): it imports
 ``comfy.*`` at run time from the ComfyUI tree named on the command line; ryla-gen ships no
-ComfyUI code. Each job ``{"arch": ..., "path": ..., "dtype": ...}`` becomes one file whose
+ComfyUI code. Each job ``{"arch", "path", "dtype"?, "seed"?}`` becomes one file whose
 tensor names, shapes and dtypes are those ComfyUI's loaders detect for that architecture (the
 models are instantiated with ComfyUI's classes and configs, or spandrel's for upscale models,
 weights left uninitialised, then filled with scaled Gaussian noise on the build device;
@@ -487,7 +487,9 @@ def vae(kind: str):
     def build(device, dtype):
         import torch
 
-        if kind == "flux-vae":
+        if kind == "sd15-vae":
+            sd = _kl_vae_sd(device, 4, quant_conv=True)
+        elif kind == "flux-vae":
             sd = _kl_vae_sd(device, 16, quant_conv=False)
         elif kind == "flux2-vae":
             sd = _flux2_vae_sd(device)
@@ -805,6 +807,7 @@ ARCHES = {
     "byt5-small-glyph": (text_encoder("byt5-small-glyph"), "float16"),
     "clip-vision-h": (clip_vision(CLIP_VISION_CONFIGS["clip-vision-h"]), "float16"),
     "siglip-vision": (clip_vision(CLIP_VISION_CONFIGS["siglip-vision"]), "float16"),
+    "sd15-vae": (vae("sd15-vae"), "float16"),
     "flux-vae": (vae("flux-vae"), "float32"),
     "flux2-vae": (vae("flux2-vae"), "float32"),
     "wan21-vae": (vae("wan21-vae"), "bfloat16"),
@@ -899,7 +902,7 @@ def build_job(job: dict, device: str) -> dict:
     metadata = {"ryla_smoke": arch}
     with torch.inference_mode():
         sd = builder(device, _compute_dtype(dtype))
-        sd = fill(sd)
+        sd = fill(sd, job.get("seed", 0))
         if arch in METADATA_FP8 and dtype == torch.float8_e4m3fn:
             sd, quantization = metadata_fp8(sd, METADATA_FP8[arch])
             metadata["_quantization_metadata"] = json.dumps(quantization)
@@ -1479,7 +1482,12 @@ def _verify_clip_vision(sd: dict, prefix: str = "") -> str:
     return f"clip vision {name} {len(expected)} tensors"
 
 
-KL_VAES = ("flux-vae", "flux2-vae", "hunyuan15-vae")  # comfy.sd.VAE builds them as autoencoders
+KL_VAES = (
+    "sd15-vae",
+    "flux-vae",
+    "flux2-vae",
+    "hunyuan15-vae",
+)  # comfy.sd.VAE builds them as autoencoders
 
 
 class _VaePicked(Exception):
@@ -1653,7 +1661,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(ARCHES),
         help="--verify only this one (repeatable)",
     )
-    parser.add_argument("jobs", nargs="?", help="JSON file: a list of {arch, path, dtype?}")
+    parser.add_argument("jobs", nargs="?", help="JSON file: a list of {arch, path, dtype?, seed?}")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.comfy_dir))
     os.chdir(args.comfy_dir)  # ComfyUI resolves some data files relative to its tree
