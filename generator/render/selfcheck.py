@@ -32,7 +32,7 @@ from ..resolve.endpoints import is_latin1
 from ..resolve.model import AppModel, EndpointModel
 from ..runtime.apply import apply_request
 from ..runtime.config import AppSettings, Endpoint, Param
-from ..runtime.media import MediaError, decode_base64, verify_media
+from ..runtime.media import MediaError, decode_base64, is_url, verify_media
 from ..runtime.urls import UrlError, parse_url
 
 Problem = tuple[Location, str]
@@ -185,7 +185,7 @@ def _media_problem(value: str, param: Param) -> str | None:
     the runtime's own check of media bytes (a header-only MP4 example passed before)."""
     value = value.strip()
     try:
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        if is_url(value):
             parse_url(value)
             return None
         data = decode_base64(value, max_bytes=AppSettings.max_body_bytes)

@@ -21,6 +21,7 @@ _DATA_URL = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,(?P<data>.*)$", re.S | re.I
 )  # RFC 2397: scheme, type and "base64" are case-insensitive
 _BASE64_BREAKS = str.maketrans("", "", " \t\r\n")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 """Line breaks and spaces that MIME tools (``base64``, wrapping at 76) put in base64."""
 
 # Magic numbers of the formats ComfyUI loaders read; the extension names the uploaded file.
@@ -83,7 +84,7 @@ async def load_media(
     ``max_bytes`` bounds inline (base64) data, ``download_max_bytes`` (default: the same) and
     ``download_timeout`` a URL download, redirects included."""
     value = value.strip()
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+    if is_url(value):
         data = await fetch_url(
             value,
             max_bytes=download_max_bytes or max_bytes,
@@ -123,6 +124,11 @@ async def fetch_url(
     if fetched.status != 200:
         raise MediaError(f"fetching the URL answered HTTP {fetched.status}")
     return fetched.body
+
+
+def is_url(value: str) -> bool:
+    """A media value given as a URL (``scheme://``), not inline data."""
+    return _URL.match(value.strip()) is not None
 
 
 def decode_base64(value: str, *, max_bytes: int) -> bytes:

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -40,7 +39,7 @@ from ..runtime.apply import resolve_values
 from ..runtime.backends import ComfyServer, RemoteComfy
 from ..runtime.comfy_process import comfy_launch_command
 from ..runtime.config import Endpoint
-from ..runtime.media import decode_base64
+from ..runtime.media import decode_base64, is_url
 from ..runtime.server import create_app
 from .checks import check_response
 from .packs import PackFinding
@@ -470,8 +469,9 @@ async def _input_checks(
     echo: Echo,
 ) -> list[dict[str, Any]]:
     """Does the output depend on each image input? The answered request again (same seeds)
-    with that image inverted: the same output bytes mean the graph ignores the image (a start
-    image never wired to the sampler, say), which random weights show as well as real ones."""
+    with that image inverted: the same pictures (``content_digest``) mean the graph ignores the
+    image (a start image never wired to the sampler, say), which random weights show as well as
+    real ones."""
     runs = []
     for param in endpoint.params:
         if param.kind not in ("image", "mask") or example.get(param.name) is None:
@@ -522,7 +522,7 @@ def _inverted(value: str) -> str | None:
     URL (same size and mode); None for a URL."""
     from PIL import Image, ImageOps
 
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value.strip()):
+    if is_url(value):
         return None
     data = decode_base64(value, max_bytes=2**40)
     with Image.open(io.BytesIO(data)) as image:
