@@ -883,22 +883,27 @@ def fill(state_dict: dict, seed: int = 0) -> dict:
 
 
 def build_job(job: dict, device: str) -> dict:
+    arch, path = job["arch"], job["path"]
+    started = time.perf_counter()
+    if hasattr(ARCHES[arch][0], "gguf"):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write_gguf(arch, path)
+    else:
+        _build_safetensors(job, device)
+    return {
+        "path": path,
+        "arch": arch,
+        "seconds": round(time.perf_counter() - started, 2),
+        "bytes": os.path.getsize(path),
+    }
+
+
+def _build_safetensors(job: dict, device: str) -> None:
     import torch
 
     arch, path = job["arch"], job["path"]
     builder, default_dtype = ARCHES[arch]
-    if hasattr(builder, "gguf"):
-        started = time.perf_counter()
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        write_gguf(arch, path)
-        return {
-            "path": path,
-            "arch": arch,
-            "seconds": round(time.perf_counter() - started, 2),
-            "bytes": os.path.getsize(path),
-        }
     dtype = _torch_dtype(job.get("dtype") or default_dtype)
-    started = time.perf_counter()
     metadata = {"ryla_smoke": arch}
     with torch.inference_mode():
         sd = builder(device, _compute_dtype(dtype))
@@ -919,12 +924,6 @@ def build_job(job: dict, device: str) -> dict:
     del sd
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return {
-        "path": path,
-        "arch": arch,
-        "seconds": round(time.perf_counter() - started, 2),
-        "bytes": os.path.getsize(path),
-    }
 
 
 def save(sd: dict, path: str, metadata: dict[str, str]) -> None:
