@@ -438,10 +438,9 @@ def bench(**options: object) -> None:
 @click.option("--models-dir", type=click.Path(path_type=Path), help="Synthetic files go here.")
 @click.option(
     "--out",
-    default="docs/gpu-smoke-results.json",
-    show_default=True,
     type=click.Path(path_type=Path),
-    help="Results file (JSON); endpoints measured at this commit there are skipped.",
+    help="Results file (JSON); endpoints measured at this commit there are skipped. Default:"
+    " docs/gpu-smoke-results.json (with --at-defaults: docs/gpu-smoke-defaults.json).",
 )
 @click.option("--scratch", type=click.Path(path_type=Path), help="Base directory ComfyUI runs in.")
 @click.option("--python", "python_", help="ComfyUI's Python (default: a venv beside the tree).")
@@ -455,6 +454,12 @@ def bench(**options: object) -> None:
     type=click.IntRange(min=1),
     help="Run examples with at most this many steps (their `steps` parameter); the table says"
     " so. The same nodes execute, in less time.",
+)
+@click.option(
+    "--at-defaults",
+    is_flag=True,
+    help="Send each endpoint's first example with only its required fields, once: the run"
+    " measures what a bare call costs (memory at the default frames and size).",
 )
 @click.option(
     "--max-model-gb",
@@ -486,6 +491,9 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
     from .smoke.run import SmokeError, SmokeOptions, default_python, scratch_default, smoke_app
     from .smoke.store import ResultStore, StoreError, commit_depth, current_commit
 
+    if options["out"] is None:
+        name = "gpu-smoke-defaults.json" if options["at_defaults"] else "gpu-smoke-results.json"
+        options["out"] = Path("docs") / name
     if not names:  # the table of what the results file holds, newest per endpoint
         if not options["markdown"]:
             raise click.UsageError("name apps or paths to run, or give --markdown for the table")
@@ -530,6 +538,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             device=options["device"],
             max_model_gb=options["max_model_gb"],
             max_steps=options["max_steps"],
+            at_defaults=options["at_defaults"],
             custom_nodes=options["custom_nodes"].resolve() if options["custom_nodes"] else None,
         )
         try:

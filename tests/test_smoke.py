@@ -638,7 +638,7 @@ def test_rounds_remove_what_the_next_round_does_not_use(apps, tmp_path: Path, mo
     async def fake_comfy(app, cls, options, echo, packs):
         yield object(), 0.0
 
-    async def fake_measure(target, endpoint, app, comfy, echo, max_steps):
+    async def fake_measure(target, endpoint, app, comfy, echo, max_steps, at_defaults):
         present_at_run[target.path] = {
             str(p.relative_to(models)) for p in models.rglob("*") if p.exists()
         }
@@ -800,7 +800,7 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
     Image.new("RGB", (8, 8), (200, 30, 30)).save(png, "PNG")
     example = {"image": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()}
 
-    def measure(workflow: str) -> dict:
+    def measure(workflow: str, at_defaults: bool = False) -> dict:
         endpoint = Endpoint(path="/x", request_model=demo.ScaleRequest, workflow=workflow,
                             params=(Param("image", kind="image", targets=(Target("1", "image"),)),),
                             outputs=("3",), timeout=30, prefix_nodes=("3",))  # fmt: skip
@@ -810,7 +810,9 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
             comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
             app = create_app(demo.SETTINGS, (endpoint,), comfy, tmp_path)
             try:
-                return await _measure(target, endpoint, app, comfy, lambda _: None)
+                return await _measure(
+                    target, endpoint, app, comfy, lambda _: None, at_defaults=at_defaults
+                )
             finally:
                 await comfy.client.aclose()
 
@@ -821,3 +823,23 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
     assert ignored["warm_s"] is not None  # the extra run is not taken for the warm one
     used = measure("uses.json")
     assert used["status"] == "executed" and "ignored_inputs" not in used
+    bare = measure("ignores.json", at_defaults=True)  # one run: no warm one, no input check
+    assert bare["status"] == "executed" and len(bare["runs"]) == 1 and bare["warm_s"] is None
+    assert bare["request"] == {"defaults": True, "sent": ["image"]}
+
+
+def test_at_defaults_sends_only_the_required_fields_under_the_names_given() -> None:
+    from types import SimpleNamespace
+
+    from pydantic import AliasChoices, BaseModel, Field
+
+    from generator.smoke.run import _required_only
+
+    class Request(BaseModel):
+        prompt: str = Field(validation_alias=AliasChoices("prompt", "text"))
+        frames: int = Field(25, validation_alias=AliasChoices("frames", "num_frames"))
+        seed: int | None = None
+
+    endpoint = SimpleNamespace(request_model=Request)
+    example = {"text": "a boat", "num_frames": 14, "seed": 3}
+    assert _required_only(endpoint, example) == {"text": "a boat"}

@@ -68,6 +68,7 @@ class SmokeOptions:
     max_steps: int | None = None  # lower every example's steps to this (time budget)
     max_model_gb: float | None = None  # disk for synthetic files per round (default: free space)
     custom_nodes: Path | None = None  # folder of custom-node pack checkouts
+    at_defaults: bool = False  # one run of the first example's required fields only
 
 
 class SmokeError(Exception):
@@ -138,7 +139,9 @@ async def smoke_app(
                 for target in runnable:
                     endpoint, settings = runtime[target.path]
                     app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
-                    result = await _measure(target, endpoint, app_, comfy, echo, options.max_steps)
+                    result = await _measure(
+                        target, endpoint, app_, comfy, echo, options.max_steps, options.at_defaults
+                    )
                     result["comfy_start_s"] = started_s
                     result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
                     result["synth"] = {f.name: made.get(f.name) for f in target.files}
@@ -403,6 +406,7 @@ async def _measure(
     comfy: Any,
     echo: Echo,
     max_steps: int | None = None,
+    at_defaults: bool = False,
 ) -> dict[str, Any]:
     url = comfy.client.base_url if hasattr(comfy.client, "base_url") else None
     url = str(url or getattr(comfy, "url", "")).rstrip("/")
@@ -412,7 +416,10 @@ async def _measure(
         unload_s = await _settled(http, url)
     sampler = _MemorySampler(url)
     sampling = asyncio.ensure_future(sampler.run())
-    examples = [_capped(endpoint, e, max_steps) for e in target.endpoint.examples]
+    examples = target.endpoint.examples
+    if at_defaults:  # what a bare call costs (memory at the default frames and size)
+        examples = [_required_only(endpoint, examples[0])]
+    examples = [_capped(endpoint, e, max_steps) for e in examples]
     runs: list[dict[str, Any]] = []
     transport = httpx.ASGITransport(app=app)
     try:
@@ -420,7 +427,7 @@ async def _measure(
             transport=transport, base_url="http://smoke", timeout=endpoint.timeout + 60
         ) as client:
             warm_example = _reseeded(endpoint, examples[0])
-            for i, example in enumerate([*examples, warm_example]):
+            for i, example in enumerate(examples if at_defaults else [*examples, warm_example]):
                 run = await _one(client, endpoint, example)
                 run["example"] = i if i < len(examples) else 0
                 runs.append(run)
@@ -452,6 +459,8 @@ async def _measure(
     if capped:
         requested = [e[STEPS_CAPPED] for e in examples if STEPS_CAPPED in e]
         result["steps"] = {"ran": max(capped), "requested": max(requested)}
+    if at_defaults:
+        result["request"] = {"defaults": True, "sent": sorted(examples[0].keys() - {STEPS_CAPPED})}
     if not ok:
         result["error"] = next(r["error"] for r in runs if not r["ok"])
     if problems:
@@ -564,6 +573,18 @@ def _capped(endpoint: Endpoint, example: dict[str, Any], max_steps: int | None) 
     if not isinstance(steps, int) or steps <= max_steps:
         return dict(example)
     return {**example, "steps": max_steps, STEPS_CAPPED: steps}
+
+
+def _required_only(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
+    """The example with only the fields a client must send: every other parameter takes the
+    spec's default, so the run shows what a bare call costs (a video's default frames)."""
+    keys: set[str] = set()
+    for name, field in endpoint.request_model.model_fields.items():
+        if field.is_required():
+            alias = field.validation_alias
+            choices = getattr(alias, "choices", None) or ([alias] if alias else [])
+            keys.update([name, field.alias or name, *(c for c in choices if isinstance(c, str))])
+    return {k: v for k, v in example.items() if k in keys}
 
 
 def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
