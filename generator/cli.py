@@ -440,7 +440,8 @@ def bench(**options: object) -> None:
     "--out",
     type=click.Path(path_type=Path),
     help="Results file (JSON); endpoints measured at this commit there are skipped. Default:"
-    " docs/gpu-smoke-results.json (with --at-defaults: docs/gpu-smoke-defaults.json).",
+    " docs/gpu-smoke-results.json; docs/gpu-smoke-defaults.json with --at-defaults;"
+    " docs/tiny-smoke-results.json with --tiny.",
 )
 @click.option("--scratch", type=click.Path(path_type=Path), help="Base directory ComfyUI runs in.")
 @click.option("--python", "python_", help="ComfyUI's Python (default: a venv beside the tree).")
@@ -460,6 +461,12 @@ def bench(**options: object) -> None:
     is_flag=True,
     help="Send each endpoint's first example with only its required fields, once: the run"
     " measures what a bare call costs (memory at the default frames and size).",
+)
+@click.option(
+    "--tiny",
+    is_flag=True,
+    help="Build the diffusion models of families with a tiny size (Wan) at it: the same graph"
+    " runs on a CPU in minutes (wiring, shapes, decode, whether inputs matter; no timings).",
 )
 @click.option(
     "--max-model-gb",
@@ -488,12 +495,18 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
     from .dev import DevError, load_generated
     from .smoke.modal_stub import install as install_modal_stub
     from .smoke.report import line, markdown
-    from .smoke.run import SmokeError, SmokeOptions, default_python, scratch_default, smoke_app
+    from .smoke.run import (
+        SmokeError,
+        SmokeOptions,
+        default_python,
+        results_name,
+        scratch_default,
+        smoke_app,
+    )
     from .smoke.store import ResultStore, StoreError, commit_depth, current_commit
 
     if options["out"] is None:
-        name = "gpu-smoke-defaults.json" if options["at_defaults"] else "gpu-smoke-results.json"
-        options["out"] = Path("docs") / name
+        options["out"] = Path("docs") / results_name(options["at_defaults"], options["tiny"])
     if not names:  # the table of what the results file holds, newest per endpoint
         if not options["markdown"]:
             raise click.UsageError("name apps or paths to run, or give --markdown for the table")
@@ -539,6 +552,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             max_model_gb=options["max_model_gb"],
             max_steps=options["max_steps"],
             at_defaults=options["at_defaults"],
+            tiny=options["tiny"],
             custom_nodes=options["custom_nodes"].resolve() if options["custom_nodes"] else None,
         )
         try:

@@ -843,3 +843,67 @@ def test_at_defaults_sends_only_the_required_fields_under_the_names_given() -> N
     endpoint = SimpleNamespace(request_model=Request)
     example = {"text": "a boat", "num_frames": 14, "seed": 3}
     assert _required_only(endpoint, example) == {"text": "a boat"}
+
+
+def test_tiny_shrinks_only_families_whose_detection_reads_their_size() -> None:
+    from generator.smoke.synth import GGUF_MODELS, tiny_config
+
+    wan = tiny_config(ARCHES["wan21-i2v-14b"][0].unet_config)
+    assert wan is not None and (wan["dim"], wan["num_layers"], wan["in_dim"]) == (512, 2, 36)
+    assert wan["num_heads"] == wan["dim"] // 128  # what ComfyUI's Wan detection derives
+    vace = tiny_config(ARCHES["wan21-vace-1.3b"][0].unet_config)
+    assert vace is not None and vace["num_layers"] // vace["vace_layers"] >= 1
+    assert tiny_config(GGUF_MODELS["wan22-i2v-a14b-gguf"][1])["dim"] == 512
+    assert tiny_config(ARCHES["flux-dev"][0].unet_config) is None  # heads not read from tensors
+    assert tiny_config(None) is None
+
+
+def test_tiny_and_full_size_runs_never_reuse_each_others_files(apps, tmp_path, monkeypatch) -> None:
+    """A GPU run after a CPU --tiny run in the same scratch folder must not measure a 512-wide
+    Wan as the 14B one; the table says which files were tiny."""
+    import generator.smoke.run as smoke_run
+    from generator.smoke.report import outcome
+    from generator.smoke.run import SmokeOptions, _synthesise
+
+    builds: list[tuple[str, bool]] = []
+
+    def fake_synth(files, models_dir, options, echo):
+        records = {}
+        for f in files:
+            (models_dir / f.name).parent.mkdir(parents=True, exist_ok=True)
+            (models_dir / f.name).write_bytes(b"x")
+            builds.append((f.name, options.tiny))
+            records[f.name] = {"arch": f.arch, "seconds": 0}
+            if options.tiny and f.arch == "wan21-i2v-14b":
+                records[f.name]["tiny"] = {"dim": 512}
+        return records
+
+    monkeypatch.setattr(smoke_run, "_run_synth", fake_synth)
+    targets = plan_app(apps["ryla-wan26"], frozenset({"/wan2.6-i2v"}))
+    model = "diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors"
+
+    def run(tiny: bool) -> dict:
+        options = SmokeOptions(
+            comfy_dir=tmp_path, comfy_url=None, models_dir=None, scratch=tmp_path, python="py",
+            port=1, commit="c", tiny=tiny,
+        )  # fmt: skip
+        return _synthesise(targets, options, lambda _: None)
+
+    tiny = run(True)
+    assert tiny[model]["tiny"] == {"dim": 512}
+    assert outcome({"status": "executed", "synth": tiny}).startswith("executed (tiny wan2.1_i2v")
+    assert run(True)[model] == {"arch": "wan21-i2v-14b", "reused": True, "tiny": {"dim": 512}}
+    built = len(builds)
+    full = run(False)
+    assert "tiny" not in full[model] and "reused" not in full[model]
+    assert len(builds) == built + 4  # the text encoder built by the tiny run is rebuilt too
+    assert run(False)[model] == {"arch": "wan21-i2v-14b", "reused": True}
+    assert outcome({"status": "executed", "synth": full}) == "executed"
+
+
+def test_each_kind_of_run_has_its_own_results_file() -> None:
+    from generator.smoke.run import results_name
+
+    names = {results_name(d, t) for d in (False, True) for t in (False, True)}
+    assert "gpu-smoke-results.json" in names and "gpu-smoke-defaults.json" in names
+    assert results_name(False, True) == "tiny-smoke-results.json"

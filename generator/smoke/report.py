@@ -28,10 +28,14 @@ def _declared(result: dict[str, Any]) -> str:
 def outcome(result: dict[str, Any]) -> str:
     status = result.get("status")
     steps = result.get("steps")
-    if status == "executed" and steps:
-        return f"executed ({steps['ran']} of {steps['requested']} steps)"
+    tiny = sorted(
+        n.split("/")[-1] for n, r in (result.get("synth") or {}).items() if r and r.get("tiny")
+    )
+    said = ["tiny " + ", ".join(tiny)] if tiny else []
+    if steps:
+        said.insert(0, f"{steps['ran']} of {steps['requested']} steps")
     if status == "executed":
-        return "executed"
+        return "executed" + (f" ({'; '.join(said)})" if said else "")
     if status == "ignores-input":
         return "executed, ignores its input: " + ", ".join(result.get("ignored_inputs", []))
     if status == "output-mismatch":

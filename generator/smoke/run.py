@@ -69,6 +69,7 @@ class SmokeOptions:
     max_model_gb: float | None = None  # disk for synthetic files per round (default: free space)
     custom_nodes: Path | None = None  # folder of custom-node pack checkouts
     at_defaults: bool = False  # one run of the first example's required fields only
+    tiny: bool = False  # diffusion models of families with a tiny size built at it (CPU runs)
 
 
 class SmokeError(Exception):
@@ -189,8 +190,19 @@ def remove_partial_files(models_dir: Path, echo: Echo) -> None:
 
 def _remove(built: dict[str, Any], models_dir: Path) -> None:
     for name in sorted(built):
-        with contextlib.suppress(OSError):
-            (models_dir / name).unlink()
+        for path in (models_dir / name, _tiny_marker(models_dir / name)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _tiny_marker(path: Path) -> Path:
+    """Beside a file a ``--tiny`` run built (JSON: the size it was shrunk to, or ``{}``): only
+    tiny runs reuse it, and a full-size run never takes a shrunk model."""
+    return path.with_name(path.name + ".tiny")
+
+
+def _reusable(path: Path, tiny: bool) -> bool:
+    return path.exists() and _tiny_marker(path).exists() == tiny
 
 
 def _not_covered(
@@ -213,17 +225,25 @@ def _synthesise(targets: list[EndpointTarget], options: SmokeOptions, echo: Echo
     models_dir = options.models_dir or options.scratch / "models"
     to_build, links = builds(targets)
     records: dict[str, Any] = {}
-    missing = [f for f in to_build if not (models_dir / f.name).exists()]
+    missing = [f for f in to_build if not _reusable(models_dir / f.name, options.tiny)]
     for f in missing:  # a link whose file an earlier round removed
         if (models_dir / f.name).is_symlink():
             (models_dir / f.name).unlink()
     for f in to_build:
         if f not in missing:
             records[f.name] = {"arch": f.arch, "reused": True}
+            if options.tiny and (size := json.loads(_tiny_marker(models_dir / f.name).read_text())):
+                records[f.name]["tiny"] = size
     if missing:
         if options.comfy_dir is None:
             raise SmokeError("synthetic files need --comfy-dir (ComfyUI's classes build them)")
         records.update(_run_synth(missing, models_dir, options, echo))
+        for f in missing:  # a tiny run marks all it built: the shrunk ones say their size
+            marker = _tiny_marker(models_dir / f.name)
+            if options.tiny and "error" not in records[f.name]:
+                marker.write_text(json.dumps(records[f.name].get("tiny") or {}))
+            elif marker.exists():
+                marker.unlink()
     for name, source in links.items():
         link = models_dir / name
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -242,7 +262,7 @@ def _synthesise(targets: list[EndpointTarget], options: SmokeOptions, echo: Echo
 def _run_synth(
     files: Sequence[SyntheticFile], models_dir: Path, options: SmokeOptions, echo: Echo
 ) -> dict[str, Any]:
-    jobs = [f.job(str(models_dir)) for f in files]
+    jobs = [{**f.job(str(models_dir)), **({"tiny": True} if options.tiny else {})} for f in files]
     jobs_file = options.scratch / "synth-jobs.json"
     jobs_file.parent.mkdir(parents=True, exist_ok=True)
     jobs_file.write_text(json.dumps(jobs, indent=1))
@@ -259,7 +279,8 @@ def _run_synth(
             record = json.loads(line)
             name = str(record.get("path", "")).removeprefix(prefix)
             records[name] = record
-            echo(f"  {name}: " + (record.get("error") or f"{record['seconds']} s"))
+            said = record.get("error") or f"{record['seconds']} s"
+            echo(f"  {name}: {said}" + (f" (tiny: {record['tiny']})" if "tiny" in record else ""))
     for f in files:
         records.setdefault(f.name, {"error": f"builder exited {proc.returncode}; see {log}"})
     return records
@@ -651,6 +672,13 @@ def default_python(comfy_dir: Path | None) -> str:
             if python.exists():
                 return str(python)
     return sys.executable
+
+
+def results_name(at_defaults: bool, tiny: bool) -> str:
+    """The default results file: runs measured differently never share one."""
+    if tiny:
+        return "tiny-smoke-results.json"
+    return "gpu-smoke-defaults.json" if at_defaults else "gpu-smoke-results.json"
 
 
 def scratch_default() -> Path:

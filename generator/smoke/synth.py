@@ -242,6 +242,20 @@ WAN21_VAE = {
 # Wan 2.2 I2V A14B expert (high- and low-noise alike): Wan 2.1's 14B at in_dim 36 without the
 # CLIP-vision projection (img_emb), which ComfyUI's detection names a "t2v" model of in_dim 36.
 WAN22_I2V_A14B = {**WAN21_I2V_14B, "model_type": "t2v"}
+# Smaller sizes of the families whose detection reads every dimension from the tensors (Wan:
+# width from head.modulation, heads = width // 128, FFN width and depth counted), for a CPU run
+# of the same graph (--tiny): the nodes, conditioning, latent shapes and decode are the real ones.
+TINY = {"wan2.1": {"dim": 512, "num_heads": 4, "ffn_dim": 1024, "num_layers": 2}}
+
+
+def tiny_config(config: dict | None) -> dict | None:
+    """``config`` at its family's tiny size; None when the family has none."""
+    tiny = TINY.get((config or {}).get("image_model", ""))
+    if tiny is None:
+        return None
+    return {**config, **tiny, **({"vace_layers": 1} if "vace_layers" in config else {})}
+
+
 LORA_RANK = 16
 # Text encoders published as ComfyUI scaled fp8 (umt5_xxl_fp8_e4m3fn_scaled,
 # qwen_2.5_vl_7b_fp8_scaled): a ``scaled_fp8`` marker (empty float8_e4m3fn tensor) and a float32
@@ -391,10 +405,10 @@ def checkpoint(unet: dict, vae_z: int, quant_conv: bool, *, te_dtype=None, vae_d
 def diffusion_model(unet: dict, extra: tuple[str, ...] = ()):
     """The diffusion model alone; ``extra``: empty marker tensors the published file carries."""
 
-    def build(device, dtype):
+    def build(device, dtype, config: dict = unet):
         import torch
 
-        _, model = _unet_model(unet, device, dtype)
+        _, model = _unet_model(config, device, dtype)
         sd = model.diffusion_model.state_dict()
         sd.update({key: torch.empty(0, device=device) for key in extra})
         return sd
@@ -885,20 +899,28 @@ def fill(state_dict: dict, seed: int = 0) -> dict:
 def build_job(job: dict, device: str) -> dict:
     arch, path = job["arch"], job["path"]
     started = time.perf_counter()
-    if hasattr(ARCHES[arch][0], "gguf"):
+    builder = ARCHES[arch][0]
+    family = (
+        GGUF_MODELS[arch][1] if hasattr(builder, "gguf") else getattr(builder, "unet_config", None)
+    )
+    tiny = tiny_config(family) if job.get("tiny") else None
+    if hasattr(builder, "gguf"):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        write_gguf(arch, path)
+        write_gguf(arch, path, tiny)
     else:
-        _build_safetensors(job, device)
-    return {
+        _build_safetensors(job, device, tiny)
+    record = {
         "path": path,
         "arch": arch,
         "seconds": round(time.perf_counter() - started, 2),
         "bytes": os.path.getsize(path),
     }
+    if tiny is not None:
+        record["tiny"] = {k: tiny[k] for k in TINY[tiny["image_model"]]}
+    return record
 
 
-def _build_safetensors(job: dict, device: str) -> None:
+def _build_safetensors(job: dict, device: str, tiny: dict | None = None) -> None:
     import torch
 
     arch, path = job["arch"], job["path"]
@@ -906,7 +928,8 @@ def _build_safetensors(job: dict, device: str) -> None:
     dtype = _torch_dtype(job.get("dtype") or default_dtype)
     metadata = {"ryla_smoke": arch}
     with torch.inference_mode():
-        sd = builder(device, _compute_dtype(dtype))
+        sized = {"config": tiny} if tiny is not None else {}
+        sd = builder(device, _compute_dtype(dtype), **sized)
         sd = fill(sd, job.get("seed", 0))
         if arch in METADATA_FP8 and dtype == torch.float8_e4m3fn:
             sd, quantization = metadata_fp8(sd, METADATA_FP8[arch])
@@ -1142,7 +1165,7 @@ def _verify_tiny_gguf(arch: str, config: dict) -> str:
     import gguf
     import numpy as np
 
-    tiny = {**config, "dim": 512, "num_heads": 4, "ffn_dim": 1024, "num_layers": 2}
+    tiny = tiny_config(config)
     plan = {name: (shape, qtype) for name, shape, qtype in gguf_plan(tiny)}
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "tiny.gguf")
