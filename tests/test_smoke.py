@@ -907,3 +907,38 @@ def test_each_kind_of_run_has_its_own_results_file() -> None:
     names = {results_name(d, t) for d in (False, True) for t in (False, True)}
     assert "gpu-smoke-results.json" in names and "gpu-smoke-defaults.json" in names
     assert results_name(False, True) == "tiny-smoke-results.json"
+
+
+def test_clean_removes_the_built_files_when_comfyui_does_not_start(apps, tmp_path, monkeypatch):
+    """The device's first ComfyUI 0.9.2 lacked a module and exited: the 12 GB it had built for
+    klein stayed on the disk of the next run."""
+    import asyncio
+    import contextlib
+
+    import generator.smoke.run as smoke_run
+    from generator.smoke.run import SmokeOptions, smoke_app
+
+    def fake_synth(files, models_dir, options, echo):
+        for f in files:
+            (models_dir / f.name).parent.mkdir(parents=True, exist_ok=True)
+            (models_dir / f.name).write_bytes(b"x")
+        return {f.name: {"arch": f.arch, "seconds": 0} for f in files}
+
+    @contextlib.asynccontextmanager
+    async def broken_comfy(app, cls, options, echo, packs):
+        raise SmokeError("ComfyUI did not start (No module named 'sqlalchemy')")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(smoke_run, "_run_synth", fake_synth)
+    monkeypatch.setattr(smoke_run, "_comfy", broken_comfy)
+    monkeypatch.setattr(smoke_run, "runtime_endpoints", lambda module: _AnyEndpoint())
+    models = tmp_path / "models"
+    options = SmokeOptions(
+        comfy_dir=tmp_path, comfy_url=None, models_dir=models, scratch=tmp_path, python="py",
+        port=1, commit="c", clean=True, only=frozenset({"/flux-klein-edit"}),
+    )  # fmt: skip
+    store = ResultStore(tmp_path / "results.json")
+    module = type("Module", (), {"WORKFLOWS": {}})
+    with pytest.raises(SmokeError, match="sqlalchemy"):
+        asyncio.run(smoke_app(apps["ryla-z-image"], module, options, store, lambda _: None))
+    assert models.is_dir() and not [p for p in models.rglob("*") if p.is_file()]

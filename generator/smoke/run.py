@@ -108,50 +108,73 @@ async def smoke_app(
             pending.append(target)
     if not pending:
         return rows
-    runtime = runtime_endpoints(module)
     models_dir = options.models_dir or options.scratch / "models"
     if options.comfy_dir is not None:
         remove_partial_files(models_dir, echo)
     budget = _disk_budget(options, models_dir, pending)
-    built: dict[str, Any] = {}
-    for cls in app.classes:
-        in_class = [t for t in pending if any(e.path == t.path for e in cls.endpoints)]
-        groups = disk_groups(in_class, budget)
-        if len(groups) > 1:
-            echo(
-                f"class {cls.name}: {len(groups)} rounds to stay within {budget:.0f} GB of disk: "
-                + " | ".join(", ".join(t.path for t in g) for g in groups)
+    built: dict[str, Any] = {}  # file name -> build record, of the files present now
+    try:  # --clean holds when ComfyUI fails to start or the run is cut short too
+        for cls in app.classes:
+            in_class = [t for t in pending if any(e.path == t.path for e in cls.endpoints)]
+            rows += await _smoke_class(
+                app, cls, in_class, module, options, store, echo, built, budget
             )
-        for group in groups:
-            if budget is not None:  # make room: what this round does not use goes first
-                keep = {f.name for t in group for f in t.files}
-                keep |= {f.name for f in builds(group)[0]}
-                _remove({n: r for n, r in built.items() if n not in keep}, models_dir)
-                built = {n: r for n, r in built.items() if n in keep}
-            made = _synthesise(group, options, echo)
-            built.update(made)
-            for target in [t for t in group if not t.covered]:  # a synthetic build failed
-                rows.append(_not_covered(app.name, target, options.commit, store))
-            runnable = [t for t in group if t.covered]
-            if not runnable:
-                continue
-            packs = class_packs(runnable)
-            async with _comfy(app.name, cls, options, echo, packs) as (comfy, started_s):
-                for target in runnable:
-                    endpoint, settings = runtime[target.path]
-                    app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
-                    result = await _measure(
-                        target, endpoint, app_, comfy, echo, options.max_steps, options.at_defaults
-                    )
-                    result["comfy_start_s"] = started_s
-                    result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
-                    result["synth"] = {f.name: made.get(f.name) for f in target.files}
-                    if target.packs:
-                        result["packs"] = [p.record() for p in target.packs]
-                    store.put(app.name, target.path, options.commit, result)
-                    rows.append(_row(app.name, target.path, result))
-    if options.clean:
-        _remove(built, models_dir)
+    finally:
+        if options.clean:
+            _remove(built, models_dir)
+    return rows
+
+
+async def _smoke_class(
+    app: AppModel,
+    cls: ClassModel,
+    in_class: list[EndpointTarget],
+    module: ModuleType,
+    options: SmokeOptions,
+    store: ResultStore,
+    echo: Echo,
+    built: dict[str, Any],
+    budget: float | None,
+) -> list[dict[str, Any]]:
+    """One class's pending endpoints, in disk rounds; ``built`` follows the files present."""
+    runtime = runtime_endpoints(module)
+    models_dir = options.models_dir or options.scratch / "models"
+    rows: list[dict[str, Any]] = []
+    groups = disk_groups(in_class, budget)
+    if len(groups) > 1:
+        echo(
+            f"class {cls.name}: {len(groups)} rounds to stay within {budget:.0f} GB of disk: "
+            + " | ".join(", ".join(t.path for t in g) for g in groups)
+        )
+    for group in groups:
+        if budget is not None:  # make room: what this round does not use goes first
+            keep = {f.name for t in group for f in t.files}
+            keep |= {f.name for f in builds(group)[0]}
+            _remove({n: r for n, r in built.items() if n not in keep}, models_dir)
+            for name in [n for n in built if n not in keep]:
+                del built[name]
+        made = _synthesise(group, options, echo)
+        built.update(made)
+        for target in [t for t in group if not t.covered]:  # a synthetic build failed
+            rows.append(_not_covered(app.name, target, options.commit, store))
+        runnable = [t for t in group if t.covered]
+        if not runnable:
+            continue
+        packs = class_packs(runnable)
+        async with _comfy(app.name, cls, options, echo, packs) as (comfy, started_s):
+            for target in runnable:
+                endpoint, settings = runtime[target.path]
+                app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
+                result = await _measure(
+                    target, endpoint, app_, comfy, echo, options.max_steps, options.at_defaults
+                )
+                result["comfy_start_s"] = started_s
+                result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
+                result["synth"] = {f.name: made.get(f.name) for f in target.files}
+                if target.packs:
+                    result["packs"] = [p.record() for p in target.packs]
+                store.put(app.name, target.path, options.commit, result)
+                rows.append(_row(app.name, target.path, result))
     return rows
 
 
