@@ -308,6 +308,32 @@ async def comfy_server(tmp_path: Path):
         os.killpg(server.process._proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("how", ["timeout", "cancelled"])
+async def test_a_start_that_does_not_complete_leaves_no_comfyui_running(tmp_path, how) -> None:
+    """A smoke run stopped by its time limit while ComfyUI was starting left it running."""
+    import sys
+
+    from generator.runtime.backends import ComfyServer
+    from generator.runtime.comfy_process import ComfyStartFailed
+    from generator.standin import free_port
+
+    (tmp_path / "comfy").mkdir()
+    never_ready = [sys.executable, "-c", "import time; time.sleep(120)"]
+    server = ComfyServer([], str(tmp_path / "models"), comfy_dir=tmp_path / "comfy",
+                         port=free_port(), command=never_ready, log_path=tmp_path / "c.log",
+                         start_timeout=0.5 if how == "timeout" else 60)  # fmt: skip
+    if how == "timeout":
+        with pytest.raises(ComfyStartFailed):
+            await server.start()
+    else:
+        starting = asyncio.create_task(server.start())
+        await asyncio.sleep(0.5)
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+    assert server.process._proc is not None and not server.process.alive
+
+
 async def test_comfyui_killed_mid_request_gives_503_and_the_next_request_succeeds(
     comfy_server,
 ) -> None:

@@ -130,7 +130,11 @@ class ComfyServer:
             if not helper.exists() and not helper.is_symlink():
                 helper.symlink_to(Path(__file__).parent / "snapshot_node")
         self.process.start()
-        await self.process.wait_ready(self.start_timeout)
+        try:
+            await self.process.wait_ready(self.start_timeout)
+        except BaseException:  # not ready in time, cancelled, interrupted: leave no process
+            await self.process.stop()
+            raise
 
     @property
     def _paths_file(self) -> Path:
