@@ -469,6 +469,15 @@ def bench(**options: object) -> None:
     " runs on a CPU in minutes (wiring, shapes, decode, whether inputs matter; no timings).",
 )
 @click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Send FIELD=VALUE (JSON, else a string) in every example of endpoints that have the"
+    " field: fewer frames for a CPU run, the most frames for a memory figure. Needs its own"
+    " --out unless --tiny.",
+)
+@click.option(
     "--max-model-gb",
     type=click.FloatRange(min=1),
     help="Disk for synthetic files at a time (default: the free space); an app that needs more"
@@ -505,6 +514,9 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
     )
     from .smoke.store import ResultStore, StoreError, commit_depth, current_commit
 
+    overrides = tuple(_field_value(text) for text in options["sets"])
+    if overrides and options["out"] is None and not options["tiny"]:
+        raise click.UsageError("--set changes the requests: give --out, a results file of its own")
     if options["out"] is None:
         options["out"] = Path("docs") / results_name(options["at_defaults"], options["tiny"])
     if not names:  # the table of what the results file holds, newest per endpoint
@@ -553,6 +565,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             max_steps=options["max_steps"],
             at_defaults=options["at_defaults"],
             tiny=options["tiny"],
+            overrides=overrides,
             custom_nodes=options["custom_nodes"].resolve() if options["custom_nodes"] else None,
         )
         try:
@@ -569,6 +582,17 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
         options["markdown"].write_text(markdown(rows))
     failed = ("failed", "output-mismatch", "ignores-input")
     sys.exit(1 if any(r.get("status") in failed for r in rows) else 0)
+
+
+def _field_value(text: str) -> tuple[str, Any]:
+    """``--set``'s FIELD=VALUE: the value as JSON (5, true, "x"), else as the string given."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r}: expected FIELD=VALUE", param_hint="--set")
+    try:
+        return name.strip(), json.loads(raw)
+    except ValueError:
+        return name.strip(), raw
 
 
 @contextlib.contextmanager

@@ -638,7 +638,7 @@ def test_rounds_remove_what_the_next_round_does_not_use(apps, tmp_path: Path, mo
     async def fake_comfy(app, cls, options, echo, packs):
         yield object(), 0.0
 
-    async def fake_measure(target, endpoint, app, comfy, echo, max_steps, at_defaults):
+    async def fake_measure(target, endpoint, app, comfy, echo, options):
         present_at_run[target.path] = {
             str(p.relative_to(models)) for p in models.rglob("*") if p.exists()
         }
@@ -800,7 +800,7 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
     Image.new("RGB", (8, 8), (200, 30, 30)).save(png, "PNG")
     example = {"image": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()}
 
-    def measure(workflow: str, at_defaults: bool = False) -> dict:
+    def measure(workflow: str, at_defaults: bool = False, sets: tuple = ()) -> dict:
         endpoint = Endpoint(path="/x", request_model=demo.ScaleRequest, workflow=workflow,
                             params=(Param("image", kind="image", targets=(Target("1", "image"),)),),
                             outputs=("3",), timeout=30, prefix_nodes=("3",))  # fmt: skip
@@ -810,9 +810,8 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
             comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
             app = create_app(demo.SETTINGS, (endpoint,), comfy, tmp_path)
             try:
-                return await _measure(
-                    target, endpoint, app, comfy, lambda _: None, at_defaults=at_defaults
-                )
+                options = SimpleNamespace(max_steps=None, at_defaults=at_defaults, overrides=sets)
+                return await _measure(target, endpoint, app, comfy, lambda _: None, options)
             finally:
                 await comfy.client.aclose()
 
@@ -826,6 +825,9 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
     bare = measure("ignores.json", at_defaults=True)  # one run: no warm one, no input check
     assert bare["status"] == "executed" and len(bare["runs"]) == 1 and bare["warm_s"] is None
     assert bare["request"] == {"defaults": True, "sent": ["image"]}
+    other = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    overridden = measure("uses.json", sets=(("image", other), ("frames", 5)))
+    assert overridden["overrides"] == {"image": other}  # /x has no frames field: not set
 
 
 def test_at_defaults_sends_only_the_required_fields_under_the_names_given() -> None:
@@ -833,7 +835,8 @@ def test_at_defaults_sends_only_the_required_fields_under_the_names_given() -> N
 
     from pydantic import AliasChoices, BaseModel, Field
 
-    from generator.smoke.run import _required_only
+    from generator.smoke.report import outcome
+    from generator.smoke.run import _overridden, _required_only
 
     class Request(BaseModel):
         prompt: str = Field(validation_alias=AliasChoices("prompt", "text"))
@@ -843,6 +846,30 @@ def test_at_defaults_sends_only_the_required_fields_under_the_names_given() -> N
     endpoint = SimpleNamespace(request_model=Request)
     example = {"text": "a boat", "num_frames": 14, "seed": 3}
     assert _required_only(endpoint, example) == {"text": "a boat"}
+    applied: dict = {}
+    sets = (("frames", 5), ("width", 64))  # frames replaces num_frames; no width field here
+    assert _overridden(endpoint, example, sets, applied) == {
+        "text": "a boat",
+        "seed": 3,
+        "frames": 5,
+    }
+    assert applied == {"frames": 5}
+    result = {"status": "executed", "steps": {"ran": 2, "requested": 20}, "overrides": applied}
+    assert outcome(result) == "executed (2 of 20 steps; frames=5)"
+
+
+def test_set_parses_json_values_and_needs_its_own_results_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    runner = CliRunner()
+    base = ["smoke", "ryla-demo", "--comfy-url", "http://127.0.0.1:9"]
+    result = runner.invoke(main, [*base, "--set", "frames=5"])
+    assert result.exit_code == 2 and "give --out" in result.output
+    result = runner.invoke(main, [*base, "--set", "frames", "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 2 and "expected FIELD=VALUE" in result.output
+    from generator.cli import _field_value
+
+    assert _field_value("num_frames=5") == ("num_frames", 5)
+    assert _field_value("prompt=a red fox") == ("prompt", "a red fox")
 
 
 def test_tiny_shrinks_only_families_whose_detection_reads_their_size() -> None:

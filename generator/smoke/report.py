@@ -32,6 +32,7 @@ def outcome(result: dict[str, Any]) -> str:
         n.split("/")[-1] for n, r in (result.get("synth") or {}).items() if r and r.get("tiny")
     )
     said = ["tiny " + ", ".join(tiny)] if tiny else []
+    said += [f"{k}={v}" for k, v in (result.get("overrides") or {}).items()]
     if steps:
         said.insert(0, f"{steps['ran']} of {steps['requested']} steps")
     if status == "executed":

@@ -70,6 +70,7 @@ class SmokeOptions:
     custom_nodes: Path | None = None  # folder of custom-node pack checkouts
     at_defaults: bool = False  # one run of the first example's required fields only
     tiny: bool = False  # diffusion models of families with a tiny size built at it (CPU runs)
+    overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) set in every example (--set)
 
 
 class SmokeError(Exception):
@@ -165,9 +166,7 @@ async def _smoke_class(
             for target in runnable:
                 endpoint, settings = runtime[target.path]
                 app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
-                result = await _measure(
-                    target, endpoint, app_, comfy, echo, options.max_steps, options.at_defaults
-                )
+                result = await _measure(target, endpoint, app_, comfy, echo, options)
                 result["comfy_start_s"] = started_s
                 result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
                 result["synth"] = {f.name: made.get(f.name) for f in target.files}
@@ -449,9 +448,10 @@ async def _measure(
     app: Any,
     comfy: Any,
     echo: Echo,
-    max_steps: int | None = None,
-    at_defaults: bool = False,
+    options: SmokeOptions | None = None,
 ) -> dict[str, Any]:
+    max_steps, at_defaults = (options.max_steps, options.at_defaults) if options else (None, False)
+    overrides = options.overrides if options else ()
     url = comfy.client.base_url if hasattr(comfy.client, "base_url") else None
     url = str(url or getattr(comfy, "url", "")).rstrip("/")
     async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
@@ -463,6 +463,8 @@ async def _measure(
     examples = target.endpoint.examples
     if at_defaults:  # what a bare call costs (memory at the default frames and size)
         examples = [_required_only(endpoint, examples[0])]
+    applied: dict[str, Any] = {}
+    examples = [_overridden(endpoint, e, overrides, applied) for e in examples]
     examples = [_capped(endpoint, e, max_steps) for e in examples]
     runs: list[dict[str, Any]] = []
     transport = httpx.ASGITransport(app=app)
@@ -503,6 +505,8 @@ async def _measure(
     if capped:
         requested = [e[STEPS_CAPPED] for e in examples if STEPS_CAPPED in e]
         result["steps"] = {"ran": max(capped), "requested": max(requested)}
+    if applied:
+        result["overrides"] = applied
     if at_defaults:
         result["request"] = {"defaults": True, "sent": sorted(examples[0].keys() - {STEPS_CAPPED})}
     if not ok:
@@ -619,16 +623,43 @@ def _capped(endpoint: Endpoint, example: dict[str, Any], max_steps: int | None) 
     return {**example, "steps": max_steps, STEPS_CAPPED: steps}
 
 
+def _field_keys(endpoint: Endpoint) -> dict[str, set[str]]:
+    """Each request field's name -> every key a client may send it under (name, aliases)."""
+    keys: dict[str, set[str]] = {}
+    for name, field in endpoint.request_model.model_fields.items():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", None) or ([alias] if alias else [])
+        keys[name] = {name, field.alias or name, *(c for c in choices if isinstance(c, str))}
+    return keys
+
+
+def _overridden(
+    endpoint: Endpoint,
+    example: dict[str, Any],
+    overrides: Sequence[tuple[str, Any]],
+    applied: dict[str, Any],
+) -> dict[str, Any]:
+    """The example with each ``--set`` field the endpoint has set (under the key given, other
+    keys of that field dropped); ``applied`` collects what was set."""
+    fields = _field_keys(endpoint)
+    out = dict(example)
+    for key, value in overrides:
+        same = next((keys for keys in fields.values() if key in keys), None)
+        if same is None:
+            continue  # another endpoint's field
+        out = {k: v for k, v in out.items() if k not in same}
+        out[key] = applied[key] = value
+    return out
+
+
 def _required_only(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
     """The example with only the fields a client must send: every other parameter takes the
     spec's default, so the run shows what a bare call costs (a video's default frames)."""
-    keys: set[str] = set()
-    for name, field in endpoint.request_model.model_fields.items():
-        if field.is_required():
-            alias = field.validation_alias
-            choices = getattr(alias, "choices", None) or ([alias] if alias else [])
-            keys.update([name, field.alias or name, *(c for c in choices if isinstance(c, str))])
-    return {k: v for k, v in example.items() if k in keys}
+    model_fields = endpoint.request_model.model_fields
+    required = [
+        keys for name, keys in _field_keys(endpoint).items() if model_fields[name].is_required()
+    ]
+    return {k: v for k, v in example.items() if any(k in keys for keys in required)}
 
 
 def _reseeded(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
