@@ -969,3 +969,59 @@ def test_clean_removes_the_built_files_when_comfyui_does_not_start(apps, tmp_pat
     with pytest.raises(SmokeError, match="sqlalchemy"):
         asyncio.run(smoke_app(apps["ryla-z-image"], module, options, store, lambda _: None))
     assert models.is_dir() and not [p for p in models.rglob("*") if p.is_file()]
+
+
+def test_an_input_ignored_only_at_capped_steps_is_checked_at_the_steps_asked() -> None:
+    """With --max-steps 2 each Wan 2.2 expert took one UniPC step, whose first step from sigma 1
+    does not use the model: the start image looked ignored. At the steps asked it is not; a
+    graph that ignores its image at every step count is still reported."""
+    import asyncio
+    import hashlib
+
+    import httpx
+    from pydantic import BaseModel
+
+    from generator.runtime.config import Endpoint, Param, Target
+    from generator.smoke.run import _capped, _input_checks, _one
+
+    class Request(BaseModel):
+        image: str
+        steps: int = 20
+
+    def png(color: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (8, 8), color).save(out, "PNG")
+        return out.getvalue()
+
+    def serve(uses_image_from: int | None):
+        def handle(request: httpx.Request) -> httpx.Response:
+            body = json.loads(request.content)
+            shade = hashlib.sha256(body["image"].encode()).digest()[0]
+            uses = uses_image_from is not None and body["steps"] >= uses_image_from
+            color = (shade, 0, 0) if uses else (7, 7, 7)
+            return httpx.Response(200, content=png(color), headers={"content-type": "image/png"})
+
+        return httpx.MockTransport(handle)
+
+    endpoint = Endpoint(path="/x", request_model=Request, workflow="w.json",
+                        params=(Param("image", kind="image", targets=(Target("1", "image"),)),),
+                        outputs=("3",), timeout=30)  # fmt: skip
+    image = "data:image/png;base64," + base64.b64encode(png((200, 30, 30))).decode()
+    example = _capped(endpoint, {"image": image}, 2)
+
+    def check(uses_image_from: int | None) -> dict:
+        async def run() -> dict:
+            async with httpx.AsyncClient(
+                transport=serve(uses_image_from), base_url="http://s"
+            ) as c:
+                answered = await _one(c, endpoint, example)
+                return (await _input_checks(c, endpoint, example, answered, lambda _: None))[0]
+
+        return asyncio.run(run())
+
+    late = check(uses_image_from=4)
+    assert late["ignored"] is False and late["uncapped"]["steps"] == 20
+    never = check(uses_image_from=None)
+    assert never["ignored"] is True and never["uncapped"]["same"] is True
+    always = check(uses_image_from=1)
+    assert always["ignored"] is False and "uncapped" not in always
