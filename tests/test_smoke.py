@@ -856,6 +856,8 @@ def test_at_defaults_sends_only_the_required_fields_under_the_names_given() -> N
     assert applied == {"frames": 5}
     result = {"status": "executed", "steps": {"ran": 2, "requested": 20}, "overrides": applied}
     assert outcome(result) == "executed (2 of 20 steps; frames=5)"
+    ignored = {"status": "ignores-input", "steps": result["steps"], "ignored_inputs": ["image"]}
+    assert outcome(ignored) == "executed (2 of 20 steps), ignores its input: image"
 
 
 def test_set_parses_json_values_and_needs_its_own_results_file(tmp_path, monkeypatch) -> None:

@@ -26,24 +26,29 @@ def _declared(result: dict[str, Any]) -> str:
 
 
 def outcome(result: dict[str, Any]) -> str:
+    """What happened, and under which conditions the run differs from a client's call."""
     status = result.get("status")
-    steps = result.get("steps")
-    tiny = sorted(
-        n.split("/")[-1] for n, r in (result.get("synth") or {}).items() if r and r.get("tiny")
-    )
-    said = ["tiny " + ", ".join(tiny)] if tiny else []
-    said += [f"{k}={v}" for k, v in (result.get("overrides") or {}).items()]
-    if steps:
-        said.insert(0, f"{steps['ran']} of {steps['requested']} steps")
-    if status == "executed":
-        return "executed" + (f" ({'; '.join(said)})" if said else "")
-    if status == "ignores-input":
-        return "executed, ignores its input: " + ", ".join(result.get("ignored_inputs", []))
-    if status == "output-mismatch":
-        return "executed, output mismatch: " + "; ".join(result.get("problems", []))
     if status == "not-covered":
         return "not covered: " + "; ".join(result.get("reasons", []))
+    said = f"executed{_conditions(result)}"
+    if status == "executed":
+        return said
+    if status == "ignores-input":
+        return f"{said}, ignores its input: " + ", ".join(result.get("ignored_inputs", []))
+    if status == "output-mismatch":
+        return f"{said}, output mismatch: " + "; ".join(result.get("problems", []))
     return "FAILED: " + str(result.get("error", "?"))
+
+
+def _conditions(result: dict[str, Any]) -> str:
+    """`` (2 of 20 steps; tiny x.gguf; num_frames=5)``, or nothing for a run as asked."""
+    steps = result.get("steps")
+    said = [f"{steps['ran']} of {steps['requested']} steps"] if steps else []
+    synth = result.get("synth") or {}
+    tiny = sorted(name.split("/")[-1] for name, r in synth.items() if r and r.get("tiny"))
+    said += ["tiny " + ", ".join(tiny)] if tiny else []
+    said += [f"{k}={v}" for k, v in (result.get("overrides") or {}).items()]
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def line(row: dict[str, Any]) -> str:
