@@ -782,6 +782,7 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
     from generator.runtime.backends import RemoteComfy
     from generator.runtime.config import Endpoint, Param, Target
     from generator.runtime.server import create_app
+    from generator.smoke.report import outcome
     from generator.smoke.run import _measure
 
     demo = import_generated(REPO / "generated" / "ryla_demo.py")
@@ -825,6 +826,7 @@ def test_an_image_the_graph_ignores_is_reported(standin, tmp_path: Path) -> None
     bare = measure("ignores.json", at_defaults=True)  # one run: no warm one, no input check
     assert bare["status"] == "executed" and len(bare["runs"]) == 1 and bare["warm_s"] is None
     assert bare["request"] == {"defaults": True, "sent": ["image"]}
+    assert outcome(bare) == "executed (defaults: sent image)"
     other = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
     overridden = measure("uses.json", sets=(("image", other), ("frames", 5)))
     assert overridden["overrides"] == {"image": other}  # /x has no frames field: not set

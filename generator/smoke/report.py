@@ -43,7 +43,8 @@ def outcome(result: dict[str, Any]) -> str:
 def _conditions(result: dict[str, Any]) -> str:
     """`` (2 of 20 steps; tiny x.gguf; num_frames=5)``, or nothing for a run as asked."""
     steps = result.get("steps")
-    said = [f"{steps['ran']} of {steps['requested']} steps"] if steps else []
+    said = ["defaults: sent " + ", ".join(result["request"]["sent"])] if "request" in result else []
+    said += [f"{steps['ran']} of {steps['requested']} steps"] if steps else []
     synth = result.get("synth") or {}
     tiny = sorted(name.split("/")[-1] for name, r in synth.items() if r and r.get("tiny"))
     said += ["tiny " + ", ".join(tiny)] if tiny else []
