@@ -699,14 +699,19 @@ def test_the_table_shows_the_newest_result_of_every_endpoint(tmp_path: Path, mon
     out = tmp_path / "results.json"
     store = ResultStore(out)
     store.put("ryla-demo", "/invert", "old", {"status": "failed", "error": "boom"})
-    store.put("ryla-demo", "/invert", "new", {"status": "executed", "first_s": 1.5})
+    memory = {"device_type": "cpu", "comfyui_version": "0.9.2"}
+    store.put(
+        "ryla-demo", "/invert", "new", {"status": "executed", "first_s": 1.5, "memory": memory}
+    )
     store.put("ryla-demo", "/blur", "old", {"status": "executed", "first_s": 2.0})
     table = tmp_path / "table.md"
     result = CliRunner().invoke(main, ["smoke", "--out", str(out), "--markdown", str(table)])
     assert result.exit_code == 0, result.output
     lines = table.read_text().splitlines()
     assert len(lines) == 4
-    assert "| ryla-demo | `/invert` | executed | 1.50 |" in lines[3] and "| new |" in lines[3]
+    assert (
+        "| ryla-demo | `/invert` | executed | 1.50 |" in lines[3] and "| 0.9.2 | new |" in lines[3]
+    )
     assert "| ryla-demo | `/blur` | executed | 2.00 |" in lines[2] and "| old |" in lines[2]
     older = ResultStore(tmp_path / "older.json")  # results from before measured_at existed
     older.results = {

@@ -20,6 +20,11 @@ def _gb(result: dict[str, Any]) -> str:
     return f"{memory.get('peak_used_gb', 0):.1f} / {memory.get('peak_torch_reserved_gb', 0):.1f}"
 
 
+def _comfyui(result: dict[str, Any]) -> str:
+    """The ComfyUI version the run reported (``/system_stats``)."""
+    return (result.get("memory") or {}).get("comfyui_version") or "–"
+
+
 def _declared(result: dict[str, Any]) -> str:
     value = result.get("declared_gb")
     return "–" if value is None else f"{value:.1f}"
@@ -66,8 +71,8 @@ def line(row: dict[str, Any]) -> str:
 def markdown(rows: Iterable[dict[str, Any]]) -> str:
     out = [
         "| app | endpoint | result | first (s) | warm (s) | load (s) | declared models (GB) |"
-        " peak GPU memory used / reserved (GB) | output | commit |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|---|",
+        " peak GPU memory used / reserved (GB) | output | ComfyUI | commit |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for row in rows:
         runs = row.get("runs") or []
@@ -75,6 +80,7 @@ def markdown(rows: Iterable[dict[str, Any]]) -> str:
         out.append(
             f"| {row['app']} | `{row['path']}` | {outcome(row).replace('|', '/')} |"
             f" {_s(row.get('first_s'))} | {_s(row.get('warm_s'))} | {_s(row.get('load_s'))} |"
-            f" {_declared(row)} | {_gb(row)} | {output} | {row.get('commit', '')} |"
+            f" {_declared(row)} | {_gb(row)} | {output} |"
+            f" {_comfyui(row)} | {row.get('commit', '')} |"
         )
     return "\n".join(out) + "\n"
