@@ -21,8 +21,8 @@ _DATA_URL = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,(?P<data>.*)$", re.S | re.I
 )  # RFC 2397: scheme, type and "base64" are case-insensitive
 _BASE64_BREAKS = str.maketrans("", "", " \t\r\n")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 """Line breaks and spaces that MIME tools (``base64``, wrapping at 76) put in base64."""
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # Magic numbers of the formats ComfyUI loaders read; the extension names the uploaded file.
 _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
