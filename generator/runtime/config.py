@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic.fields import FieldInfo
 
 
 def choice_key(value: Any) -> str:
@@ -27,6 +28,13 @@ def _one_or_many(value: Any) -> Any:
 
 OneOrMany = Annotated[list[str], BeforeValidator(_one_or_many)]
 """A media list field that also accepts a single item (legacy clients send one)."""
+
+
+def field_keys(name: str, info: FieldInfo) -> set[str]:
+    """Every key a client may send a request field under: its name and its aliases."""
+    alias = info.validation_alias
+    choices = getattr(alias, "choices", None) or ([alias] if alias else [])
+    return {name, info.alias or name, *(c for c in choices if isinstance(c, str))}
 
 
 class RequestModel(BaseModel):
@@ -43,9 +51,7 @@ class RequestModel(BaseModel):
         keys: set[str] = set()
         for name, info in cls.model_fields.items():
             if info.annotation in (int, int | None):
-                alias = info.validation_alias
-                choices = getattr(alias, "choices", None) or ([alias] if alias else [])
-                keys.update([name, *(c for c in choices if isinstance(c, str))])
+                keys.update(field_keys(name, info))
         cls._int_keys = frozenset(keys)
 
     @model_validator(mode="before")

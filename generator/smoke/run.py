@@ -38,7 +38,7 @@ from ..resolve.model import AppModel, ClassModel
 from ..runtime.apply import resolve_values
 from ..runtime.backends import ComfyServer, RemoteComfy
 from ..runtime.comfy_process import comfy_launch_command
-from ..runtime.config import Endpoint
+from ..runtime.config import Endpoint, field_keys
 from ..runtime.media import decode_base64, is_url
 from ..runtime.server import create_app
 from .checks import check_response
@@ -651,12 +651,9 @@ def _capped(endpoint: Endpoint, example: dict[str, Any], max_steps: int | None) 
 
 def _field_keys(endpoint: Endpoint) -> dict[str, set[str]]:
     """Each request field's name -> every key a client may send it under (name, aliases)."""
-    keys: dict[str, set[str]] = {}
-    for name, field in endpoint.request_model.model_fields.items():
-        alias = field.validation_alias
-        choices = getattr(alias, "choices", None) or ([alias] if alias else [])
-        keys[name] = {name, field.alias or name, *(c for c in choices if isinstance(c, str))}
-    return keys
+    return {
+        name: field_keys(name, info) for name, info in endpoint.request_model.model_fields.items()
+    }
 
 
 def _overridden(
