@@ -72,6 +72,11 @@ class SmokeOptions:
     tiny: bool = False  # diffusion models of families with a tiny size built at it (CPU runs)
     overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) set in every example (--set)
 
+    @property
+    def models_root(self) -> Path:
+        """Where the synthetic files are: ``--models-dir``, else the scratch folder's."""
+        return self.models_dir or self.scratch / "models"
+
 
 class SmokeError(Exception):
     pass
@@ -109,7 +114,7 @@ async def smoke_app(
             pending.append(target)
     if not pending:
         return rows
-    models_dir = options.models_dir or options.scratch / "models"
+    models_dir = options.models_root
     if options.comfy_dir is not None:
         remove_partial_files(models_dir, echo)
     budget = _disk_budget(options, models_dir, pending)
@@ -139,7 +144,7 @@ async def _smoke_class(
 ) -> list[dict[str, Any]]:
     """One class's pending endpoints, in disk rounds; ``built`` follows the files present."""
     runtime = runtime_endpoints(module)
-    models_dir = options.models_dir or options.scratch / "models"
+    models_dir = options.models_root
     rows: list[dict[str, Any]] = []
     groups = disk_groups(in_class, budget)
     if len(groups) > 1:
@@ -244,7 +249,7 @@ def _row(app: str, path: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def _synthesise(targets: list[EndpointTarget], options: SmokeOptions, echo: Echo) -> dict:
     """Build the files the targets need (present ones reused); name -> build record."""
-    models_dir = options.models_dir or options.scratch / "models"
+    models_dir = options.models_root
     to_build, links = builds(targets)
     records: dict[str, Any] = {}
     missing = [f for f in to_build if not _reusable(models_dir / f.name, options.tiny)]
@@ -371,7 +376,7 @@ async def _comfy(  # noqa: ANN202
     command = comfy_launch_command(options.comfy_dir, options.port, args, python=options.python)
     server = ComfyServer(
         (),
-        str(options.models_dir or base / "models"),
+        str(options.models_root),
         comfy_dir=options.comfy_dir,
         port=options.port,
         command=command,
