@@ -900,11 +900,10 @@ def build_job(job: dict, device: str) -> dict:
     arch, path = job["arch"], job["path"]
     started = time.perf_counter()
     builder = ARCHES[arch][0]
-    family = (
-        GGUF_MODELS[arch][1] if hasattr(builder, "gguf") else getattr(builder, "unet_config", None)
-    )
-    tiny = tiny_config(family) if job.get("tiny") else None
-    if hasattr(builder, "gguf"):
+    gguf = hasattr(builder, "gguf")
+    config = GGUF_MODELS[arch][1] if gguf else getattr(builder, "unet_config", None)
+    tiny = tiny_config(config) if job.get("tiny") else None
+    if gguf:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         write_gguf(arch, path, tiny)
     else:
