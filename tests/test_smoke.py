@@ -172,6 +172,27 @@ def apps() -> dict[str, AppModel]:
             "LowNoise/Wan2.2-I2V-A14B-LowNoise-Q5_K_S.gguf",
             "wan22-i2v-a14b-gguf",
         ),
+        # InstantID's face ControlNet is loaded by ComfyUI's own ControlNetLoader, whose
+        # diffusers path knows a fixed list of UNet layouts; at 2.5 GB in fp16 it is full SDXL
+        (
+            "controlnet",
+            "InstantX/InstantID",
+            "ControlNetModel/diffusion_pytorch_model.safetensors",
+            "sdxl-controlnet",
+        ),
+        ("instantid", "InstantX/InstantID", "ip-adapter.bin", "instantid-ip-adapter"),
+        (
+            "insightface/models/antelopev2",
+            "MonsterMMORPG/tools",
+            "antelopev2/scrfd_10g_bnkps.onnx",
+            "insightface-scrfd",
+        ),
+        (
+            "insightface/models/antelopev2",
+            "MonsterMMORPG/tools",
+            "antelopev2/glintr100.onnx",
+            "insightface-arcface",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
@@ -186,12 +207,11 @@ def test_unknown_files_are_not_guessed() -> None:
         infer_arch(model("pulid", "guozinan/PuLID", "pulid_flux_v0.9.1.safetensors")).how
         == "unknown"
     )
-    # other ControlNets are other layouts: InstantID's face ControlNet, xinsir's union model
-    for repo, file in [
-        ("InstantX/InstantID", "ControlNetModel/diffusion_pytorch_model.safetensors"),
-        ("xinsir/controlnet-union-sdxl-1.0", "diffusion_pytorch_model_promax.safetensors"),
-    ]:
-        assert infer_arch(model("controlnet", repo, file)).arch is None
+    # xinsir's union ControlNet is another layout
+    union = ("xinsir/controlnet-union-sdxl-1.0", "diffusion_pytorch_model_promax.safetensors")
+    assert infer_arch(model("controlnet", *union)).arch is None
+    # ReActor's swapper sits in insightface/ itself, not in a FaceAnalysis pack folder
+    assert infer_arch(model("insightface", "someone/else", "inswapper_128.onnx")).arch is None
     # Flux 2 klein 9B is wider (4096) with another text encoder: not the 4B's architecture
     klein_9b = model(
         "diffusion_models",
@@ -394,9 +414,26 @@ def test_z_image_app_builds_its_shared_text_encoder_once(apps) -> None:
 
 def test_uncovered_endpoints_say_why(apps) -> None:
     targets = {t.path: t for t in plan_app(apps["ryla-instantid"])}
-    reasons = " ".join(targets["/sdxl-instantid"].not_covered)
-    assert "instantid/ip-adapter.bin: unknown architecture" in reasons
+    reasons = " ".join(targets["/flux-pulid"].not_covered)
+    assert "pulid/pulid_flux_v0.9.1.safetensors: unknown architecture" in reasons
     assert "custom nodes" in reasons
+
+
+def test_instantid_runs_on_synthetic_files_once_its_pack_is_there(apps, tmp_path) -> None:
+    (target,) = plan_app(apps["ryla-instantid"], "/sdxl-instantid")
+    assert target.not_covered == [
+        "custom nodes not installed (no --custom-nodes folder given): ComfyUI_InstantID "
+        "(https://github.com/cubiq/comfyui_instantid@1ef34ef57358)"
+    ]
+    (tmp_path / "ComfyUI_InstantID").mkdir()
+    (target,) = plan_app(apps["ryla-instantid"], "/sdxl-instantid", tmp_path)
+    assert target.covered, target.not_covered
+    archs = {f.name.rsplit("/", 1)[-1]: f.arch for f in target.files}
+    assert archs["ip-adapter.bin"] == "instantid-ip-adapter"
+    assert archs["diffusion_pytorch_model.safetensors"] == "sdxl-controlnet"
+    assert archs["scrfd_10g_bnkps.onnx"] == "insightface-scrfd"
+    assert archs["1k3d68.onnx"] == "insightface-landmark-3d68"
+    assert archs["glintr100.onnx"] == "insightface-arcface"
 
 
 # --- custom-node packs (--custom-nodes DIR)

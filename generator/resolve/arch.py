@@ -66,8 +66,21 @@ ARCHITECTURES: dict[str, str] = {
     "z-image-lora": "LoRA for Z-Image",
     "qwen-image-lora": "LoRA for Qwen-Image",
     "esrgan-4x": "ESRGAN 4x upscaler (RRDBNet, 23 blocks, 64 features; old-ESRGAN .pth layout)",
-    "sdxl-controlnet": "SDXL ControlNet, full size, diffusers layout (xinsir's tile, canny, …)",
+    "sdxl-controlnet": (
+        "SDXL ControlNet, full size, diffusers layout (xinsir's tile, InstantID's, …)"
+    ),
+    "instantid-ip-adapter": (
+        "InstantID's IP-Adapter for SDXL (face-embedding Resampler, 70 K/V pairs)"
+    ),
+    "insightface-scrfd": "InsightFace SCRFD face detector with key points (ONNX)",
+    "insightface-landmark-3d68": "InsightFace 68-point 3D landmarks (ONNX)",
+    "insightface-landmark-2d106": "InsightFace 106-point 2D landmarks (ONNX)",
+    "insightface-genderage": "InsightFace gender and age (ONNX)",
+    "insightface-arcface": "InsightFace ArcFace recognition, 512-d embedding (ONNX)",
 }
+
+# InsightFace's model packs (FaceAnalysis(name=…) reads every .onnx of one folder)
+_INSIGHTFACE = ("insightface/models/antelopev2", "insightface/models/buffalo_l")
 
 # (folders, pattern on "repo/file" lower-cased, architecture); the first match wins.
 _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -109,6 +122,13 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("upscale_models",), r"(^|/)4x-ultrasharp\.(pth|safetensors)$", "esrgan-4x"),
     # xinsir's single-condition SDXL ControlNets; the union one is another layout
     (("controlnet",), r"^xinsir/controlnet-(?!union)[a-z]+-sdxl-1\.0/", "sdxl-controlnet"),
+    (("controlnet",), r"^instantx/instantid/controlnetmodel/", "sdxl-controlnet"),
+    (("instantid",), r"^instantx/instantid/ip-adapter\.bin$", "instantid-ip-adapter"),
+    (_INSIGHTFACE, r"/(scrfd_\w+|det_10g)\.onnx$", "insightface-scrfd"),
+    (_INSIGHTFACE, r"/1k3d68\.onnx$", "insightface-landmark-3d68"),
+    (_INSIGHTFACE, r"/2d106det\.onnx$", "insightface-landmark-2d106"),
+    (_INSIGHTFACE, r"/genderage\.onnx$", "insightface-genderage"),
+    (_INSIGHTFACE, r"/(glintr100|w600k_r50)\.onnx$", "insightface-arcface"),
 )
 
 # A character LoRA an endpoint loads takes the architecture of the endpoint's base model.

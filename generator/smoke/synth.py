@@ -32,6 +32,11 @@ import sys
 import time
 import traceback
 
+try:  # a script inside ComfyUI's Python (its folder is on the path), or generator.smoke.synth
+    import synth_faces
+except ImportError:
+    from . import synth_faces
+
 DTYPES = ("float32", "float16", "bfloat16", "float8_e4m3fn")
 
 FLUX = {
@@ -834,6 +839,8 @@ ARCHES = {
     "qwen-image-lora": (lora("qwen-image-lora"), "bfloat16"),
     "esrgan-4x": (esrgan(scale=4, blocks=23, features=64), "float32"),
     "sdxl-controlnet": (controlnet(SDXL), "float16"),
+    "instantid-ip-adapter": (synth_faces.instantid_ip_adapter(SDXL), "float32"),
+    **{arch: (synth_faces.onnx_model(arch), "float32") for arch in synth_faces.ONNX_TASKS},
 }
 
 
@@ -906,6 +913,8 @@ def build_job(job: dict, device: str) -> dict:
     if gguf:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         write_gguf(arch, path, tiny)
+    elif hasattr(builder, "onnx"):
+        synth_faces.write_onnx(arch, path)
     else:
         _build_safetensors(job, device, tiny)
     record = {
@@ -942,6 +951,8 @@ def _build_safetensors(job: dict, device: str, tiny: dict | None = None) -> None
                 if k != SCALED_FP8_MARKER and not k.endswith(".scale_weight")
             }
         sd = {k: v.contiguous().cpu() for k, v in sd.items()}
+        if getattr(builder, "nested", False):  # a pickled dict of dicts (InstantID's .bin)
+            sd = synth_faces.nest(sd)
     save(sd, path, metadata)
     del sd
     if device.startswith("cuda"):
@@ -1065,11 +1076,15 @@ def verify(arch: str) -> str:
     builder, default_dtype = ARCHES[arch]
     if hasattr(builder, "gguf"):
         return verify_gguf(arch)
+    if hasattr(builder, "onnx"):
+        return synth_faces.verify_onnx(arch)
     stored = _torch_dtype(default_dtype)
     dtype = _compute_dtype(stored)
     sd = builder("meta", dtype)
     if arch in CONTROLNET_ARCHES:
         return _verify_controlnet(sd)
+    if arch == "instantid-ip-adapter":
+        return synth_faces.verify_instantid(sd, _unet_model(SDXL, "meta", dtype)[1].diffusion_model)
     if stored != dtype and arch not in METADATA_FP8:  # fp8: the file as build_job writes it
         sd = finish_fp8(arch, sd, stored)
     if arch in DIFFUSION_ARCHES:
