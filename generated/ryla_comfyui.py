@@ -530,7 +530,7 @@ class LiveportraitRequest(RequestModel):
         description=(
             "The portrait to animate (one clear face). (image: data URL, bare"
             " "
-            "base64, or http(s) URL)"
+            "base64, or http(s) URL) 422 when no face found in source_image."
         ),
     )
     driving_video: str = Field(
@@ -754,7 +754,10 @@ class SdxlInstantidRequest(RequestModel):
     """
 
     reference_image: str = Field(
-        description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
+        description=(
+            "Photo of the face to keep. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid.")

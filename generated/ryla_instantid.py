@@ -55,7 +55,10 @@ class SdxlInstantidRequest(RequestModel):
     """
 
     reference_image: str = Field(
-        description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
+        description=(
+            "Photo of the face to keep. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     prompt: str = Field(description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid.")
@@ -374,7 +377,12 @@ SDXL_INSTANTID = Endpoint(
     request_model=SdxlInstantidRequest,
     workflow="sdxl-instantid.json",
     params=(
-        Param("reference_image", kind="image", targets=(Target("5", "image"),)),
+        Param(
+            "reference_image",
+            kind="image",
+            targets=(Target("5", "image"),),
+            node_errors={"No face detected": "no face found in reference_image"},
+        ),
         Param("prompt", targets=(Target("6", "text"),)),
         Param("negative_prompt", targets=(Target("7", "text"),)),
         Param("sdxl_checkpoint", targets=(Target("1", "ckpt_name"),), header="X-Model"),
@@ -396,9 +404,22 @@ SDXL_INSTANTID = Endpoint(
     prefix_nodes=("12",),
     warmup={
         "reference_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
-            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
-            "=="
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
+            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
+            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
+            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
+            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
+            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
+            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
+            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
+            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
+            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
+            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
+            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
+            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
+            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
+            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
+            "SzBkEAAAAASUVORK5CYII="
         ),
         "prompt": "a portrait photo of a woman in a sunlit cafe, 35mm",
         "face_provider": "GPU",
@@ -435,9 +456,22 @@ FLUX_PULID = Endpoint(
     prefix_nodes=("18",),
     warmup={
         "reference_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
-            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
-            "=="
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
+            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
+            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
+            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
+            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
+            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
+            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
+            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
+            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
+            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
+            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
+            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
+            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
+            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
+            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
+            "SzBkEAAAAASUVORK5CYII="
         ),
         "prompt": "a portrait photo of a woman on a rainy street at night",
         "pulid_strength": 0.9,
@@ -472,9 +506,22 @@ FLUX_IPADAPTER_FACEID = Endpoint(
     prefix_nodes=("13",),
     warmup={
         "reference_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
-            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
-            "=="
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
+            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
+            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
+            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
+            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
+            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
+            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
+            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
+            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
+            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
+            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
+            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
+            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
+            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
+            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
+            "SzBkEAAAAASUVORK5CYII="
         ),
         "prompt": "a portrait photo of a man in a library, soft light",
         "ipadapter_strength": 0.7,

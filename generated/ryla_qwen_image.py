@@ -154,7 +154,7 @@ class LiveportraitRequest(RequestModel):
         description=(
             "The portrait to animate (one clear face). (image: data URL, bare"
             " "
-            "base64, or http(s) URL)"
+            "base64, or http(s) URL) 422 when no face found in source_image."
         ),
     )
     driving_video: str = Field(
@@ -454,7 +454,12 @@ LIVEPORTRAIT = Endpoint(
     request_model=LiveportraitRequest,
     workflow="liveportrait.json",
     params=(
-        Param("source_image", kind="image", targets=(Target("3", "image"),)),
+        Param(
+            "source_image",
+            kind="image",
+            targets=(Target("3", "image"),),
+            node_errors={"No face detected": "no face found in source_image"},
+        ),
         Param("driving_video", kind="video", targets=(Target("4", "video"),)),
         Param("fps", targets=(Target("4", "force_rate"),)),
         Param("max_frames", targets=(Target("4", "frame_load_cap"),)),

@@ -383,6 +383,21 @@ def _check_param(
         ctx.error(
             f"parameter '{name}': a required parameter cannot have a default", *where, "default"
         )
+    if param.node_errors is not None:
+        if param.ignored:
+            ctx.error(
+                f"parameter '{name}': an ignored parameter reaches no node (node_errors)",
+                *where,
+                "node_errors",
+            )
+        for part, message in param.node_errors.items():
+            if not part.strip() or not message.strip():
+                ctx.error(
+                    f"parameter '{name}': node_errors needs a message part and a message "
+                    f"(got {part!r}: {message!r})",
+                    *where,
+                    "node_errors",
+                )
     _check_default(ctx, name, param)
     if param.blank_is_default and (param.type != "string" or not param.default):
         ctx.error(

@@ -66,6 +66,8 @@ def param_doc(name: str, param: Parameter) -> ParamDoc:
     size = image_limits(param)
     if size:
         constraints.append(size)
+    if param.node_errors:
+        constraints.append(refusals(param))
     if param.aliases:
         constraints.append("alias " + ", ".join(param.aliases))
     description = table_text(param.description)
@@ -82,6 +84,11 @@ def image_limits(param: Parameter) -> str:
     if param.max_pixels is not None:
         said.append(f"≤ {param.max_pixels:,} pixels")
     return "; ".join(said)
+
+
+def refusals(param: Parameter) -> str:
+    """What a node refuses in this field's value, as the docs and OpenAPI say it."""
+    return "422 when " + " or ".join(dict.fromkeys((param.node_errors or {}).values()))
 
 
 def limits(
@@ -121,6 +128,7 @@ def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> 
         blank_default=param.default if param.blank_is_default else None,
         min_side=param.min_side,
         max_pixels=param.max_pixels,
+        node_errors=param.node_errors,
     )
 
 
@@ -194,6 +202,8 @@ def request_field(name: str, param: Parameter, py_name: str | None = None) -> Re
     size = image_limits(param)
     if size:
         description = f"{description} {size.capitalize()}.".strip()
+    if param.node_errors:
+        description = f"{description} {refusals(param)}.".strip()
     if param.required:
         pass
     elif param.type == "seed" and param.default in (None, "random"):

@@ -60,6 +60,7 @@ class ParamModel:
     blank_default: str | None = None  # the value an empty string is replaced with
     min_side: int | None = None  # images: each side at least this many pixels
     max_pixels: int | None = None  # images: width x height at most this
+    node_errors: dict[str, str] | None = None  # node message part -> 422 message
 
     @property
     def runtime_args(self) -> str:
@@ -80,6 +81,7 @@ class ParamModel:
             "blank_default",
             "min_side",
             "max_pixels",
+            "node_errors",
         ):
             value = getattr(self, key)
             if value is not None:

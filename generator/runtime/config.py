@@ -95,6 +95,8 @@ class Param:
     blank_default: str | None = None  # an empty (or blank) string sent gets this value
     min_side: int | None = None  # images: each side at least this many pixels (422 otherwise)
     max_pixels: int | None = None  # images: width x height at most this (within the app's)
+    # a node error whose message contains a key (any case) means this value is unusable: 422
+    node_errors: Mapping[str, str] | None = None
 
     def pixel_limit(self, app_limit: int) -> int:
         """Pixels an image of this parameter may have: its own limit within the app's."""

@@ -102,6 +102,9 @@ async def execute(
     except PromptRejected as exc:
         return _rejected(endpoint, exc, client_graph=bool(endpoint.client_workflow_max_nodes))
     except ExecutionFailed as exc:
+        unusable = _unusable_input(endpoint, values, exc)
+        if unusable is not None:
+            return unusable
         return error_response(
             500,
             f"node {exc.node_id} ({exc.node_type}) failed",
@@ -251,6 +254,34 @@ async def _upload_media(
             trail.uploaded.append(stored)
             uploads[name].append(stored)
     return uploads
+
+
+def _unusable_input(
+    endpoint: Endpoint, values: dict[str, Any], exc: ExecutionFailed
+) -> JSONResponse | None:
+    """422 naming the field when a node's error means a sent value is unusable (a parameter's
+    ``node_errors``: "No face detected" for a face photo), else None (a 500)."""
+    said = exc.exception_message.casefold()
+    for param in endpoint.params:
+        if not param.node_errors or values.get(param.name) is None:
+            continue
+        for part, message in param.node_errors.items():
+            if part.casefold() in said:
+                return error_response(
+                    422,
+                    f"invalid request: {param.name}",
+                    "validation_error",
+                    [
+                        {
+                            "field": param.name,
+                            "message": message,
+                            "node_id": exc.node_id,
+                            "node_type": exc.node_type,
+                            "node_message": exc.exception_message.strip(),
+                        }
+                    ],
+                )
+    return None
 
 
 def _rejected(endpoint: Endpoint, exc: PromptRejected, client_graph: bool) -> JSONResponse:

@@ -103,6 +103,12 @@ class Parameter(FieldSpec):
         None, description="Per choice, values for other parameters (aspect_ratio -> width/height)."
     )
     header: str | None = Field(None, description="Response header reporting the used value.")
+    node_errors: dict[str, str] | None = Field(
+        None,
+        description="Errors a node raises when this field's value is unusable (a photo without a "
+        "face): a node error whose message contains a key (any case) answers 422 naming the "
+        "field, with the value as the message, instead of 500.",
+    )
     ignored: bool = Field(
         False, description="Accepted for client compatibility but has no effect (no binding)."
     )

@@ -508,7 +508,9 @@ class _LiveportraitRequestBase(TypedDict, total=False):
 
 class _LiveportraitRequest0SourceImage(_LiveportraitRequestBase):
     source_image: Required[str]
-    """The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)"""
+    """The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)
+    422 when no face found in source_image.
+    """
 
 
 class _LiveportraitRequest1Image(_LiveportraitRequestBase):
@@ -717,7 +719,9 @@ ScaleRequest = _ScaleRequest0Image | _ScaleRequest1SourceImage
 
 class SdxlInstantidRequest(TypedDict, total=False):
     reference_image: Required[str]
-    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) 422 when no face
+    found in reference_image.
+    """
     prompt: Required[str]
     """What to draw."""
     negative_prompt: str

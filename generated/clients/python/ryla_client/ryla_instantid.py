@@ -24,7 +24,9 @@ TARGETS: dict[str, Target] = {
 
 class SdxlInstantidRequest(TypedDict, total=False):
     reference_image: Required[str]
-    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) 422 when no face
+    found in reference_image.
+    """
     prompt: Required[str]
     """What to draw."""
     negative_prompt: str

@@ -131,7 +131,9 @@ class _LiveportraitRequestBase(TypedDict, total=False):
 
 class _LiveportraitRequest0SourceImage(_LiveportraitRequestBase):
     source_image: Required[str]
-    """The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)"""
+    """The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)
+    422 when no face found in source_image.
+    """
 
 
 class _LiveportraitRequest1Image(_LiveportraitRequestBase):

@@ -407,14 +407,14 @@ export type LiveportraitRequest = {
   delta_multiplier?: number;
 } & (
   | {
-      /** The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) */
+      /** The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) 422 when no face found in source_image. */
       source_image: string;
       image?: never;
       portrait?: never;
     }
   | {
       /**
-       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)
+       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) 422 when no face found in source_image.
        * @deprecated Use `source_image`.
        */
       image: string;
@@ -423,7 +423,7 @@ export type LiveportraitRequest = {
     }
   | {
       /**
-       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)
+       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) 422 when no face found in source_image.
        * @deprecated Use `source_image`.
        */
       portrait: string;
@@ -620,7 +620,7 @@ export type ScaleRequest = {
 
 /** Request body of POST /sdxl-instantid: SDXL + InstantID portrait from a reference face (20 steps, cfg 7). */
 export interface SdxlInstantidRequest {
-  /** Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) */
+  /** Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) 422 when no face found in reference_image. */
   reference_image: string;
   /** What to draw. */
   prompt: string;

@@ -6,7 +6,7 @@ import type { CallOptions, RunResult, SubmitOptions, Target } from "../runtime.j
 
 /** Request body of POST /sdxl-instantid: SDXL + InstantID portrait from a reference face (20 steps, cfg 7). */
 export interface SdxlInstantidRequest {
-  /** Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) */
+  /** Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) 422 when no face found in reference_image. */
   reference_image: string;
   /** What to draw. */
   prompt: string;

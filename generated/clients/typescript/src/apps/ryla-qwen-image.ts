@@ -91,14 +91,14 @@ export type LiveportraitRequest = {
   delta_multiplier?: number;
 } & (
   | {
-      /** The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) */
+      /** The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) 422 when no face found in source_image. */
       source_image: string;
       image?: never;
       portrait?: never;
     }
   | {
       /**
-       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)
+       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) 422 when no face found in source_image.
        * @deprecated Use `source_image`.
        */
       image: string;
@@ -107,7 +107,7 @@ export type LiveportraitRequest = {
     }
   | {
       /**
-       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL)
+       * The portrait to animate (one clear face). (image: data URL, bare base64, or http(s) URL) 422 when no face found in source_image.
        * @deprecated Use `source_image`.
        */
       portrait: string;
