@@ -522,6 +522,19 @@ SPEC_CASES = [
         "parameter 'width': max_items is only for image, video and mask",
         id="max-items-on-int",
     ),
+    pytest.param(
+        edit("max: 4096", "max: 4096\n        node_errors: {'  ': no face found}"),
+        f"{X}:15:22",
+        "parameter 'width': node_errors needs a message part and a message (got '  ': "
+        "'no face found')",
+        id="node-errors-blank-part",
+    ),
+    pytest.param(
+        edit("max: 4096", "max: 4096\n        node_errors: [No face detected]"),
+        f"{X}:15:22",
+        "node_errors",
+        id="node-errors-not-a-mapping",
+    ),
     # --- enum, choices, map, sets ---
     pytest.param(
         edit("        choices: [a, b]\n", "", base=ENUM),

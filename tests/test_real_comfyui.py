@@ -219,3 +219,46 @@ def test_upscale_and_controlnet_synthetics_load_in_comfyui_own_nodes() -> None:
     assert found["esrgan-4x"].startswith("spandrel ESRGAN 4x (64nf, 23nb)")
     assert found["esrgan-4x"].endswith("8x8 -> 32x32")
     assert found["sdxl-controlnet"].startswith("ControlNet (diffusers path), all 844 tensors load")
+
+
+def _has_insightface() -> bool:
+    probe = [PYTHON, "-c", "import insightface.model_zoo"]
+    return subprocess.run(probe, capture_output=True, check=False, timeout=120).returncode == 0
+
+
+@needs_dir
+def test_instantid_synthetics_fit_sdxl_and_insightface_routes_each_onnx_file() -> None:
+    """``synth.py --verify`` for /sdxl-instantid's own files: every ``ip_adapter`` pair fits the
+    SDXL cross-attention ComfyUI_InstantID patches with it; InsightFace's router gives each
+    ONNX file the task it stands in for, and the detector finds faces in noise, none in grey."""
+    if not _has_insightface():
+        pytest.skip(
+            "insightface is not installed in RYLA_COMFY_PYTHON (ComfyUI_InstantID needs it)"
+        )
+    faces = {
+        "insightface-scrfd": "InsightFace task detection, ",
+        "insightface-landmark-3d68": "InsightFace task landmark_3d_68, ",
+        "insightface-landmark-2d106": "InsightFace task landmark_2d_106, ",
+        "insightface-genderage": "InsightFace task genderage, ",
+        "insightface-arcface": "InsightFace task recognition, ",
+    }
+    script = REPO / "generator" / "smoke" / "synth.py"
+    command = [
+        PYTHON,
+        str(script),
+        "--comfy-dir",
+        DIR,
+        "--verify",
+        "--arch",
+        "instantid-ip-adapter",
+    ]
+    for arch in faces:
+        command += ["--arch", arch]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, lines or done.stderr[-2000:]
+    found = {line["arch"]: line["detected"] for line in lines}
+    assert found["instantid-ip-adapter"] == "70 SDXL cross-attentions take the ip_adapter pairs"
+    for arch, said in faces.items():
+        assert found[arch].startswith(said), found[arch]
+    assert found["insightface-scrfd"].endswith(", 0 in a flat image")

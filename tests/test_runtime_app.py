@@ -242,6 +242,41 @@ async def test_runtime_failure_is_500_with_node_type(
     assert "UnidentifiedImageError" in details["exception_type"]
 
 
+async def test_a_node_error_that_means_the_sent_value_is_unusable_is_422_naming_it(
+    comfy: RemoteComfy, standin, tmp_path: Path
+) -> None:
+    # the node raises on the value the client sent (as ApplyInstantID's "No face detected")
+    (Path(standin.base_dir) / "input" / "corrupt.png").write_bytes(b"not an image")
+    (tmp_path / "wf.json").write_text(json.dumps({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "corrupt.png"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }))  # fmt: skip
+
+    class Body(DEMO.InvertRequest.__base__):
+        picture: str | None = None
+
+    def app_for(node_errors):
+        picture = Param("picture", targets=(Target("1", "image"),), node_errors=node_errors)
+        endpoint = Endpoint(path="/x", request_model=Body, workflow="wf.json",
+                            params=(picture,), outputs=("3",), timeout=30)  # fmt: skip
+        return create_app(DEMO.SETTINGS, [endpoint], comfy, tmp_path)
+
+    async with client_for(app_for({"Cannot Identify Image": "not a picture"})) as client:
+        refused = await client.post("/x", json={"picture": "corrupt.png"})
+        unsent = await client.post("/x", json={})  # the workflow's own value: not the client's
+    assert unsent.status_code == 500
+    assert refused.status_code == 422
+    (detail,) = refused.json()["details"]
+    assert (detail["field"], detail["message"]) == ("picture", "not a picture")
+    assert (detail["node_id"], detail["node_type"]) == ("1", "LoadImage")
+    assert "cannot identify image file" in detail["node_message"]
+    # another error of the node is still the server's (500)
+    async with client_for(app_for({"no face detected": "no face"})) as client:
+        failed = await client.post("/x", json={"picture": "corrupt.png"})
+    assert failed.status_code == 500
+    assert failed.json()["type"] == "execution_error"
+
+
 async def test_timeout_is_504_and_leaves_the_queue_empty(slow_standin, tmp_path: Path) -> None:
     comfy = RemoteComfy(slow_standin.url, base_dir=slow_standin.base_dir)
     blur = dataclasses.replace(BY_PATH["/blur"], timeout=0.3)
