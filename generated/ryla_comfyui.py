@@ -141,7 +141,10 @@ class BatchVideoFaceswapRequest(RequestModel):
         )
     )
     reference_image: str = Field(
-        description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
+        description=(
+            "Photo of the face to put in. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     fps: float = Field(24, ge=1, le=60, description="Frame rate of the output MP4.")
     restore_face: bool = Field(True, description="Restore the swapped face with GFPGAN v1.4.")
@@ -355,7 +358,10 @@ class FluxPulidRequest(RequestModel):
     """
 
     reference_image: str = Field(
-        description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
+        description=(
+            "Photo of the face to keep. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -494,7 +500,10 @@ class ImageFaceswapRequest(RequestModel):
         ),
     )
     reference_image: str = Field(
-        description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
+        description=(
+            "Photo of the face to put in. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     restore_face: bool = Field(True, description="Restore the swapped face with GFPGAN v1.4.")
     face_restore_visibility: float = Field(
@@ -1087,7 +1096,10 @@ class VideoFaceswapRequest(RequestModel):
         )
     )
     reference_image: str = Field(
-        description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
+        description=(
+            "Photo of the face to put in. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     fps: float = Field(
         30,

@@ -165,7 +165,10 @@ class FluxPulidRequest(RequestModel):
     """
 
     reference_image: str = Field(
-        description="Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"
+        description=(
+            "Photo of the face to keep. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(
@@ -434,7 +437,14 @@ FLUX_PULID = Endpoint(
     request_model=FluxPulidRequest,
     workflow="flux-pulid.json",
     params=(
-        Param("reference_image", kind="image", targets=(Target("7", "image"),)),
+        Param(
+            "reference_image",
+            kind="image",
+            targets=(Target("7", "image"),),
+            node_warnings={
+                "No faces detected in any of the given images": "no face found in reference_image"
+            },
+        ),
         Param("prompt", targets=(Target("9", "text"),)),
         Param("negative_prompt"),
         Param(

@@ -63,7 +63,10 @@ class VideoFaceswapRequest(RequestModel):
         )
     )
     reference_image: str = Field(
-        description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
+        description=(
+            "Photo of the face to put in. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     fps: float = Field(
         30,
@@ -97,7 +100,10 @@ class ImageFaceswapRequest(RequestModel):
         ),
     )
     reference_image: str = Field(
-        description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
+        description=(
+            "Photo of the face to put in. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     restore_face: bool = Field(True, description="Restore the swapped face with GFPGAN v1.4.")
     face_restore_visibility: float = Field(
@@ -127,7 +133,10 @@ class BatchVideoFaceswapRequest(RequestModel):
         )
     )
     reference_image: str = Field(
-        description=("Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)")
+        description=(
+            "Photo of the face to put in. (image: data URL, bare base64, or "
+            "http(s) URL) 422 when no face found in reference_image."
+        )
     )
     fps: float = Field(24, ge=1, le=60, description="Frame rate of the output MP4.")
     restore_face: bool = Field(True, description="Restore the swapped face with GFPGAN v1.4.")
@@ -364,7 +373,12 @@ VIDEO_FACESWAP = Endpoint(
     workflow="video-faceswap.json",
     params=(
         Param("source_video", kind="video", targets=(Target("1", "video"),)),
-        Param("reference_image", kind="image", targets=(Target("2", "image"),)),
+        Param(
+            "reference_image",
+            kind="image",
+            targets=(Target("2", "image"),),
+            node_warnings={"No source face(s) found": "no face found in reference_image"},
+        ),
         Param("fps", targets=(Target("1", "force_rate"),), header="X-FPS"),
         Param(
             "restore_face",
@@ -386,7 +400,12 @@ IMAGE_FACESWAP = Endpoint(
     workflow="image-faceswap.json",
     params=(
         Param("source_image", kind="image", targets=(Target("1", "image"),)),
-        Param("reference_image", kind="image", targets=(Target("2", "image"),)),
+        Param(
+            "reference_image",
+            kind="image",
+            targets=(Target("2", "image"),),
+            node_warnings={"No source face(s) found": "no face found in reference_image"},
+        ),
         Param(
             "restore_face",
             targets=(Target("3", "face_restore_model"),),
@@ -400,14 +419,40 @@ IMAGE_FACESWAP = Endpoint(
     prefix_nodes=("4",),
     warmup={
         "source_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
-            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
-            "=="
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
+            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
+            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
+            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
+            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
+            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
+            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
+            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
+            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
+            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
+            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
+            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
+            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
+            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
+            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
+            "SzBkEAAAAASUVORK5CYII="
         ),
         "reference_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
-            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
-            "=="
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
+            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
+            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
+            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
+            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
+            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
+            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
+            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
+            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
+            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
+            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
+            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
+            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
+            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
+            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
+            "SzBkEAAAAASUVORK5CYII="
         ),
     },
 )
@@ -418,7 +463,12 @@ BATCH_VIDEO_FACESWAP = Endpoint(
     workflow="batch-video-faceswap.json",
     params=(
         Param("source_video", kind="image", targets=(Target("1", "image"),)),
-        Param("reference_image", kind="image", targets=(Target("2", "image"),)),
+        Param(
+            "reference_image",
+            kind="image",
+            targets=(Target("2", "image"),),
+            node_warnings={"No source face(s) found": "no face found in reference_image"},
+        ),
         Param("fps", targets=(Target("4", "frame_rate"),), header="X-FPS"),
         Param(
             "restore_face",
@@ -439,9 +489,22 @@ BATCH_VIDEO_FACESWAP = Endpoint(
             "w/AAwAHUJSiFLn/gYjofwAA"
         ),
         "reference_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91J"
-            "pzAAAAFklEQVR4nGM8UaHBwMDAxMDAwMDAAAARqgFsecZ2JgAAAABJRU5ErkJggg"
-            "=="
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
+            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
+            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
+            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
+            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
+            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
+            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
+            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
+            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
+            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
+            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
+            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
+            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
+            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
+            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
+            "SzBkEAAAAASUVORK5CYII="
         ),
         "fps": 16,
         "restore_face": True,

@@ -500,3 +500,40 @@ def test_the_next_run_reopens_a_websocket_lost_between_runs(standin) -> None:
         return await client.run(_invert_prompt(0x654321), timeout=30)
 
     assert _with_client(standin.url, body).outputs["3"]
+
+
+def test_log_lines_reach_only_the_prompt_comfyui_was_running() -> None:
+    """ComfyUI's ``logs`` events carry no prompt id: a line belongs to the prompt between its
+    ``execution_start`` and ``executing {node: null}``; a line outside any run, or of a prompt
+    that watches nothing, is nobody's."""
+    import json
+
+    from generator.runtime.comfy_client import _Run
+
+    client = ComfyClient("http://127.0.0.1:9")
+    watch = ("no face",)
+    first, second, blind = _Run(watch), _Run(watch), _Run()
+    client._runs.update({"p1": first, "p2": second, "p3": blind})
+
+    def send(kind: str, **data: Any) -> None:
+        client._route(json.dumps({"type": kind, "data": data}))
+
+    def say(line: str) -> None:
+        send("logs", entries=[{"t": "2026-12-05T00:00:00", "m": line}], size=None)
+
+    say("No face found before any prompt\n")
+    send("execution_start", prompt_id="p1", timestamp=1)
+    say("got an image\n")
+    send("executing", node=None, prompt_id="p1")
+    say("WARNING: No Face detected (between prompts)\n")
+    send("execution_start", prompt_id="p2", timestamp=2)
+    say("PuLID warning: No faces detected in any of the given images\n")
+    send("executing", node=None, prompt_id="p2")
+    send("execution_start", prompt_id="p3", timestamp=3)
+    say("no face at all\n")
+    for run in (first, second, blind):
+        while not run.events.empty():
+            kind, data = run.events.get_nowait()
+            if kind == "logs":
+                run.read_logs(data)
+    assert (first.noticed, second.noticed, blind.noticed) == ([], ["no face"], [])

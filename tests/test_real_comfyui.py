@@ -262,3 +262,62 @@ def test_instantid_synthetics_fit_sdxl_and_insightface_routes_each_onnx_file() -
     for arch, said in faces.items():
         assert found[arch].startswith(said), found[arch]
     assert found["insightface-scrfd"].endswith(", 0 in a flat image")
+
+
+LOGGING_NODE = '''
+import logging
+
+
+class RylaTestLogsALine:
+    """Passes its image on; logs ``line`` as a warning first (as PuLID logs "no face")."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "line": ("STRING", {"default": ""})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "ryla/test"
+
+    def run(self, image, line):
+        if line:
+            logging.warning(line)
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {"RylaTestLogsALine": RylaTestLogsALine}
+'''
+
+
+@needs_dir
+def test_each_run_notices_only_the_lines_its_own_prompt_logged(
+    comfy_dir: Path, tmp_path: Path
+) -> None:
+    """Eight prompts at once on a real ComfyUI, half of them logging a warning through a
+    custom node: each run is told of the watched phrase exactly when its own prompt logged it
+    (``logs`` events carry no prompt id; ComfyUI runs one prompt at a time)."""
+    (comfy_dir / "custom_nodes" / "ryla_test_logs.py").write_text(LOGGING_NODE)
+    comfy = server(comfy_dir, tmp_path)
+
+    def prompt(i: int) -> dict:
+        graph = invert(i * 997 + 3, 96)
+        line = f"ryla test {i}: No faces detected in any of the given images" if i % 2 else ""
+        graph["4"] = {
+            "class_type": "RylaTestLogsALine",
+            "inputs": {"image": ["2", 0], "line": line},
+        }  # noqa: E501
+        graph["3"]["inputs"]["images"] = ["4", 0]
+        return graph
+
+    async def main() -> list:
+        await comfy.start()
+        try:
+            watch = ("no faces detected in any",)
+            return await asyncio.gather(
+                *(comfy.client.run(prompt(i), timeout=120, watch=watch) for i in range(8))
+            )
+        finally:
+            await comfy.stop()
+
+    results = asyncio.run(main())
+    assert [bool(r.noticed) for r in results] == [bool(i % 2) for i in range(8)]

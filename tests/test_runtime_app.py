@@ -277,6 +277,45 @@ async def test_a_node_error_that_means_the_sent_value_is_unusable_is_422_naming_
     assert failed.json()["type"] == "execution_error"
 
 
+async def test_a_logged_line_that_means_the_sent_value_went_unused_is_422_without_output(
+    comfy: RemoteComfy, standin, tmp_path: Path, monkeypatch
+) -> None:
+    # as PuLID's "No faces detected in any of the given images, returning unmodified model":
+    # the run completes, but without the client's value; its output must not be served
+    (tmp_path / "wf.json").write_text((REPO / "comfy_workflows" / "demo-invert.json").read_text())
+
+    class Body(DEMO.InvertRequest.__base__):
+        width: int | None = None
+
+    width = Param("width", targets=(Target("1", "width"),),
+                  node_warnings={"no faces detected": "no face found in width"})  # fmt: skip
+    endpoint = Endpoint(path="/x", request_model=Body, workflow="wf.json", params=(width,),
+                        outputs=("3",), timeout=30)  # fmt: skip
+    app = create_app(DEMO.SETTINGS, [endpoint], comfy, tmp_path)
+    watched: list[tuple[str, ...]] = []
+    run = comfy.client.run
+
+    async def run_that_logs_every_watched_phrase(prompt, **kwargs):
+        watched.append(kwargs["watch"])
+        result = await run(prompt, **kwargs)
+        return dataclasses.replace(result, noticed=kwargs["watch"])
+
+    monkeypatch.setattr(comfy.client, "run", run_that_logs_every_watched_phrase)
+    async with client_for(app) as client:
+        refused = await client.post("/x", json={"width": 16})
+        served = await client.post("/x", json={})  # not sent: nothing is watched
+    assert watched == [("no faces detected",), ()]
+    assert refused.status_code == 422
+    (detail,) = refused.json()["details"]
+    assert detail == {
+        "field": "width",
+        "message": "no face found in width",
+        "logged": "no faces detected",
+    }
+    assert served.status_code == 200
+    assert leftover_files(Path(standin.base_dir)) == []
+
+
 async def test_timeout_is_504_and_leaves_the_queue_empty(slow_standin, tmp_path: Path) -> None:
     comfy = RemoteComfy(slow_standin.url, base_dir=slow_standin.base_dir)
     blur = dataclasses.replace(BY_PATH["/blur"], timeout=0.3)

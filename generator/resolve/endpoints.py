@@ -383,20 +383,21 @@ def _check_param(
         ctx.error(
             f"parameter '{name}': a required parameter cannot have a default", *where, "default"
         )
-    if param.node_errors is not None:
+    for key in ("node_errors", "node_warnings"):
+        said = getattr(param, key)
+        if said is None:
+            continue
         if param.ignored:
             ctx.error(
-                f"parameter '{name}': an ignored parameter reaches no node (node_errors)",
-                *where,
-                "node_errors",
+                f"parameter '{name}': an ignored parameter reaches no node ({key})", *where, key
             )
-        for part, message in param.node_errors.items():
+        for part, message in said.items():
             if not part.strip() or not message.strip():
                 ctx.error(
-                    f"parameter '{name}': node_errors needs a message part and a message "
+                    f"parameter '{name}': {key} needs a message part and a message "
                     f"(got {part!r}: {message!r})",
                     *where,
-                    "node_errors",
+                    key,
                 )
     _check_default(ctx, name, param)
     if param.blank_is_default and (param.type != "string" or not param.default):

@@ -66,7 +66,7 @@ def param_doc(name: str, param: Parameter) -> ParamDoc:
     size = image_limits(param)
     if size:
         constraints.append(size)
-    if param.node_errors:
+    if param.node_errors or param.node_warnings:
         constraints.append(refusals(param))
     if param.aliases:
         constraints.append("alias " + ", ".join(param.aliases))
@@ -88,7 +88,8 @@ def image_limits(param: Parameter) -> str:
 
 def refusals(param: Parameter) -> str:
     """What a node refuses in this field's value, as the docs and OpenAPI say it."""
-    return "422 when " + " or ".join(dict.fromkeys((param.node_errors or {}).values()))
+    said = {**(param.node_errors or {}), **(param.node_warnings or {})}.values()
+    return "422 when " + " or ".join(dict.fromkeys(said))
 
 
 def limits(
@@ -129,6 +130,7 @@ def param_model(name: str, param: Parameter, targets: list[tuple[str, str]]) -> 
         min_side=param.min_side,
         max_pixels=param.max_pixels,
         node_errors=param.node_errors,
+        node_warnings=param.node_warnings,
     )
 
 
@@ -202,7 +204,7 @@ def request_field(name: str, param: Parameter, py_name: str | None = None) -> Re
     size = image_limits(param)
     if size:
         description = f"{description} {size.capitalize()}.".strip()
-    if param.node_errors:
+    if param.node_errors or param.node_warnings:
         description = f"{description} {refusals(param)}.".strip()
     if param.required:
         pass

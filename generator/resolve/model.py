@@ -61,6 +61,7 @@ class ParamModel:
     min_side: int | None = None  # images: each side at least this many pixels
     max_pixels: int | None = None  # images: width x height at most this
     node_errors: dict[str, str] | None = None  # node message part -> 422 message
+    node_warnings: dict[str, str] | None = None  # logged line part -> 422 message
 
     @property
     def runtime_args(self) -> str:
@@ -82,6 +83,7 @@ class ParamModel:
             "min_side",
             "max_pixels",
             "node_errors",
+            "node_warnings",
         ):
             value = getattr(self, key)
             if value is not None:

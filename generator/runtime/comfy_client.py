@@ -7,6 +7,12 @@ prompt, routed to the run that posted it by prompt id. Completion is read from t
 ``execution_interrupted``); ``/history`` is read only after the WebSocket was lost and
 reconnected, for prompts whose events fell into the gap. No request ever waits for a WebSocket
 close handshake (ComfyUI under load often never answers a close frame).
+
+ComfyUI's log lines come on the same WebSocket (``logs`` events, once subscribed through
+``PATCH /internal/logs/subscribe``). They carry no prompt id: ComfyUI runs one prompt at a time,
+so a line belongs to the prompt between its ``execution_start`` and ``executing {node: null}``.
+A run that ``watch``es phrases (what a node logs when it goes on without an input) is told
+which of them its own prompt logged; no line is kept.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class RunResult:
     elapsed: float
     execution: float
     queue: float
+    noticed: tuple[str, ...] = ()  # the watched phrases this prompt's log lines contained
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +108,24 @@ _LOST = "ryla.websocket_lost"
 class _Run:
     """One pending prompt: the events the reader routed to it, and whether some may be lost."""
 
-    __slots__ = ("events", "gapped")
+    __slots__ = ("events", "gapped", "noticed", "watch")
 
-    def __init__(self) -> None:
+    def __init__(self, watch: tuple[str, ...] = ()) -> None:
         self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.gapped = False  # the WebSocket was reopened while this prompt was pending
+        self.watch = watch  # phrases looked for in the prompt's log lines
+        self.noticed: list[str] = []
+
+    def read_logs(self, data: dict[str, Any]) -> None:
+        """Note the watched phrases one ``logs`` event's lines contain (any case)."""
+        for entry in data.get("entries") or ():
+            line = entry.get("m") if isinstance(entry, dict) else None
+            if not isinstance(line, str):
+                continue
+            said = line.casefold()
+            for phrase in self.watch:
+                if phrase not in self.noticed and phrase.casefold() in said:
+                    self.noticed.append(phrase)
 
 
 @dataclass(slots=True)
@@ -161,6 +181,7 @@ class ComfyClient:
         self._abort_grace = abort_grace
         self._aborts: set[asyncio.Task[str]] = set()
         self._runs: dict[str, _Run] = {}
+        self._executing: str | None = None  # the prompt ComfyUI is running (its log lines)
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._opening: asyncio.Lock | None = None
@@ -190,6 +211,7 @@ class ComfyClient:
         timeout: float,
         on_event: EventCallback | None = None,
         prompt_id: str | None = None,
+        watch: tuple[str, ...] = (),
     ) -> RunResult:
         """Execute an API-format prompt and return its output files.
 
@@ -199,11 +221,12 @@ class ComfyClient:
         prompt). If the awaiting task is cancelled, the prompt is interrupted or dequeued the
         same way before ``CancelledError`` propagates; the abort runs in a shielded task, so a
         repeated cancellation does not stop it. ``prompt_id``: chosen by the caller, so it can
-        clean up after any ending (default: a fresh uuid4).
+        clean up after any ending (default: a fresh uuid4). ``watch``: phrases to look for in
+        the prompt's log lines (``RunResult.noticed``).
         """
         started = time.perf_counter()
         prompt_id = prompt_id or str(uuid.uuid4())
-        run = _Run()
+        run = _Run(watch)
         self._runs[prompt_id] = run  # before posting: no event of the prompt can be missed
         try:
             await self._listen()
@@ -211,7 +234,8 @@ class ComfyClient:
         finally:
             self._runs.pop(prompt_id, None)
         queued, executed = timing.queue_and_execution()
-        return RunResult(prompt_id, outputs, time.perf_counter() - started, executed, queued)
+        elapsed = time.perf_counter() - started
+        return RunResult(prompt_id, outputs, elapsed, executed, queued, tuple(run.noticed))
 
     async def _run_on(
         self,
@@ -274,6 +298,9 @@ class ComfyClient:
         failure: ComfyError | None = None
         while True:
             kind, data = await _next_event(run)
+            if kind == "logs":  # ComfyUI's own output: never passed on (job events)
+                run.read_logs(data)
+                continue
             if on_event is not None:
                 on_event(kind, data)
             if kind == "executed":
@@ -329,6 +356,22 @@ class ComfyClient:
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise ComfyUnavailable(f"cannot open {self._ws_url}: {exc!r}") from exc
+        await self._subscribe_logs()
+
+    async def _subscribe_logs(self) -> None:
+        """Ask ComfyUI to send its log lines on this client's WebSocket (again after each
+        reconnect: it forgets a client whose socket closed). A ComfyUI without the route
+        (older, or the stand-in) sends none, and watched phrases are never noticed."""
+        body = {"clientId": self.client_id, "enabled": True}
+        try:
+            resp = await self._request("PATCH", "/internal/logs/subscribe", json=body)
+        except ComfyError as exc:
+            log.warning("ComfyUI log lines not subscribed: %s", exc)
+            return
+        if resp.status_code != 200:
+            log.info(
+                "ComfyUI sends no log lines (PATCH /internal/logs/subscribe: %s)", resp.status_code
+            )
 
     def _drop_ws(self) -> None:
         """Forget the WebSocket and cut its TCP connection: nobody waits for a close frame."""
@@ -361,11 +404,19 @@ class ComfyClient:
         except ValueError:
             return
         data = message.get("data") if isinstance(message, dict) else None
-        if isinstance(data, dict):
-            prompt_id = data.get("prompt_id")
-            run = self._runs.get(prompt_id) if isinstance(prompt_id, str) else None
-            if run is not None:
-                run.events.put_nowait((str(message.get("type")), data))
+        if not isinstance(data, dict):
+            return
+        kind = str(message.get("type"))
+        prompt_id = data.get("prompt_id")
+        if kind == "logs":  # no prompt id: the lines of the prompt ComfyUI is running
+            prompt_id = self._executing
+        elif kind == "execution_start":
+            self._executing = prompt_id if isinstance(prompt_id, str) else None
+        elif kind == "executing" and data.get("node") is None and prompt_id == self._executing:
+            self._executing = None
+        run = self._runs.get(prompt_id) if isinstance(prompt_id, str) else None
+        if run is not None and (kind != "logs" or run.watch):
+            run.events.put_nowait((kind, data))
 
     async def _reopen(self) -> bool:
         """Try to reopen the lost WebSocket a few times; whether it worked."""

@@ -97,6 +97,8 @@ class Param:
     max_pixels: int | None = None  # images: width x height at most this (within the app's)
     # a node error whose message contains a key (any case) means this value is unusable: 422
     node_errors: Mapping[str, str] | None = None
+    # a logged line containing a key means the run went on without this value: 422
+    node_warnings: Mapping[str, str] | None = None
 
     def pixel_limit(self, app_limit: int) -> int:
         """Pixels an image of this parameter may have: its own limit within the app's."""

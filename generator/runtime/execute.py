@@ -86,11 +86,19 @@ async def execute(
             on_event("prompt", {"nodes": list(applied.prompt)})
         trail.prompt_id = str(uuid.uuid4())  # known before it is queued: any ending cleans up
         result = await comfy.client.run(
-            applied.prompt, timeout=endpoint.timeout, on_event=on_event, prompt_id=trail.prompt_id
+            applied.prompt,
+            timeout=endpoint.timeout,
+            on_event=on_event,
+            prompt_id=trail.prompt_id,
+            watch=_watched(endpoint, values),
         )
         nodes = endpoint.outputs or tuple(result.outputs)  # a client workflow: every output
         files = [ref for node in nodes for ref in result.outputs.get(node, [])]
         trail.outputs = files
+        for phrase in result.noticed:  # the run went on without a sent value: no output
+            unusable = _unusable(endpoint, values, "node_warnings", phrase, {"logged": phrase})
+            if unusable is not None:
+                return unusable
         if not files:
             return error_response(
                 500,
@@ -102,7 +110,12 @@ async def execute(
     except PromptRejected as exc:
         return _rejected(endpoint, exc, client_graph=bool(endpoint.client_workflow_max_nodes))
     except ExecutionFailed as exc:
-        unusable = _unusable_input(endpoint, values, exc)
+        node = {
+            "node_id": exc.node_id,
+            "node_type": exc.node_type,
+            "node_message": exc.exception_message.strip(),
+        }
+        unusable = _unusable(endpoint, values, "node_errors", exc.exception_message, node)
         if unusable is not None:
             return unusable
         return error_response(
@@ -256,30 +269,33 @@ async def _upload_media(
     return uploads
 
 
-def _unusable_input(
-    endpoint: Endpoint, values: dict[str, Any], exc: ExecutionFailed
+def _watched(endpoint: Endpoint, values: dict[str, Any]) -> tuple[str, ...]:
+    """The logged phrases that would refuse a value this request sent (``node_warnings``)."""
+    phrases = (
+        part
+        for param in endpoint.params
+        if param.node_warnings and values.get(param.name) is not None
+        for part in param.node_warnings
+    )
+    return tuple(dict.fromkeys(phrases))
+
+
+def _unusable(
+    endpoint: Endpoint, values: dict[str, Any], rules: str, said: str, details: dict[str, Any]
 ) -> JSONResponse | None:
-    """422 naming the field when a node's error means a sent value is unusable (a parameter's
-    ``node_errors``: "No face detected" for a face photo), else None (a 500)."""
-    said = exc.exception_message.casefold()
+    """422 naming the field when what a node raised or logged (``said``) means a value the
+    client sent is unusable: the parameter's ``rules`` (``node_errors`` or ``node_warnings``,
+    e.g. "No face detected"); None: not the client's doing (a 500 for an error)."""
+    said = said.casefold()
     for param in endpoint.params:
-        if not param.node_errors or values.get(param.name) is None:
+        table = getattr(param, rules)
+        if not table or values.get(param.name) is None:
             continue
-        for part, message in param.node_errors.items():
+        for part, message in table.items():
             if part.casefold() in said:
+                detail = {"field": param.name, "message": message, **details}
                 return error_response(
-                    422,
-                    f"invalid request: {param.name}",
-                    "validation_error",
-                    [
-                        {
-                            "field": param.name,
-                            "message": message,
-                            "node_id": exc.node_id,
-                            "node_type": exc.node_type,
-                            "node_message": exc.exception_message.strip(),
-                        }
-                    ],
+                    422, f"invalid request: {param.name}", "validation_error", [detail]
                 )
     return None
 

@@ -109,6 +109,13 @@ class Parameter(FieldSpec):
         "face): a node error whose message contains a key (any case) answers 422 naming the "
         "field, with the value as the message, instead of 500.",
     )
+    node_warnings: dict[str, str] | None = Field(
+        None,
+        description="Lines a node logs when it goes on without this field's value (PuLID and "
+        "ReActor log that they found no face and return the unchanged model or image): when "
+        "the run's log contains a key (any case), its output is withheld and the answer is 422 "
+        "naming the field, with the value as the message.",
+    )
     ignored: bool = Field(
         False, description="Accepted for client compatibility but has no effect (no binding)."
     )

@@ -120,7 +120,9 @@ class BatchVideoFaceswapRequest(TypedDict, total=False):
     swapped; MP4/WebM: use /video-faceswap. (image: data URL, bare base64, or http(s) URL)
     """
     reference_image: Required[str]
-    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no
+    face found in reference_image.
+    """
     fps: float
     """Frame rate of the output MP4. Range 1..60. Default 24."""
     restore_face: bool
@@ -322,7 +324,9 @@ class FluxLoraRequest(TypedDict, total=False):
 
 class FluxPulidRequest(TypedDict, total=False):
     reference_image: Required[str]
-    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) 422 when no face
+    found in reference_image.
+    """
     prompt: Required[str]
     """What to draw."""
     negative_prompt: str | None
@@ -442,7 +446,9 @@ class Hunyuan15T2vRequest(TypedDict, total=False):
 
 class _ImageFaceswapRequestBase(TypedDict, total=False):
     reference_image: Required[str]
-    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no
+    face found in reference_image.
+    """
     restore_face: bool
     """Restore the swapped face with GFPGAN v1.4. Default true."""
     face_restore_visibility: float
@@ -985,7 +991,9 @@ class VideoFaceswapRequest(TypedDict, total=False):
     source_video: Required[str]
     """The video whose face(s) are replaced. (video: data URL, bare base64, or http(s) URL)"""
     reference_image: Required[str]
-    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no
+    face found in reference_image.
+    """
     fps: float
     """Frame rate the source is resampled to and the output plays at (0 = the source's). Range
     0..60. Default 30.

@@ -120,7 +120,9 @@ class SdxlInstantidRequest(TypedDict, total=False):
 
 class FluxPulidRequest(TypedDict, total=False):
     reference_image: Required[str]
-    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) 422 when no face
+    found in reference_image.
+    """
     prompt: Required[str]
     """What to draw."""
     negative_prompt: str | None

@@ -38,7 +38,9 @@ class VideoFaceswapRequest(TypedDict, total=False):
     source_video: Required[str]
     """The video whose face(s) are replaced. (video: data URL, bare base64, or http(s) URL)"""
     reference_image: Required[str]
-    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no
+    face found in reference_image.
+    """
     fps: float
     """Frame rate the source is resampled to and the output plays at (0 = the source's). Range
     0..60. Default 30.
@@ -55,7 +57,9 @@ class VideoFaceswapRequest(TypedDict, total=False):
 
 class _ImageFaceswapRequestBase(TypedDict, total=False):
     reference_image: Required[str]
-    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no
+    face found in reference_image.
+    """
     restore_face: bool
     """Restore the swapped face with GFPGAN v1.4. Default true."""
     face_restore_visibility: float
@@ -95,7 +99,9 @@ class BatchVideoFaceswapRequest(TypedDict, total=False):
     swapped; MP4/WebM: use /video-faceswap. (image: data URL, bare base64, or http(s) URL)
     """
     reference_image: Required[str]
-    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL)"""
+    """Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no
+    face found in reference_image.
+    """
     fps: float
     """Frame rate of the output MP4. Range 1..60. Default 24."""
     restore_face: bool

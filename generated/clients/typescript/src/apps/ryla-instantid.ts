@@ -38,7 +38,7 @@ export interface SdxlInstantidRequest {
 
 /** Request body of POST /flux-pulid: Flux dev + PuLID portrait from a reference face (20 steps, guidance 3.5). */
 export interface FluxPulidRequest {
-  /** Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) */
+  /** Photo of the face to keep. (image: data URL, bare base64, or http(s) URL) 422 when no face found in reference_image. */
   reference_image: string;
   /** What to draw. */
   prompt: string;

@@ -8,7 +8,7 @@ import type { CallOptions, RunResult, SubmitOptions, Target } from "../runtime.j
 export interface VideoFaceswapRequest {
   /** The video whose face(s) are replaced. (video: data URL, bare base64, or http(s) URL) */
   source_video: string;
-  /** Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) */
+  /** Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no face found in reference_image. */
   reference_image: string;
   /** Frame rate the source is resampled to and the output plays at (0 = the source's). Range 0..60. Default 30. */
   fps?: number;
@@ -22,7 +22,7 @@ export interface VideoFaceswapRequest {
 
 /** Request body of POST /image-faceswap: Swap the face in an image for the one in reference_image (PNG). */
 export type ImageFaceswapRequest = {
-  /** Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) */
+  /** Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no face found in reference_image. */
   reference_image: string;
   /** Restore the swapped face with GFPGAN v1.4. Default true. */
   restore_face?: boolean;
@@ -61,7 +61,7 @@ export type ImageFaceswapRequest = {
 export interface BatchVideoFaceswapRequest {
   /** Animated image (WEBP as produced by the Wan routes, GIF or APNG) whose frames are face-swapped; MP4/WebM: use /video-faceswap. (image: data URL, bare base64, or http(s) URL) */
   source_video: string;
-  /** Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) */
+  /** Photo of the face to put in. (image: data URL, bare base64, or http(s) URL) 422 when no face found in reference_image. */
   reference_image: string;
   /** Frame rate of the output MP4. Range 1..60. Default 24. */
   fps?: number;
