@@ -77,6 +77,12 @@ ARCHITECTURES: dict[str, str] = {
     "insightface-landmark-2d106": "InsightFace 106-point 2D landmarks (ONNX)",
     "insightface-genderage": "InsightFace gender and age (ONNX)",
     "insightface-arcface": "InsightFace ArcFace recognition, 512-d embedding (ONNX)",
+    "liveportrait-appearance": "LivePortrait appearance feature extractor (built from the pack)",
+    "liveportrait-motion": "LivePortrait motion extractor, ConvNeXt V2 tiny (built from the pack)",
+    "liveportrait-warping": "LivePortrait warping network (built from the pack)",
+    "liveportrait-spade": "LivePortrait SPADE generator (built from the pack)",
+    "liveportrait-stitching": "LivePortrait stitching and retargeting networks (from the pack)",
+    "liveportrait-landmark": "LivePortrait 203-point landmark runner (ONNX)",
 }
 
 # InsightFace's model packs (FaceAnalysis(name=…) reads every .onnx of one folder)
@@ -129,6 +135,32 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (_INSIGHTFACE, r"/2d106det\.onnx$", "insightface-landmark-2d106"),
     (_INSIGHTFACE, r"/genderage\.onnx$", "insightface-genderage"),
     (_INSIGHTFACE, r"/(glintr100|w600k_r50)\.onnx$", "insightface-arcface"),
+    (
+        ("liveportrait",),
+        r"^kijai/liveportrait_safetensors/appearance_feature_extractor\.",
+        "liveportrait-appearance",
+    ),
+    (
+        ("liveportrait",),
+        r"^kijai/liveportrait_safetensors/motion_extractor\.",
+        "liveportrait-motion",
+    ),
+    (
+        ("liveportrait",),
+        r"^kijai/liveportrait_safetensors/warping_module\.",
+        "liveportrait-warping",
+    ),
+    (("liveportrait",), r"^kijai/liveportrait_safetensors/spade_generator\.", "liveportrait-spade"),
+    (
+        ("liveportrait",),
+        r"^kijai/liveportrait_safetensors/stitching_retargeting_module\.",
+        "liveportrait-stitching",
+    ),
+    (
+        ("liveportrait",),
+        r"^kijai/liveportrait_safetensors/landmark\.onnx$",
+        "liveportrait-landmark",
+    ),
 )
 
 # A character LoRA an endpoint loads takes the architecture of the endpoint's base model.

@@ -295,6 +295,8 @@ def _run_synth(
     jobs_file.write_text(json.dumps(jobs, indent=1))
     echo(f"synthesising {len(files)} file(s): " + ", ".join(f"{f.name} ({f.arch})" for f in files))
     command = [options.python, str(SYNTH), "--comfy-dir", str(options.comfy_dir)]
+    if options.custom_nodes is not None:  # builders that use a pack's own model classes
+        command += ["--custom-nodes", str(options.custom_nodes)]
     command += ["--device", options.device, str(jobs_file)]
     log = options.scratch / "synth.log"
     with log.open("ab") as err:

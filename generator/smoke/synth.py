@@ -34,8 +34,9 @@ import traceback
 
 try:  # a script inside ComfyUI's Python (its folder is on the path), or generator.smoke.synth
     import synth_faces
+    import synth_packs
 except ImportError:
-    from . import synth_faces
+    from . import synth_faces, synth_packs
 
 DTYPES = ("float32", "float16", "bfloat16", "float8_e4m3fn")
 
@@ -840,7 +841,8 @@ ARCHES = {
     "esrgan-4x": (esrgan(scale=4, blocks=23, features=64), "float32"),
     "sdxl-controlnet": (controlnet(SDXL), "float16"),
     "instantid-ip-adapter": (synth_faces.instantid_ip_adapter(SDXL), "float32"),
-    **{arch: (synth_faces.onnx_model(arch), "float32") for arch in synth_faces.ONNX_TASKS},
+    **{arch: (synth_faces.onnx_model(arch), "float32") for arch in synth_faces.ONNX_ARCHES},
+    **{arch: (synth_packs.liveportrait(arch), "float32") for arch in synth_packs.PACK_OF},
 }
 
 
@@ -1078,6 +1080,8 @@ def verify(arch: str) -> str:
         return verify_gguf(arch)
     if hasattr(builder, "onnx"):
         return synth_faces.verify_onnx(arch)
+    if arch in synth_packs.PACK_OF:
+        return synth_packs.verify_liveportrait(arch, builder)
     stored = _torch_dtype(default_dtype)
     dtype = _compute_dtype(stored)
     sd = builder("meta", dtype)
@@ -1697,8 +1701,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(ARCHES),
         help="--verify only this one (repeatable)",
     )
+    parser.add_argument(
+        "--custom-nodes", help="folder of custom-node pack checkouts (packs' own model classes)"
+    )
     parser.add_argument("jobs", nargs="?", help="JSON file: a list of {arch, path, dtype?, seed?}")
     args = parser.parse_args(argv)
+    synth_packs.PACKS_DIR = args.custom_nodes
     sys.path.insert(0, os.path.abspath(args.comfy_dir))
     os.chdir(args.comfy_dir)  # ComfyUI resolves some data files relative to its tree
     # ComfyUI parses sys.argv itself: give it only its own flags

@@ -35,6 +35,10 @@ ONNX_TASKS = {
     "insightface-genderage": "genderage",
     "insightface-arcface": "recognition",
 }
+# LivePortrait's landmark runner: input "input" (224² RGB in 0..1), 203 points (x, y in 0..1)
+# read from the third output
+LANDMARK_POINTS = 203
+ONNX_ARCHES = (*ONNX_TASKS, "liveportrait-landmark")
 
 OPSET = 13
 IR_VERSION = 8  # what onnxruntime releases since 1.10 read
@@ -70,6 +74,7 @@ def write_onnx(arch: str, path: str) -> None:
         "insightface-landmark-2d106": lambda: _pooled_head("landmarks", 192, 212, seed=106),
         "insightface-genderage": lambda: _pooled_head("genderage", 96, 3, seed=3),
         "insightface-arcface": _arcface,
+        "liveportrait-landmark": _liveportrait_landmark,
     }[arch]()
     model = onnx.helper.make_model(
         graph,
@@ -196,17 +201,49 @@ def _arcface():
     return helper.make_graph(nodes, "arcface_synthetic", [x], [y], inits)
 
 
+def _liveportrait_landmark():
+    """Three outputs as LivePortrait's runner reads them (it takes the third): points from
+    pooled pixels, spread over the middle of the crop."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(LANDMARK_POINTS)
+    width = 2 * LANDMARK_POINTS
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])
+    outs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, n])
+        for name, n in (("out0", 1), ("out1", 1), ("pts", width))
+    ]
+    inits = [
+        _init("pts.w", rng.normal(0.0, 0.02, (width, 3))),
+        _init("pts.b", rng.uniform(0.3, 0.7, width)),
+        _init("one.w", np.zeros((1, 3))),
+        _init("one.b", np.ones(1)),
+    ]
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "pts.w", "pts.b"], ["pts"], name="pts", transB=1),
+        helper.make_node("Gemm", ["flat", "one.w", "one.b"], ["out0"], name="out0", transB=1),
+        helper.make_node("Identity", ["out0"], ["out1"], name="out1"),
+    ]
+    return helper.make_graph(nodes, "landmark_synthetic", [x], outs, inits)
+
+
 def verify_onnx(arch: str) -> str:
     """Route the file through InsightFace's own ``model_zoo`` (its task must be the one built);
     the detector must find faces in a textured image and none in a flat one."""
     import tempfile
 
     import numpy as np
-    from insightface.model_zoo import model_zoo
 
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, f"{arch}.onnx")
         write_onnx(arch, path)
+        if arch == "liveportrait-landmark":
+            return _verify_landmark(path)
+        from insightface.model_zoo import model_zoo
+
         model = model_zoo.get_model(path, providers=["CPUExecutionProvider"])
         task = getattr(model, "taskname", None)
         if task != ONNX_TASKS[arch]:
@@ -320,3 +357,16 @@ def verify_instantid(sd: dict, unet) -> str:
     if extra:
         raise ValueError(f"{extra} ip_adapter tensors no cross-attention takes")
     return f"{n} SDXL cross-attentions take the ip_adapter pairs"
+
+
+def _verify_landmark(path: str) -> str:
+    """Run it as LivePortrait's ``LandmarkRunner`` does: 203 points inside the crop."""
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    crop = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+    points = session.run(None, {"input": crop})[2][0].reshape(-1, 2) * 224
+    if points.shape != (LANDMARK_POINTS, 2) or not (0 <= points).all() or (points > 224).any():
+        raise ValueError(f"points {points.shape}, range {points.min():.1f}..{points.max():.1f}")
+    return f"{LANDMARK_POINTS} points from output 2, within the 224-pixel crop"
