@@ -944,6 +944,8 @@ image = (
         "opencv-python<4.12",
         "opencv-python-headless<4.12",
         "opencv-contrib-python<4.12",
+        "mediapipe==0.10.21",
+        "onnx<1.18",
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)

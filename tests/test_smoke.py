@@ -1071,3 +1071,43 @@ def test_an_input_ignored_only_at_capped_steps_is_checked_at_the_steps_asked() -
     assert never["ignored"] is True and never["uncapped"]["same"] is True
     always = check(uses_image_from=1)
     assert always["ignored"] is False and "uncapped" not in always
+
+
+def test_a_pack_that_did_not_import_is_named_with_its_reason(standin, tmp_path: Path) -> None:
+    """Found on the real ComfyUI: LivePortraitKJ failed to import (a missing requirement) and
+    smoke reported only ComfyUI's "node … does not exist". Now it names the missing classes
+    and the reason ComfyUI logged for the pack."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from generator.runtime.backends import RemoteComfy
+    from generator.smoke.run import _unloaded_nodes
+
+    graphs = {
+        "pack.json": {"1": {"class_type": "DownloadAndLoadLivePortraitModels", "inputs": {}},
+                      "2": {"class_type": "EmptyImage", "inputs": {}}},
+        "core.json": {"2": {"class_type": "EmptyImage", "inputs": {}}},
+    }  # fmt: skip
+    for name, graph in graphs.items():
+        (tmp_path / name).write_text(json.dumps(graph))
+    log = tmp_path / "comfyui.log"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        "ModuleNotFoundError: No module named 'pykalman'\n"
+        "Cannot import /s/custom_nodes/ComfyUI-LivePortraitKJ module for custom nodes: "
+        "No module named 'pykalman'\n"
+        "   0.0 seconds (IMPORT FAILED): /s/custom_nodes/ComfyUI-LivePortraitKJ\n"
+    )
+
+    async def unloaded(workflow: str) -> str:
+        comfy = RemoteComfy(standin.url, base_dir=standin.base_dir)
+        try:
+            return await _unloaded_nodes(comfy, tmp_path, SimpleNamespace(workflow=workflow), log)
+        finally:
+            await comfy.client.aclose()
+
+    assert asyncio.run(unloaded("core.json")) == ""
+    assert asyncio.run(unloaded("pack.json")) == (
+        "node classes missing from ComfyUI: DownloadAndLoadLivePortraitModels; custom nodes "
+        "that did not import: ComfyUI-LivePortraitKJ: No module named 'pykalman'"
+    )

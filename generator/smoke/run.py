@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -168,10 +169,16 @@ async def _smoke_class(
             continue
         packs = class_packs(runnable)
         async with _comfy(app.name, cls, options, echo, packs) as (comfy, started_s):
+            log = options.scratch / f"comfyui-{app.name}-{cls.name}.log"
             for target in runnable:
                 endpoint, settings = runtime[target.path]
                 app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
-                result = await _measure(target, endpoint, app_, comfy, echo, options)
+                unloaded = await _unloaded_nodes(comfy, Path(module.WORKFLOWS), endpoint, log)
+                if unloaded:  # a pack that did not import: every request would be refused
+                    echo(f"  {target.path}: {unloaded}")
+                    result = {"status": "failed", "error": unloaded, "runs": []}
+                else:
+                    result = await _measure(target, endpoint, app_, comfy, echo, options)
                 result["comfy_start_s"] = started_s
                 result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
                 result["synth"] = {f.name: made.get(f.name) for f in target.files}
@@ -180,6 +187,29 @@ async def _smoke_class(
                 store.put(app.name, target.path, options.commit, result)
                 rows.append(_row(app.name, target.path, result))
     return rows
+
+
+async def _unloaded_nodes(comfy: Any, workflows: Path, endpoint: Endpoint, log: Path) -> str:
+    """The endpoint's node classes this ComfyUI lacks, with why each pack failed to import
+    (ComfyUI's log: "Cannot import PATH module for custom nodes: REASON"); "" when none."""
+    graph = json.loads((workflows / endpoint.workflow).read_text())
+    known = await comfy.client.object_info()
+    missing = sorted({n["class_type"] for n in graph.values()} - set(known))
+    if not missing:
+        return ""
+    said = f"node classes missing from ComfyUI: {', '.join(missing)}"
+    reasons = []
+    if log.is_file():
+        for text in log.read_text(errors="replace").splitlines():
+            found = _IMPORT_FAILED.search(text)
+            if found:
+                reasons.append(f"{Path(found['path']).name}: {found['reason'].strip()}")
+    if reasons:
+        said += "; custom nodes that did not import: " + "; ".join(dict.fromkeys(reasons))
+    return said
+
+
+_IMPORT_FAILED = re.compile(r"Cannot import (?P<path>\S+) module for custom nodes: (?P<reason>.*)")
 
 
 def _disk_budget(
