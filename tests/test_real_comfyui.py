@@ -321,3 +321,26 @@ def test_each_run_notices_only_the_lines_its_own_prompt_logged(
 
     results = asyncio.run(main())
     assert [bool(r.noticed) for r in results] == [bool(i % 2) for i in range(8)]
+
+
+@needs_dir
+def test_liveportrait_synthetics_load_into_the_packs_own_classes() -> None:
+    """``synth.py --verify`` for /liveportrait's files: each loads strictly into the class of
+    the ComfyUI-LivePortraitKJ checkout in ``RYLA_CUSTOM_NODES``, as the pack's loader loads it;
+    the landmark ONNX gives 203 points inside the crop."""
+    packs = os.environ.get("RYLA_CUSTOM_NODES")
+    if not packs or not (Path(packs) / "ComfyUI-LivePortraitKJ").is_dir():
+        pytest.skip("set RYLA_CUSTOM_NODES to a folder holding a ComfyUI-LivePortraitKJ checkout")
+    parts = ["appearance", "motion", "warping", "spade", "stitching", "landmark"]
+    script = REPO / "generator" / "smoke" / "synth.py"
+    command = [PYTHON, str(script), "--comfy-dir", DIR, "--custom-nodes", packs, "--verify"]
+    for part in parts:
+        command += ["--arch", f"liveportrait-{part}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, lines or done.stderr[-2000:]
+    found = {line["arch"].removeprefix("liveportrait-"): line["detected"] for line in lines}
+    assert found["motion"].startswith("MotionExtractor loads strictly (212 tensors, 28.1M")
+    assert found["stitching"] == "3 stitching networks load strictly (28 tensors)"
+    assert found["landmark"] == "203 points from output 2, within the 224-pixel crop"
+    assert all("loads strictly" in found[p] for p in ("appearance", "warping", "spade"))
