@@ -478,6 +478,15 @@ def bench(**options: object) -> None:
     " --out unless --tiny.",
 )
 @click.option(
+    "--set-node",
+    "node_sets",
+    multiple=True,
+    metavar="NODE.INPUT=VALUE",
+    help="Run workflows with a node's input changed (NODE: its id or title; VALUE: JSON, else a"
+    " string), where the workflow has that node: a pack's fp16 graph in fp32 on a CPU. The"
+    " table says so. Needs its own --out.",
+)
+@click.option(
     "--max-model-gb",
     type=click.FloatRange(min=1),
     help="Disk for synthetic files at a time (default: the free space); an app that needs more"
@@ -517,6 +526,11 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
     overrides = tuple(_field_value(text) for text in options["sets"])
     if overrides and options["out"] is None and not options["tiny"]:
         raise click.UsageError("--set changes the requests: give --out, a results file of its own")
+    node_sets = tuple(_node_value(text) for text in options["node_sets"])
+    if node_sets and options["out"] is None:
+        raise click.UsageError(
+            "--set-node changes the graphs: give --out, a results file of its own"
+        )
     if options["out"] is None:
         options["out"] = Path("docs") / results_name(options["at_defaults"], options["tiny"])
     if not names:  # the table of what the results file holds, newest per endpoint
@@ -566,6 +580,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             at_defaults=options["at_defaults"],
             tiny=options["tiny"],
             overrides=overrides,
+            node_overrides=node_sets,
             custom_nodes=options["custom_nodes"].resolve() if options["custom_nodes"] else None,
         )
         try:
@@ -593,6 +608,17 @@ def _field_value(text: str) -> tuple[str, Any]:
         return name.strip(), json.loads(raw)
     except ValueError:
         return name.strip(), raw
+
+
+def _node_value(text: str) -> tuple[str, str, Any]:
+    """``--set-node``'s NODE.INPUT=VALUE (NODE may be a title with spaces or dots: the input is
+    the part after the last dot before ``=``)."""
+    target, sep, raw = text.partition("=")
+    node, dot, name = target.rpartition(".")
+    if not sep or not dot or not node.strip() or not name.strip():
+        raise click.BadParameter(f"{text!r}: expected NODE.INPUT=VALUE", param_hint="--set-node")
+    _, value = _field_value(f"x={raw}")
+    return node.strip(), name.strip(), value
 
 
 @contextlib.contextmanager

@@ -54,6 +54,7 @@ def _conditions(result: dict[str, Any]) -> str:
     tiny = sorted(name.split("/")[-1] for name, r in synth.items() if r and r.get("tiny"))
     said += ["tiny " + ", ".join(tiny)] if tiny else []
     said += [f"{k}={v}" for k, v in (result.get("overrides") or {}).items()]
+    said += [f"node {k}={v}" for k, v in (result.get("node_overrides") or {}).items()]
     return f" ({'; '.join(said)})" if said else ""
 
 

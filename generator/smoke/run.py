@@ -72,6 +72,7 @@ class SmokeOptions:
     at_defaults: bool = False  # one run of the first example's required fields only
     tiny: bool = False  # diffusion models of families with a tiny size built at it (CPU runs)
     overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) set in every example (--set)
+    node_overrides: tuple[tuple[str, str, Any], ...] = ()  # (node id or title, input, value)
 
     @property
     def models_root(self) -> Path:
@@ -172,13 +173,16 @@ async def _smoke_class(
             log = options.scratch / f"comfyui-{app.name}-{cls.name}.log"
             for target in runnable:
                 endpoint, settings = runtime[target.path]
-                app_ = create_app(settings, [endpoint], comfy, module.WORKFLOWS)
+                workflows, changed = _node_overridden(Path(module.WORKFLOWS), endpoint, options)
+                app_ = create_app(settings, [endpoint], comfy, workflows)
                 unloaded = await _unloaded_nodes(comfy, Path(module.WORKFLOWS), endpoint, log)
                 if unloaded:  # a pack that did not import: every request would be refused
                     echo(f"  {target.path}: {unloaded}")
                     result = {"status": "failed", "error": unloaded, "runs": []}
                 else:
                     result = await _measure(target, endpoint, app_, comfy, echo, options)
+                if changed:
+                    result["node_overrides"] = changed
                 result["comfy_start_s"] = started_s
                 result["declared_gb"] = round(sum(f.size_gb for f in target.files), 2)
                 result["synth"] = {f.name: made.get(f.name) for f in target.files}
@@ -187,6 +191,29 @@ async def _smoke_class(
                 store.put(app.name, target.path, options.commit, result)
                 rows.append(_row(app.name, target.path, result))
     return rows
+
+
+def _node_overridden(
+    workflows: Path, endpoint: Endpoint, options: SmokeOptions
+) -> tuple[Path, dict[str, Any]]:
+    """The workflows folder to run the endpoint from: with ``--set-node`` changes that apply to
+    its graph, a scratch copy of it (``{"NODE.INPUT": value}`` says which); else the module's."""
+    if not options.node_overrides:
+        return workflows, {}
+    graph = json.loads((workflows / endpoint.workflow).read_text())
+    changed: dict[str, Any] = {}
+    for node, name, value in options.node_overrides:
+        for node_id, entry in graph.items():
+            title = (entry.get("_meta") or {}).get("title")
+            if node in (node_id, title) and name in entry.get("inputs", {}):
+                entry["inputs"][name] = value
+                changed[f"{node_id}.{name}"] = value
+    if not changed:
+        return workflows, {}
+    folder = options.scratch / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / endpoint.workflow).write_text(json.dumps(graph, indent=1))
+    return folder, changed
 
 
 async def _unloaded_nodes(comfy: Any, workflows: Path, endpoint: Endpoint, log: Path) -> str:
