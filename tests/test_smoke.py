@@ -1111,3 +1111,47 @@ def test_a_pack_that_did_not_import_is_named_with_its_reason(standin, tmp_path: 
         "node classes missing from ComfyUI: DownloadAndLoadLivePortraitModels; custom nodes "
         "that did not import: ComfyUI-LivePortraitKJ: No module named 'pykalman'"
     )
+
+
+def test_set_node_changes_a_copy_of_the_graph_and_the_table_says_so(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from generator.smoke.report import outcome
+    from generator.smoke.run import _node_overridden
+
+    graph = {
+        "1": {"class_type": "DownloadAndLoadLivePortraitModels",
+              "inputs": {"precision": "fp16", "mode": "human"},
+              "_meta": {"title": "Load LivePortrait Models"}},
+        "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}},
+    }  # fmt: skip
+    (tmp_path / "wf.json").write_text(json.dumps(graph))
+    endpoint = SimpleNamespace(workflow="wf.json")
+
+    def options(*sets):
+        return SimpleNamespace(node_overrides=sets, scratch=tmp_path / "scratch")
+
+    by_title = options(("Load LivePortrait Models", "precision", "fp32"))
+    folder, changed = _node_overridden(tmp_path, endpoint, by_title)
+    assert changed == {"1.precision": "fp32"} and folder != tmp_path
+    assert json.loads((folder / "wf.json").read_text())["1"]["inputs"]["precision"] == "fp32"
+    assert json.loads((tmp_path / "wf.json").read_text()) == graph  # the committed one untouched
+    # a node or input the graph lacks leaves it as it is
+    assert _node_overridden(tmp_path, endpoint, options(("9", "precision", "fp32"))) == (
+        tmp_path,
+        {},
+    )
+    assert _node_overridden(tmp_path, endpoint, options(("2", "steps", 4))) == (tmp_path, {})
+    said = outcome({"status": "executed", "node_overrides": changed})
+    assert said == "executed (node 1.precision=fp32)"
+
+
+def test_set_node_needs_node_input_and_value(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    out = ["--out", str(tmp_path / "r.json"), "--comfy-url", "http://127.0.0.1:9"]
+    bad = CliRunner().invoke(main, ["smoke", "ryla-demo", "--set-node", "precision=fp32", *out])
+    assert bad.exit_code == 2 and "expected NODE.INPUT=VALUE" in bad.output
+    alone = CliRunner().invoke(
+        main, ["smoke", "ryla-demo", "--set-node", "1.precision=fp32", "--comfy-url", "x"]
+    )
+    assert alone.exit_code == 2 and "give --out" in alone.output
