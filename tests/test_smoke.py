@@ -683,7 +683,12 @@ def test_rounds_remove_what_the_next_round_does_not_use(apps, tmp_path: Path, mo
 
     monkeypatch.setattr(smoke_run, "_run_synth", fake_synth)
     monkeypatch.setattr(smoke_run, "_comfy", fake_comfy)
+
+    async def every_node_loaded(*args) -> str:
+        return ""
+
     monkeypatch.setattr(smoke_run, "_measure", fake_measure)
+    monkeypatch.setattr(smoke_run, "_unloaded_nodes", every_node_loaded)
     monkeypatch.setattr(smoke_run, "runtime_endpoints", lambda module: _AnyEndpoint())
     monkeypatch.setattr(smoke_run, "create_app", lambda *a: None)
     options = SmokeOptions(

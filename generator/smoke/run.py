@@ -173,9 +173,9 @@ async def _smoke_class(
             log = options.scratch / f"comfyui-{app.name}-{cls.name}.log"
             for target in runnable:
                 endpoint, settings = runtime[target.path]
-                workflows, changed = _node_overridden(Path(module.WORKFLOWS), endpoint, options)
+                workflows, changed = _node_overridden(module.WORKFLOWS, endpoint, options)
                 app_ = create_app(settings, [endpoint], comfy, workflows)
-                unloaded = await _unloaded_nodes(comfy, Path(module.WORKFLOWS), endpoint, log)
+                unloaded = await _unloaded_nodes(comfy, module.WORKFLOWS, endpoint, log)
                 if unloaded:  # a pack that did not import: every request would be refused
                     echo(f"  {target.path}: {unloaded}")
                     result = {"status": "failed", "error": unloaded, "runs": []}
@@ -194,13 +194,13 @@ async def _smoke_class(
 
 
 def _node_overridden(
-    workflows: Path, endpoint: Endpoint, options: SmokeOptions
-) -> tuple[Path, dict[str, Any]]:
+    workflows: Any, endpoint: Endpoint, options: SmokeOptions
+) -> tuple[Any, dict[str, Any]]:
     """The workflows folder to run the endpoint from: with ``--set-node`` changes that apply to
     its graph, a scratch copy of it (``{"NODE.INPUT": value}`` says which); else the module's."""
     if not options.node_overrides:
         return workflows, {}
-    graph = json.loads((workflows / endpoint.workflow).read_text())
+    graph = json.loads((Path(workflows) / endpoint.workflow).read_text())
     changed: dict[str, Any] = {}
     for node, name, value in options.node_overrides:
         for node_id, entry in graph.items():
@@ -216,10 +216,10 @@ def _node_overridden(
     return folder, changed
 
 
-async def _unloaded_nodes(comfy: Any, workflows: Path, endpoint: Endpoint, log: Path) -> str:
+async def _unloaded_nodes(comfy: Any, workflows: Any, endpoint: Endpoint, log: Path) -> str:
     """The endpoint's node classes this ComfyUI lacks, with why each pack failed to import
     (ComfyUI's log: "Cannot import PATH module for custom nodes: REASON"); "" when none."""
-    graph = json.loads((workflows / endpoint.workflow).read_text())
+    graph = json.loads((Path(workflows) / endpoint.workflow).read_text())
     known = await comfy.client.object_info()
     missing = sorted({n["class_type"] for n in graph.values()} - set(known))
     if not missing:
