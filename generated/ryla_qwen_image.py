@@ -46,6 +46,26 @@ MODELS_DIR = "/root/models"
 WORKFLOWS = Path(__file__).resolve().parent.parent / "comfy_workflows"
 REMOTE_WORKFLOWS = "/root/comfy_workflows"
 
+# Example media sent by more than one endpoint's warm-up request
+WARMUP_SOURCE_IMAGE = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
+    "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
+    "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
+    "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
+    "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
+    "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
+    "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
+    "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
+    "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
+    "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
+    "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
+    "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
+    "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
+    "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
+    "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
+    "SzBkEAAAAASUVORK5CYII="
+)
+
 
 # --- class ComfyUI (L40S): request models
 
@@ -417,44 +437,7 @@ IMAGE_FACESWAP = Endpoint(
     outputs=("4",),
     timeout=1800,
     prefix_nodes=("4",),
-    warmup={
-        "source_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
-            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
-            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
-            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
-            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
-            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
-            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
-            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
-            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
-            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
-            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
-            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
-            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
-            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
-            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
-            "SzBkEAAAAASUVORK5CYII="
-        ),
-        "reference_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
-            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
-            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
-            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
-            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
-            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
-            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
-            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
-            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
-            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
-            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
-            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
-            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
-            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
-            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
-            "SzBkEAAAAASUVORK5CYII="
-        ),
-    },
+    warmup={"source_image": WARMUP_SOURCE_IMAGE, "reference_image": WARMUP_SOURCE_IMAGE},
 )
 BATCH_VIDEO_FACESWAP = Endpoint(
     path="/batch-video-faceswap",
@@ -488,24 +471,7 @@ BATCH_VIDEO_FACESWAP = Endpoint(
             "AMAB1CUIhel/4GI6H8AAEFOTUYqAAAAAAAAAAAADwAADwAAfQAAAFZQOEwRAAAAL"
             "w/AAwAHUJSiFLn/gYjofwAA"
         ),
-        "reference_image": (
-            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt+u"
-            "BvAAAClklEQVR42u2cP0oDQRTGkyG3iGBtJ9qIreIRLGwE8QKCrSHEVvACQbCx8A"
-            "gS25DGkC61YDyHxcIiSHbezrx/s35DChN3dr732++9mR026S/W3z207S0AAQABEA"
-            "ABkN82MFcwOj9qPmDyujCU1zeZ5qNQ/MBSBZTMxZCUEiBGNMqYxAEJoVHDJAhIAY"
-            "0CptANOnIjhm7QkRuXP8USVD49Trb96+pmZJtrzIBa0WngkkmKkREnIDqdVmjSMH"
-            "ExCgXRadWXqx7xOIioJgdNmpXyfRRKpEM/W76PlLY7eOnInZMfEOUSyUVCOXOmiU"
-            "KJ3tE8fxC1j04WREfJMRG2XMUAObGPtIlCoaVBbUSkmAUgffvIjZsIyGrHR22nQd"
-            "BBVvYRGh01SBeQrX0kNMBBAOQHkIf8Ylei9HTH8OTy99vN+7Ncr/JSrIrzcG+3ev"
-            "2NnLGXF0D0vd46zvoTSrRpvbg0o0hbAPJToXn1iDuoqqwf68/6k+rv5oqb1suXg+"
-            "gpXUdbvYhxpvXiLUB603xabCbzOmeKMT4jsJov5YLM0YlZTBiQ7UPMCgpdOGg1X+"
-            "4fH3R2HeTZRC6e7nDLiEUVijQAAVAZgL6GZ66msGQ9cFCZ6yC3gOy/cVjlV83I24"
-            "px4ERHl1fS7HXRlRIUaQByBchDlvFqgIPUAdmaiH10AwfNxtPZeKrZ0R0gymVsGy"
-            "rleAnzSn0tfGfzRg/4dHydeVh5gNoyijYTOj3pX16IMoqSinKRnhlc3IsRKXRwJa"
-            "0z5YuOEopWr3D+UPQVVnCo0kJRIhKd/NVbSfPGo3ZDY/AbZsS538m9Hu7mAQiAAA"
-            "iAAAiAAAiA0AAIgABIv7XYcr29f/GhmUfGw90FHIQUAyAAAiAAAqB/3X4A0m8y1P"
-            "SzBkEAAAAASUVORK5CYII="
-        ),
+        "reference_image": WARMUP_SOURCE_IMAGE,
         "fps": 16,
         "restore_face": True,
     },

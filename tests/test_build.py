@@ -269,3 +269,15 @@ def test_reuse_forwards_or_co_locates_and_reports_unknown_endpoints(project: Pat
         "reuse: ryla-flux has no endpoint /flux-nope (/flux, /flux-dev, /flux-dev-lora, "
         "/flux-dev-realism)" in result.stderr
     )
+
+
+def test_example_media_several_warm_ups_send_is_printed_once() -> None:
+    """ryla-instantid's three face routes warm up with the same drawn face: one module constant,
+    which every warm-up request refers to (and the request still holds the image itself)."""
+    source = (REPO / "generated" / "ryla_instantid.py").read_text()
+    module = import_generated(REPO / "generated" / "ryla_instantid.py")
+    warmups = [e.warmup for e in module.ENDPOINTS if e.warmup and "reference_image" in e.warmup]
+    assert len(warmups) == 3
+    assert all(w["reference_image"] is module.WARMUP_REFERENCE_IMAGE for w in warmups)
+    assert module.WARMUP_REFERENCE_IMAGE.startswith("data:image/png;base64,iVBOR")
+    assert source.count("iVBORw0KGgoAAAANSUhEUgAAAGAAAABgCAIAAABt") == 1

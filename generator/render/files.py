@@ -18,7 +18,7 @@ from ..diagnostics import Location
 from ..resolve import container
 from ..resolve.model import AppModel
 from ..resolve.plan import HEADROOM, plan_app
-from ..resolve.pyliteral import py_literal, py_string
+from ..resolve.pyliteral import py_literal, py_literal_named, py_string
 from ..shipped import shipped_dir
 from .selfcheck import Problem, check_apps
 
@@ -47,6 +47,7 @@ def _environment() -> jinja2.Environment:
     env.filters["pyrepr"] = repr
     env.filters["pystr"] = py_string
     env.filters["pylit"] = py_literal
+    env.filters["pylit_named"] = py_literal_named
     return env
 
 

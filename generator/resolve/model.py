@@ -386,6 +386,9 @@ class FleetModel:
         return tuple(f for f in self.forwards if not f.own)
 
 
+SHARED_WARMUP_CHARS = 300  # a value longer than this, sent by several warm-ups, is printed once
+
+
 @dataclass(frozen=True)
 class AppModel:
     name: str
@@ -421,6 +424,26 @@ class AppModel:
     retired: tuple[RetiredModel, ...] = ()  # declared in this app's specs
     fleet: FleetModel | None = None
     where: Location | None = field(default=None, compare=False)  # the app's name in its spec
+
+    @property
+    def warmup_media(self) -> dict[str, str]:
+        """Long warm-up values (example images) that two or more endpoints send, value -> the
+        module constant printed once in their stead (``WARMUP_<first field>``)."""
+        fields: dict[str, list[str]] = {}
+        for cls in self.classes:
+            for ep in cls.endpoints:
+                for key, value in (ep.warmup or {}).items():
+                    if isinstance(value, str) and len(value) > SHARED_WARMUP_CHARS:
+                        fields.setdefault(value, []).append(key)
+        names: dict[str, str] = {}
+        for value, keys in fields.items():
+            if len(keys) < 2:
+                continue
+            name, n = f"WARMUP_{keys[0].upper()}", 2
+            while name in names.values():
+                name, n = f"WARMUP_{keys[0].upper()}_{n}", n + 1
+            names[value] = name
+        return names
 
     @property
     def served_retired(self) -> tuple[RetiredModel, ...]:

@@ -23,6 +23,28 @@ def py_string(text: str, width: int = 64) -> str:
     return "(" + " ".join(repr(c) for c in chunks) + ")"
 
 
+@dataclasses.dataclass(frozen=True)
+class PyName:
+    """A name printed as itself: a module constant standing in for its value."""
+
+    name: str
+
+
+def py_literal_named(value: object, names: dict[str, str]) -> str:
+    """``py_literal``, with each string that ``names`` maps printed as that name instead."""
+
+    def named(item: object) -> object:
+        if isinstance(item, str) and item in names:
+            return PyName(names[item])
+        if isinstance(item, dict):
+            return {k: named(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [named(v) for v in item]
+        return item
+
+    return py_literal(named(value))
+
+
 def py_literal(value: object) -> str:
     """repr() for JSON-like values, with long strings split so generated lines stay short.
 
@@ -30,6 +52,8 @@ def py_literal(value: object) -> str:
     (positionally when there are at most two, like ``Arg("steps", "int")``), the others by
     keyword when they differ from the default.
     """
+    if isinstance(value, PyName):
+        return value.name
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _py_call(value)
     if isinstance(value, str):
