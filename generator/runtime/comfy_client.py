@@ -8,11 +8,12 @@ prompt, routed to the run that posted it by prompt id. Completion is read from t
 reconnected, for prompts whose events fell into the gap. No request ever waits for a WebSocket
 close handshake (ComfyUI under load often never answers a close frame).
 
-ComfyUI's log lines come on the same WebSocket (``logs`` events, once subscribed through
-``PATCH /internal/logs/subscribe``). They carry no prompt id: ComfyUI runs one prompt at a time,
-so a line belongs to the prompt between its ``execution_start`` and ``executing {node: null}``.
-A run that ``watch``es phrases (what a node logs when it goes on without an input) is told
-which of them its own prompt logged; no line is kept.
+ComfyUI's log lines come on the same WebSocket (``logs`` events), once subscribed through
+``PATCH /internal/logs/subscribe``: the client subscribes when a run first watches for a line,
+so an app that watches none gets no log traffic. They carry no prompt id: ComfyUI runs one
+prompt at a time, so a line belongs to the prompt between its ``execution_start`` and
+``executing {node: null}``. A run that ``watch``es phrases (what a node logs when it goes on
+without an input) is told which of them its own prompt logged; no line is kept.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ class ComfyClient:
         self._aborts: set[asyncio.Task[str]] = set()
         self._runs: dict[str, _Run] = {}
         self._executing: str | None = None  # the prompt ComfyUI is running (its log lines)
+        # set once a run watches for log lines: the subscription, renewed on each reopen
+        self._logs: asyncio.Future[None] | None = None
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._opening: asyncio.Lock | None = None
@@ -230,6 +233,9 @@ class ComfyClient:
         self._runs[prompt_id] = run  # before posting: no event of the prompt can be missed
         try:
             await self._listen()
+            if watch:  # subscribed before the prompt is posted, by whichever run asks first
+                self._logs = self._logs or asyncio.ensure_future(self._subscribe_logs())
+                await asyncio.shield(self._logs)
             outputs, timing = await self._run_on(run, prompt, prompt_id, timeout, on_event)
         finally:
             self._runs.pop(prompt_id, None)
@@ -356,11 +362,12 @@ class ComfyClient:
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise ComfyUnavailable(f"cannot open {self._ws_url}: {exc!r}") from exc
-        await self._subscribe_logs()
+        if self._logs is not None:
+            await self._subscribe_logs()
 
     async def _subscribe_logs(self) -> None:
         """Ask ComfyUI to send its log lines on this client's WebSocket (again after each
-        reconnect: it forgets a client whose socket closed). A ComfyUI without the route
+        reopen: it forgets a client whose socket closed). A ComfyUI without the route
         (older, or the stand-in) sends none, and watched phrases are never noticed."""
         body = {"clientId": self.client_id, "enabled": True}
         try:
