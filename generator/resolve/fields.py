@@ -63,11 +63,9 @@ def param_doc(name: str, param: Parameter) -> ParamDoc:
     else:
         default = repr(param.default) if isinstance(param.default, str) else str(param.default)
     constraints = limits(param.min, param.max, param.multiple_of, param.choices)
-    size = image_limits(param)
-    if size:
-        constraints.append(size)
-    if param.node_errors or param.node_warnings:
-        constraints.append(refusals(param))
+    for said in (image_limits(param), refusals(param)):
+        if said:
+            constraints.append(said)
     if param.aliases:
         constraints.append("alias " + ", ".join(param.aliases))
     description = table_text(param.description)
@@ -87,9 +85,9 @@ def image_limits(param: Parameter) -> str:
 
 
 def refusals(param: Parameter) -> str:
-    """What a node refuses in this field's value, as the docs and OpenAPI say it."""
+    """What a node refuses in this field's value, as the docs and OpenAPI say it ("": none)."""
     said = {**(param.node_errors or {}), **(param.node_warnings or {})}.values()
-    return "422 when " + " or ".join(dict.fromkeys(said))
+    return "422 when " + " or ".join(dict.fromkeys(said)) if said else ""
 
 
 def limits(
@@ -204,8 +202,9 @@ def request_field(name: str, param: Parameter, py_name: str | None = None) -> Re
     size = image_limits(param)
     if size:
         description = f"{description} {size.capitalize()}.".strip()
-    if param.node_errors or param.node_warnings:
-        description = f"{description} {refusals(param)}.".strip()
+    refused = refusals(param)
+    if refused:
+        description = f"{description} {refused}.".strip()
     if param.required:
         pass
     elif param.type == "seed" and param.default in (None, "random"):

@@ -217,3 +217,13 @@ class ComfyServer:
     async def stop(self) -> None:
         await self.process.stop()
         await self.client.aclose()
+
+
+async def node_catalog(comfy: RemoteComfy | ComfyServer) -> Catalog:
+    """The server's node classes, read once (``comfy.catalog``): they do not change while it
+    runs. Assigned only once complete, so concurrent callers never see half of it."""
+    if comfy.catalog is None:
+        catalog = Catalog()
+        catalog.merge(await comfy.client.object_info())
+        comfy.catalog = catalog
+    return comfy.catalog

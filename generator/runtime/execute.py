@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from ..comfy.catalog import Catalog
 from .apply import apply_request
 from .comfy_client import EventCallback, FileRef
 from .config import AppSettings, Endpoint
@@ -173,13 +172,10 @@ async def _client_workflow(
     endpoint: Endpoint, values: dict[str, Any], comfy: "ComfyServer | RemoteComfy"
 ) -> "tuple[Endpoint, dict[str, Any], dict[str, Any]] | Response":
     """Check the client's graph against the live node catalog; 422 with every problem."""
+    from .backends import node_catalog
     from .client_workflow import check_client_workflow, save_nodes
 
-    if comfy.catalog is None:  # read once per container: the nodes do not change
-        catalog = Catalog()  # assigned only once complete: concurrent requests never see it half
-        catalog.merge(await comfy.client.object_info())
-        comfy.catalog = catalog
-    catalog = comfy.catalog
+    catalog = await node_catalog(comfy)
     workflow, problems = check_client_workflow(
         values["workflow"],
         max_nodes=endpoint.client_workflow_max_nodes,

@@ -37,7 +37,7 @@ import httpx
 
 from ..resolve.model import AppModel, ClassModel
 from ..runtime.apply import resolve_values
-from ..runtime.backends import ComfyServer, RemoteComfy
+from ..runtime.backends import ComfyServer, RemoteComfy, node_catalog
 from ..runtime.comfy_process import comfy_launch_command
 from ..runtime.config import Endpoint, field_keys
 from ..runtime.media import decode_base64, is_url
@@ -220,8 +220,8 @@ async def _unloaded_nodes(comfy: Any, workflows: Any, endpoint: Endpoint, log: P
     """The endpoint's node classes this ComfyUI lacks, with why each pack failed to import
     (ComfyUI's log: "Cannot import PATH module for custom nodes: REASON"); "" when none."""
     graph = json.loads((Path(workflows) / endpoint.workflow).read_text())
-    known = await comfy.client.object_info()
-    missing = sorted({n["class_type"] for n in graph.values()} - set(known))
+    known = await node_catalog(comfy)  # read once per ComfyUI start
+    missing = sorted({n["class_type"] for n in graph.values() if n["class_type"] not in known})
     if not missing:
         return ""
     said = f"node classes missing from ComfyUI: {', '.join(missing)}"

@@ -842,7 +842,10 @@ ARCHES = {
     "sdxl-controlnet": (controlnet(SDXL), "float16"),
     "instantid-ip-adapter": (synth_faces.instantid_ip_adapter(SDXL), "float32"),
     **{arch: (synth_faces.onnx_model(arch), "float32") for arch in synth_faces.ONNX_ARCHES},
-    **{arch: (synth_packs.liveportrait(arch), "float32") for arch in synth_packs.PACK_OF},
+    **{
+        arch: (synth_packs.liveportrait(arch), "float32")
+        for arch in synth_packs.LIVEPORTRAIT_ARCHES
+    },
 }
 
 
@@ -1080,7 +1083,7 @@ def verify(arch: str) -> str:
         return verify_gguf(arch)
     if hasattr(builder, "onnx"):
         return synth_faces.verify_onnx(arch)
-    if arch in synth_packs.PACK_OF:
+    if arch in synth_packs.LIVEPORTRAIT_ARCHES:
         return synth_packs.verify_liveportrait(arch, builder)
     stored = _torch_dtype(default_dtype)
     dtype = _compute_dtype(stored)

@@ -36,7 +36,7 @@ LIVEPORTRAIT_PARTS = {
 }
 # the stitching file: loader prefix -> models.yaml entry
 STITCHING = {"retarget_shoulder": "stitching", "retarget_mouth": "lip", "retarget_eye": "eye"}
-PACK_OF = {arch: LIVEPORTRAIT for arch in [*LIVEPORTRAIT_PARTS, "liveportrait-stitching"]}
+LIVEPORTRAIT_ARCHES = (*LIVEPORTRAIT_PARTS, "liveportrait-stitching")
 
 
 def pack_dir(name: str) -> str:
