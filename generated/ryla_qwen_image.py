@@ -701,7 +701,7 @@ COMFYUI_ENDPOINTS = (
     QWEN_IMAGE_EDIT_2511,
     QWEN_IMAGE_INPAINT_2511,
 )
-COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 74.1 of 43.2 GB
+COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 74.4 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -752,6 +752,36 @@ MODELS = (
         folder="insightface",
         filename="inswapper_128.onnx",
         url="https://huggingface.co/datasets/Gourieff/ReActor/resolve/main/models/inswapper_128.onnx",
+    ),
+    ModelFile(
+        folder="insightface/models/buffalo_l",
+        filename="1k3d68.onnx",
+        url="https://huggingface.co/datasets/Gourieff/ReActor/resolve/main/models/buffalo_l.zip",
+        unpack="1k3d68.onnx",
+    ),
+    ModelFile(
+        folder="insightface/models/buffalo_l",
+        filename="2d106det.onnx",
+        url="https://huggingface.co/datasets/Gourieff/ReActor/resolve/main/models/buffalo_l.zip",
+        unpack="2d106det.onnx",
+    ),
+    ModelFile(
+        folder="insightface/models/buffalo_l",
+        filename="det_10g.onnx",
+        url="https://huggingface.co/datasets/Gourieff/ReActor/resolve/main/models/buffalo_l.zip",
+        unpack="det_10g.onnx",
+    ),
+    ModelFile(
+        folder="insightface/models/buffalo_l",
+        filename="genderage.onnx",
+        url="https://huggingface.co/datasets/Gourieff/ReActor/resolve/main/models/buffalo_l.zip",
+        unpack="genderage.onnx",
+    ),
+    ModelFile(
+        folder="insightface/models/buffalo_l",
+        filename="w600k_r50.onnx",
+        url="https://huggingface.co/datasets/Gourieff/ReActor/resolve/main/models/buffalo_l.zip",
+        unpack="w600k_r50.onnx",
     ),
     ModelFile(
         folder="liveportrait",
@@ -915,7 +945,7 @@ image = (
     )
     .env({"HF_HUB_ENABLE_HF_TRANSFER": "1", "HF_HUB_CACHE": "/cache"})
     .add_local_python_source("generator", copy=True)
-    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5081)
+    .run_function(download_models, volumes=volumes, secrets=secrets, timeout=5088)
     .add_local_file(
         WORKFLOWS / "batch-video-faceswap.json", f"{REMOTE_WORKFLOWS}/batch-video-faceswap.json"
     )
@@ -946,7 +976,7 @@ app = modal.App(APP_NAME, image=image)
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
-    memory=84224,  # MiB, from the residency plan
+    memory=84480,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
 )

@@ -751,6 +751,26 @@ SPEC_CASES = [
         id="model-url-not-https",
     ),
     pytest.param(
+        edit(
+            "    workflow: wf.json",
+            "    workflow: wf.json\n    models:\n"
+            "      - {url: 'https://x.org/m.tar.gz', unpack: a.onnx, folder: insightface}",
+        ),
+        f"{X}:10:9",
+        "'unpack' takes a member of a .zip archive; https://x.org/m.tar.gz is not one",
+        id="model-unpack-not-zip",
+    ),
+    pytest.param(
+        edit(
+            "    workflow: wf.json",
+            "    workflow: wf.json\n    models:\n"
+            "      - {url: 'https://x.org/m.zip', unpack: ../a.onnx, folder: insightface}",
+        ),
+        f"{X}:10:9",
+        "'unpack' must be a relative path inside the archive: '../a.onnx'",
+        id="model-unpack-escapes",
+    ),
+    pytest.param(
         spec(
             TWO_ENDPOINTS.format(
                 "models",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
+import io
 import sys
 import threading
 import types
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,25 @@ from generator.runtime.models import ModelFetchError, fetch_models
 BODY = bytes(range(256)) * 4096  # 1 MiB
 
 
+def _zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+# buffalo_l.zip's layout: files at the top, plus one in a folder and a path that escapes
+ARCHIVE = _zip(
+    {
+        "det_10g.onnx": b"detector",
+        "w600k_r50.onnx": b"recognition",
+        "sub/genderage.onnx": b"attributes",
+        "../escape.onnx": b"outside",
+    }
+)
+
+
 class _Files(http.server.BaseHTTPRequestHandler):
     """Serves BODY at any path with HTTP ranges; the first full GET of /flaky breaks midway;
     /pair/* answer only once two are in flight (parallel downloads), /missing is a 404."""
@@ -23,10 +45,18 @@ class _Files(http.server.BaseHTTPRequestHandler):
     broken: set[str] = set()
     pair = threading.Barrier(2, timeout=10)
     ranges: list[str] = []
+    gets: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.gets.append(self.path)
         if self.path == "/missing":
             self.send_error(404)
+            return
+        if self.path.endswith(".zip"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(ARCHIVE)))
+            self.end_headers()
+            self.wfile.write(ARCHIVE)
             return
         if self.path.startswith("/pair/"):
             self.pair.wait()
@@ -62,6 +92,7 @@ def files():
     thread.start()
     _Files.broken.clear()
     _Files.ranges.clear()
+    _Files.gets.clear()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -120,3 +151,56 @@ def test_every_failure_is_reported_and_the_others_still_land(files: str, tmp_pat
     with pytest.raises(ModelFetchError, match="vae/gone.safetensors: .*HTTP 404"):
         fetch_models([gone, ok], tmp_path)
     assert (tmp_path / "vae" / "ok.safetensors").read_bytes() == BODY
+
+
+def _member(files: str, name: str, **kw: str) -> ModelFile:
+    return ModelFile(
+        folder="insightface/models/buffalo_l",
+        filename=name.rsplit("/", 1)[-1],
+        url=f"{files}/buffalo_l.zip",
+        unpack=name,
+        **kw,
+    )
+
+
+def test_members_of_an_archive_share_one_download_and_land_as_files(
+    files: str, tmp_path: Path
+) -> None:
+    wanted = [
+        _member(files, "det_10g.onnx"),
+        _member(files, "w600k_r50.onnx", sha256=hashlib.sha256(b"recognition").hexdigest()),
+        _member(files, "genderage.onnx"),  # found by its name inside a folder
+    ]
+    fetched = fetch_models(wanted, tmp_path)
+    folder = tmp_path / "insightface" / "models" / "buffalo_l"
+    assert sorted(p.name for p in fetched) == ["det_10g.onnx", "genderage.onnx", "w600k_r50.onnx"]
+    assert (folder / "det_10g.onnx").read_bytes() == b"detector"
+    assert (folder / "genderage.onnx").read_bytes() == b"attributes"
+    assert _Files.gets == ["/buffalo_l.zip"]  # one download for three files
+    assert not any((tmp_path / ".archives").iterdir())  # the archive is not kept
+    assert (
+        not (tmp_path / "escape.onnx").exists() and not (tmp_path.parent / "escape.onnx").exists()
+    )
+    fetch_models(wanted, tmp_path)  # all present: nothing is downloaded again
+    assert _Files.gets == ["/buffalo_l.zip"]
+
+
+def test_a_member_the_archive_lacks_or_a_wrong_digest_is_reported_by_file(
+    files: str, tmp_path: Path
+) -> None:
+    wanted = [
+        _member(files, "det_10g.onnx"),
+        _member(files, "1k3d68.onnx"),
+        _member(files, "w600k_r50.onnx", sha256="0" * 64),
+    ]
+    with pytest.raises(ModelFetchError) as caught:
+        fetch_models(wanted, tmp_path)
+    message = str(caught.value)
+    assert "insightface/models/buffalo_l/1k3d68.onnx: the archive has no member '1k3d68.onnx'" in (
+        message
+    )
+    assert "det_10g.onnx, w600k_r50.onnx" in message  # what it does hold
+    assert "w600k_r50.onnx: sha256" in message
+    folder = tmp_path / "insightface" / "models" / "buffalo_l"
+    assert (folder / "det_10g.onnx").read_bytes() == b"detector"  # the others still land
+    assert not (folder / "w600k_r50.onnx").exists()

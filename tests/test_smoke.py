@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from generator.cli import main
-from generator.resolve.arch import ARCHITECTURES, infer_arch
+from generator.resolve.arch import ARCHITECTURES, ArchFinding, infer_arch
 from generator.resolve.model import AppModel, ModelFileModel
 from generator.resolve.project import Project, load_project
 from generator.smoke.checks import check_response
@@ -193,11 +193,47 @@ def apps() -> dict[str, AppModel]:
             "antelopev2/glintr100.onnx",
             "insightface-arcface",
         ),
+        ("insightface", "Gourieff/ReActor", "models/inswapper_128.onnx", "inswapper-128"),
+        (
+            "facedetection",
+            "xinntao/facexlib",
+            "v0.1.0/detection_Resnet50_Final.pth",
+            "retinaface-resnet50",
+        ),
+        ("facedetection", "sczhou/CodeFormer", "v0.1.0/parsing_parsenet.pth", "parsenet"),
+        ("facerestore_models", "Gourieff/ReActor", "models/GFPGANv1.4.pth", "gfpgan-v1.4"),
+        (
+            "nsfw_detector/vit-base-nsfw-detector",
+            "AdamCodd/vit-base-nsfw-detector",
+            "model.safetensors",
+            "vit-nsfw-detector",
+        ),
+        (
+            "nsfw_detector/vit-base-nsfw-detector",
+            "AdamCodd/vit-base-nsfw-detector",
+            "preprocessor_config.json",
+            "vit-nsfw-detector-preprocessor",
+        ),
     ],
 )
 def test_architecture_is_inferred_from_repo_and_file(folder, repo, file, arch) -> None:
     finding = infer_arch(model(folder, repo, file))
     assert (finding.arch, finding.how) == (arch, "inferred")
+
+
+def test_a_member_of_an_archive_is_inferred_by_its_name_inside() -> None:
+    zipped = ModelFileModel(
+        "insightface/models/buffalo_l",
+        "w600k_r50.onnx",
+        None,
+        None,
+        "main",
+        "https://huggingface.co/datasets/Gourieff/ReActor/resolve/main/models/buffalo_l.zip",
+        None,
+        None,
+        unpack="w600k_r50.onnx",
+    )
+    assert infer_arch(zipped) == ArchFinding("insightface-arcface", "inferred")
 
 
 def test_unknown_files_are_not_guessed() -> None:
@@ -210,8 +246,10 @@ def test_unknown_files_are_not_guessed() -> None:
     # xinsir's union ControlNet is another layout
     union = ("xinsir/controlnet-union-sdxl-1.0", "diffusion_pytorch_model_promax.safetensors")
     assert infer_arch(model("controlnet", *union)).arch is None
-    # ReActor's swapper sits in insightface/ itself, not in a FaceAnalysis pack folder
-    assert infer_arch(model("insightface", "someone/else", "inswapper_128.onnx")).arch is None
+    # ReActor's other swappers (reswapper, hyperswap) are other networks
+    assert infer_arch(model("insightface", "someone/else", "reswapper_256.onnx")).arch is None
+    # an InsightFace file outside a FaceAnalysis pack folder is not routed as one
+    assert infer_arch(model("insightface", "someone/else", "det_10g.onnx")).arch is None
     # Flux 2 klein 9B is wider (4096) with another text encoder: not the 4B's architecture
     klein_9b = model(
         "diffusion_models",

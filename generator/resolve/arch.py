@@ -83,10 +83,19 @@ ARCHITECTURES: dict[str, str] = {
     "liveportrait-spade": "LivePortrait SPADE generator (built from the pack)",
     "liveportrait-stitching": "LivePortrait stitching and retargeting networks (from the pack)",
     "liveportrait-landmark": "LivePortrait 203-point landmark runner (ONNX)",
+    "inswapper-128": "InsightFace inswapper_128 face swapper (ONNX)",
+    "retinaface-resnet50": "facexlib RetinaFace ResNet-50 face detector (built from the pack)",
+    "parsenet": "facexlib ParseNet face parsing, 19 classes (built from the pack)",
+    "gfpgan-v1.4": "GFPGAN v1.4 face restoration, 512 px (built from the pack)",
+    "vit-nsfw-detector": "ViT-B/16 NSFW image classifier weights (transformers)",
+    "vit-nsfw-detector-config": "its config.json (transformers ViTConfig, labels nsfw/sfw)",
+    "vit-nsfw-detector-preprocessor": "its preprocessor_config.json (ViTImageProcessor)",
 }
 
 # InsightFace's model packs (FaceAnalysis(name=…) reads every .onnx of one folder)
 _INSIGHTFACE = ("insightface/models/antelopev2", "insightface/models/buffalo_l")
+# ReActor's NSFW filter: a Hugging Face model folder (transformers.pipeline reads it whole)
+_NSFW = ("nsfw_detector/vit-base-nsfw-detector",)
 
 # (folders, pattern on "repo/file" lower-cased, architecture); the first match wins.
 _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -161,6 +170,17 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
         r"^kijai/liveportrait_safetensors/landmark\.onnx$",
         "liveportrait-landmark",
     ),
+    (("insightface",), r"/inswapper_128\.onnx$", "inswapper-128"),
+    (("facedetection",), r"/detection_resnet50_final\.pth$", "retinaface-resnet50"),
+    (("facedetection",), r"/parsing_parsenet\.pth$", "parsenet"),
+    (("facerestore_models",), r"/gfpganv1\.4\.pth$", "gfpgan-v1.4"),
+    (_NSFW, r"^adamcodd/vit-base-nsfw-detector/model\.safetensors$", "vit-nsfw-detector"),
+    (_NSFW, r"^adamcodd/vit-base-nsfw-detector/config\.json$", "vit-nsfw-detector-config"),
+    (
+        _NSFW,
+        r"^adamcodd/vit-base-nsfw-detector/preprocessor_config\.json$",
+        "vit-nsfw-detector-preprocessor",
+    ),
 )
 
 # A character LoRA an endpoint loads takes the architecture of the endpoint's base model.
@@ -183,10 +203,12 @@ class ArchFinding:
 
 
 def model_key(model: ModelFileModel) -> str:
-    """What inference reads: ``repo/file`` (or the URL), lower-cased."""
-    if model.url:
-        return model.url.lower()
-    return f"{model.repo}/{model.file}".lower()
+    """What inference reads: ``repo/file`` (or the URL), lower-cased; an archive's member
+    after it (``…/buffalo_l.zip/det_10g.onnx``)."""
+    key = model.url if model.url else f"{model.repo}/{model.file}"
+    if model.unpack:
+        key = f"{key}/{model.unpack}"
+    return key.lower()
 
 
 def infer_arch(model: ModelFileModel) -> ArchFinding:

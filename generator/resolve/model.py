@@ -174,13 +174,13 @@ class ModelFileModel:
     repo_type: str = "model"
     where: str = field(default="", compare=False)  # spec position that declared it
     arch: str | None = None  # declared architecture (resolve/arch.py infers the rest)
+    unpack: str | None = None  # the source is a .zip archive: this member of it is the file
 
     @property
     def source(self) -> str:
         """Where the file comes from, as a user reads it."""
-        if self.url:
-            return self.url
-        return f"hf:{self.repo}/{self.file}@{self.revision}"
+        origin = self.url or f"hf:{self.repo}/{self.file}@{self.revision}"
+        return f"{origin} (member {self.unpack})" if self.unpack else origin
 
     @property
     def runtime_args(self) -> str:
@@ -193,6 +193,8 @@ class ModelFileModel:
                 args.append(f"revision={self.revision!r}")
             if self.repo_type != "model":
                 args.append(f"repo_type={self.repo_type!r}")
+        if self.unpack:
+            args.append(f"unpack={self.unpack!r}")
         if self.sha256:
             args.append(f"sha256={self.sha256!r}")
         return ", ".join(args)

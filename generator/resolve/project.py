@@ -441,7 +441,7 @@ def _merge_model(
     key = (model.folder, model.filename)
     if key in seen:
         first, first_where = seen[key]
-        fields = ("repo", "file", "revision", "repo_type", "url", "sha256")
+        fields = ("repo", "file", "revision", "repo_type", "url", "unpack", "sha256")
         if any(getattr(first, f) != getattr(model, f) for f in fields):
             diags.error(
                 where,
@@ -464,6 +464,7 @@ def _model_file(model: Model, where: Location) -> ModelFileModel:
         repo_type=model.repo_type,
         where=str(where),
         arch=model.arch,
+        unpack=model.unpack,
     )
 
 

@@ -191,7 +191,8 @@ class ModelFile:
     revision: str = "main"
     repo_type: str = "model"
     url: str | None = None
-    sha256: str | None = None
+    unpack: str | None = None  # the source is a .zip archive: this member of it is the file
+    sha256: str | None = None  # of the file ComfyUI sees (the member, for an archive)
 
 
 @dataclass(frozen=True)

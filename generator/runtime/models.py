@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
+import zipfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,21 +31,36 @@ def fetch_models(
     copy serves every app that names the same file. Each file streams straight into the volume
     (no Hugging Face cache copy) as ``<name>.partial``, resumed with an HTTP range where an
     earlier attempt stopped, and is renamed into place once complete (and its sha256 matches).
+    Members of a .zip archive (``unpack``) share one download of it, into the volume's
+    ``.archives/``; each member wanted is extracted the same way and the archive removed.
     Every failure is reported together after the others finished.
     """
     missing = [m for m in models if not volume_path(m, models_dir).exists()]
+    groups: dict[tuple, list[ModelFile]] = {}
+    for model in missing:
+        key = _archive_key(model) if model.unpack else ("file", model.folder, model.filename)
+        groups.setdefault(key, []).append(model)
     failures: list[str] = []
     fetched: list[Path] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(_fetch_one, model, Path(models_dir)) for model in missing]
-        for model, future in zip(missing, futures, strict=True):
-            try:
-                fetched.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - each failure is reported, none hidden
-                failures.append(f"{model.folder}/{model.filename}: {exc}")
+        futures = [pool.submit(_fetch_group, group, Path(models_dir)) for group in groups.values()]
+        for future in futures:
+            paths, errors = future.result()
+            fetched += paths
+            failures += errors
     if failures:
         raise ModelFetchError("; ".join(failures))
     return fetched
+
+
+def _fetch_group(group: list[ModelFile], models_dir: Path) -> tuple[list[Path], list[str]]:
+    """One download: a file, or an archive and its members; (paths, failures by file)."""
+    try:
+        if group[0].unpack:
+            return _fetch_archive(group, models_dir)
+        return [_fetch_one(group[0], models_dir)], []
+    except Exception as exc:  # noqa: BLE001 - each failure is reported, none hidden
+        return [], [f"{m.folder}/{m.filename}: {exc}" for m in group]
 
 
 def _fetch_one(model: ModelFile, models_dir: Path) -> Path:
@@ -52,6 +69,64 @@ def _fetch_one(model: ModelFile, models_dir: Path) -> Path:
     partial = target.with_name(target.name + ".partial")
     url, headers = _source(model)
     _download(url, partial, headers)
+    if model.sha256:
+        _verify(partial, model.sha256, model)
+    partial.replace(target)
+    return target
+
+
+def _archive_key(model: ModelFile) -> tuple:
+    return ("archive", model.url, model.repo, model.file, model.revision, model.repo_type)
+
+
+def _fetch_archive(members: list[ModelFile], models_dir: Path) -> tuple[list[Path], list[str]]:
+    """Download the archive once, extract each member wanted, remove the archive."""
+    url, headers = _source(members[0])
+    digest = hashlib.sha256(repr(_archive_key(members[0])).encode()).hexdigest()[:16]
+    archive = models_dir / ".archives" / f"{digest}.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(archive.name + ".partial")
+    _download(url, partial, headers)
+    paths: list[Path] = []
+    failures: list[str] = []
+    try:
+        with zipfile.ZipFile(partial) as zf:
+            for model in members:
+                try:
+                    paths.append(_extract(zf, model, models_dir))
+                except ModelFetchError as exc:
+                    failures.append(f"{model.folder}/{model.filename}: {exc}")
+    except zipfile.BadZipFile as exc:
+        bad = f"{url} is not a zip archive ({exc})"
+        failures += [f"{m.folder}/{m.filename}: {bad}" for m in members]
+    finally:
+        partial.unlink(missing_ok=True)
+    return paths, failures
+
+
+def archive_member(names: list[str], wanted: str) -> str:
+    """The member ``wanted`` names: its exact path, or the one entry whose name ends with it."""
+    if wanted in names:
+        return wanted
+    found = [n for n in names if n.endswith("/" + wanted)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ModelFetchError(f"{wanted!r} matches {len(found)} members: {', '.join(found[:5])}")
+    files = [n for n in names if not n.endswith("/")]
+    shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+    raise ModelFetchError(f"the archive has no member {wanted!r} (it holds {shown or 'nothing'})")
+
+
+def _extract(zf: zipfile.ZipFile, model: ModelFile, models_dir: Path) -> Path:
+    """One member into the volume, as a download is: ``.partial``, digest, rename. The member's
+    path in the archive is never a destination (no writing outside the model's folder)."""
+    member = archive_member(zf.namelist(), model.unpack or "")
+    target = volume_path(model, models_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    with zf.open(member) as source, partial.open("wb") as out:
+        shutil.copyfileobj(source, out, 1 << 22)
     if model.sha256:
         _verify(partial, model.sha256, model)
     partial.replace(target)

@@ -787,6 +787,16 @@ def gguf_model(arch: str):
 
 
 # arch id -> (builder, default dtype)
+def written(write, arch: str):
+    """Marker builder of a file that is not a state dict (``write(arch, path)`` makes it)."""
+
+    def build(device, dtype):
+        raise TypeError(f"{arch} is written by {write.__name__}, not built as a state dict")
+
+    build.write = write
+    return build
+
+
 ARCHES = {
     "sd15-checkpoint": (checkpoint(SD15, 4, True), "float16"),
     "sdxl-checkpoint": (checkpoint(SDXL, 4, True), "float16"),
@@ -845,6 +855,12 @@ ARCHES = {
     **{
         arch: (synth_packs.liveportrait(arch), "float32")
         for arch in synth_packs.LIVEPORTRAIT_ARCHES
+    },
+    **{arch: (synth_packs.reactor(arch), "float32") for arch in synth_packs.REACTOR_ARCHES},
+    "vit-nsfw-detector": (synth_packs.nsfw_detector(), "float32"),
+    **{
+        arch: (written(synth_packs.write_nsfw, arch), "float32")
+        for arch in synth_packs.NSFW_ARCHES[1:]
     },
 }
 
@@ -920,6 +936,8 @@ def build_job(job: dict, device: str) -> dict:
         write_gguf(arch, path, tiny)
     elif hasattr(builder, "onnx"):
         synth_faces.write_onnx(arch, path)
+    elif hasattr(builder, "write"):
+        builder.write(arch, path)
     else:
         _build_safetensors(job, device, tiny)
     record = {
@@ -944,6 +962,8 @@ def _build_safetensors(job: dict, device: str, tiny: dict | None = None) -> None
         sized = {"config": tiny} if tiny is not None else {}
         sd = builder(device, _compute_dtype(dtype), **sized)
         sd = fill(sd, job.get("seed", 0))
+        if getattr(builder, "finish", None):  # values the random fill must not decide
+            sd = builder.finish(sd)
         if arch in METADATA_FP8 and dtype == torch.float8_e4m3fn:
             sd, quantization = metadata_fp8(sd, METADATA_FP8[arch])
             metadata["_quantization_metadata"] = json.dumps(quantization)
@@ -1085,6 +1105,10 @@ def verify(arch: str) -> str:
         return synth_faces.verify_onnx(arch)
     if arch in synth_packs.LIVEPORTRAIT_ARCHES:
         return synth_packs.verify_liveportrait(arch, builder)
+    if arch in synth_packs.REACTOR_ARCHES:
+        return synth_packs.verify_reactor(arch, builder)
+    if arch in synth_packs.NSFW_ARCHES:
+        return synth_packs.verify_nsfw(ARCHES["vit-nsfw-detector"][0])
     stored = _torch_dtype(default_dtype)
     dtype = _compute_dtype(stored)
     sd = builder("meta", dtype)

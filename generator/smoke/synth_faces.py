@@ -16,6 +16,9 @@ nothing of ``generator``). No real weights, and for the ONNX files not the real 
   detector ("No face detected"), and an inverted image has the same faces. Landmarks,
   attributes and the embedding come from pooled pixels through fixed random matrices: a
   different face gives a different embedding.
+* **inswapper_128** (ReActor's face swapper): its interface (inputs ``target``, ``source``,
+  the ``emap`` matrix as the last initializer), not its network: the output is the target face
+  toned by the donor's embedding, so a swap changes the picture and depends on the donor.
 * **InstantID's ``ip-adapter.bin``**: the pickled ``{"image_proj": …, "ip_adapter": …}`` dict of
   the published file, float32 (1.69 GB): a Resampler (1280 wide, 4 layers, 20 heads, 16
   queries, 512-d face embedding in, 2048-d tokens out) and a key/value projection pair for each
@@ -38,7 +41,11 @@ ONNX_TASKS = {
 # LivePortrait's landmark runner: input "input" (224² RGB in 0..1), 203 points (x, y in 0..1)
 # read from the third output
 LANDMARK_POINTS = 203
-ONNX_ARCHES = (*ONNX_TASKS, "liveportrait-landmark")
+# inswapper_128: inputs "target" (the aligned 128² face, RGB in 0..1) and "source" (the donor's
+# 512-d embedding, already multiplied by emap), output the swapped 128² face in 0..1; emap, the
+# 512×512 matrix applied to the embedding first, is the graph's last initializer
+SWAP_SIDE, EMBEDDING = 128, 512
+ONNX_ARCHES = (*ONNX_TASKS, "liveportrait-landmark", "inswapper-128")
 
 OPSET = 13
 IR_VERSION = 8  # what onnxruntime releases since 1.10 read
@@ -75,6 +82,7 @@ def write_onnx(arch: str, path: str) -> None:
         "insightface-genderage": lambda: _pooled_head("genderage", 96, 3, seed=3),
         "insightface-arcface": _arcface,
         "liveportrait-landmark": _liveportrait_landmark,
+        "inswapper-128": _inswapper,
     }[arch]()
     model = onnx.helper.make_model(
         graph,
@@ -230,6 +238,60 @@ def _liveportrait_landmark():
     return helper.make_graph(nodes, "landmark_synthetic", [x], outs, inits)
 
 
+def _inswapper():
+    """The target face, toned by the donor: ``0.8 * target + 0.2 * sigmoid(W · source)`` per
+    channel (the output changes with the donor's face and keeps the target's)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(128)
+    side = SWAP_SIDE
+    target = helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, side, side])
+    source = helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, EMBEDDING])
+    output = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, side, side])
+    inits = [
+        _init("tone.w", rng.normal(0.0, 2.0, (3, EMBEDDING))),
+        _init("tone.b", np.zeros(3)),
+        _init("keep", np.full((1,), 0.8)),
+        _init("mix", np.full((1,), 0.2)),
+        numpy_helper.from_array(np.array([1, 3, 1, 1], dtype=np.int64), "per_channel"),
+        _init("emap", rng.normal(0.0, EMBEDDING**-0.5, (EMBEDDING, EMBEDDING))),  # last
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["source", "tone.w", "tone.b"], ["tone"], name="tone", transB=1),
+        helper.make_node("Sigmoid", ["tone"], ["tone.p"], name="sigmoid"),
+        helper.make_node("Reshape", ["tone.p", "per_channel"], ["tone.c"], name="reshape"),
+        helper.make_node("Mul", ["tone.c", "mix"], ["tone.m"], name="mix"),
+        helper.make_node("Mul", ["target", "keep"], ["kept"], name="keep"),
+        helper.make_node("Add", ["kept", "tone.m"], ["output"], name="add"),
+    ]
+    return helper.make_graph(nodes, "inswapper_synthetic", [target, source], [output], inits)
+
+
+def _verify_inswapper(path: str) -> str:
+    """InsightFace's router must take it for an INSwapper, its emap be 512×512, and the swapped
+    face depend on the donor's embedding."""
+    import numpy as np
+    from insightface.model_zoo import model_zoo
+
+    model = model_zoo.get_model(path, providers=["CPUExecutionProvider"])
+    if type(model).__name__ != "INSwapper":
+        raise ValueError(f"InsightFace routes it to {type(model).__name__}, not INSwapper")
+    if model.emap.shape != (EMBEDDING, EMBEDDING):
+        raise ValueError(f"emap {model.emap.shape}")
+    rng = np.random.default_rng(0)
+    face = rng.random((1, 3, SWAP_SIDE, SWAP_SIDE), dtype=np.float32)
+    outs = [
+        model.session.run(
+            None, {"target": face, "source": rng.normal(size=(1, EMBEDDING)).astype(np.float32)}
+        )[0]
+        for _ in range(2)
+    ]
+    if outs[0].shape != face.shape or np.allclose(outs[0], outs[1]):
+        raise ValueError(f"output {outs[0].shape}, donor-dependent: {not np.allclose(*outs)}")
+    return "InsightFace routes it to INSwapper; emap 512×512; the output depends on the donor"
+
+
 def verify_onnx(arch: str) -> str:
     """Route the file through InsightFace's own ``model_zoo`` (its task must be the one built);
     the detector must find faces in a textured image and none in a flat one."""
@@ -242,6 +304,8 @@ def verify_onnx(arch: str) -> str:
         write_onnx(arch, path)
         if arch == "liveportrait-landmark":
             return _verify_landmark(path)
+        if arch == "inswapper-128":
+            return _verify_inswapper(path)
         from insightface.model_zoo import model_zoo
 
         model = model_zoo.get_model(path, providers=["CPUExecutionProvider"])

@@ -12,6 +12,16 @@ is copied into ryla-gen.
   from ``liveportrait/config/models.yaml``) and the stitching file, whose three networks the
   loader tells apart by the prefixes ``retarget_shoulder_module.``, ``retarget_mouth_module.``
   and ``retarget_eye_module.``. The landmark ONNX file is in ``synth_faces`` (interface only).
+* **ReActor** (ComfyUI-ReActor): facexlib's RetinaFace (ResNet-50) and ParseNet
+  (``r_facelib``) and GFPGAN v1.4 (``r_chainner``'s ``GFPGANv1Clean``, the class its
+  loader builds), each loaded strictly by the pack's loader. RetinaFace's heads are set so that
+  it reports what its loader then uses: a face on the 512-pixel anchors of its coarsest level
+  (score ~1, the anchor's box, five key points where ArcFace's template has them), none
+  elsewhere; random heads would report nothing or noise, and the restoration would never run.
+  The NSFW filter ReActor runs on every frame (a Hugging Face ViT image classifier read by
+  ``transformers.pipeline``) is built with ``transformers``' own class from the config written
+  beside it, its classifier biased to "sfw" (a random one would drop frames at random). The
+  InsightFace files (``buffalo_l``) and ``inswapper_128.onnx`` are in ``synth_faces``.
 """
 
 from __future__ import annotations
@@ -37,6 +47,24 @@ LIVEPORTRAIT_PARTS = {
 # the stitching file: loader prefix -> models.yaml entry
 STITCHING = {"retarget_shoulder": "stitching", "retarget_mouth": "lip", "retarget_eye": "eye"}
 LIVEPORTRAIT_ARCHES = (*LIVEPORTRAIT_PARTS, "liveportrait-stitching")
+
+
+REACTOR = "ComfyUI-ReActor"
+REACTOR_ARCHES = ("retinaface-resnet50", "parsenet", "gfpgan-v1.4")
+# ArcFace's five-point template (eyes, nose, mouth corners) on 112 pixels, as offsets from the
+# centre in units of the face's size: where the synthetic RetinaFace puts its key points
+FIVE_POINTS = (
+    (-0.158, -0.038),
+    (0.157, -0.040),
+    (0.000, 0.140),
+    (-0.129, 0.325),
+    (0.132, 0.324),
+)
+LANDMARK_VARIANCE = 0.1  # RetinaFace's cfg["variance"][0]: key points decode as prior + v * out
+# the NSFW filter: AdamCodd/vit-base-nsfw-detector's layout (ViT-B/16 at 384 pixels, two labels)
+NSFW_LABELS = {0: "nsfw", 1: "sfw"}
+NSFW_ARCHES = ("vit-nsfw-detector", "vit-nsfw-detector-config", "vit-nsfw-detector-preprocessor")
+NSFW_IMAGE = 384
 
 
 def pack_dir(name: str) -> str:
@@ -103,3 +131,160 @@ def verify_liveportrait(arch: str, build) -> str:
     _class(module, name)(**params[key]).load_state_dict(sd)
     count = sum(v.numel() for v in sd.values())
     return f"{name} loads strictly ({len(sd)} tensors, {count / 1e6:.1f}M values)"
+
+
+# --- ReActor
+
+
+def _reactor(module: str, name: str):
+    pack_dir(REACTOR)
+    return getattr(importlib.import_module(module), name)
+
+
+def _reactor_net(arch: str):
+    if arch == "retinaface-resnet50":
+        cls = _reactor("r_facelib.detection.retinaface.retinaface", "RetinaFace")
+        return cls(network_name="resnet50", half=False)
+    if arch == "parsenet":
+        cls = _reactor("r_facelib.parsing.parsenet", "ParseNet")
+        return cls(in_size=512, out_size=512, parsing_ch=19)
+    # GFPGANv1Clean loads the state dict it is given at the end of __init__: a subclass that
+    # skips that builds the same modules empty
+    cls = _reactor("r_chainner.archs.face.gfpganv1_clean_arch", "GFPGANv1Clean")
+
+    class Empty(cls):
+        def load_state_dict(self, *args, **kwargs):
+            return None
+
+    return Empty({})
+
+
+def reactor(arch: str):
+    """State-dict builder of one file ReActor loads, from the pack's class (``torch.save``d)."""
+
+    def build(device, dtype):
+        import torch
+
+        with torch.device("cpu"):
+            net = _reactor_net(arch)
+        return {k: v.to(device=device, dtype=dtype) for k, v in net.state_dict().items()}
+
+    if arch == "retinaface-resnet50":
+        build.finish = retinaface_heads
+    return build
+
+
+def retinaface_heads(sd: dict) -> dict:
+    """Heads after the random fill: faces on the coarsest level's 512-pixel anchor only."""
+    import torch
+
+    levels = sorted({k.split(".")[1] for k in sd if k.startswith("ClassHead.")})
+    for level in levels:
+        for head in ("ClassHead", "BboxHead", "LandmarkHead"):
+            sd[f"{head}.{level}.conv1x1.weight"].zero_()
+        cls_bias = torch.tensor([8.0, -8.0, 8.0, -8.0])  # (background, face) per anchor
+        if level == levels[-1]:
+            cls_bias = torch.tensor([8.0, -8.0, -8.0, 8.0])  # anchor 1 (512 px) is a face
+        sd[f"ClassHead.{level}.conv1x1.bias"].copy_(cls_bias)
+        sd[f"BboxHead.{level}.conv1x1.bias"].zero_()
+        points = torch.tensor(FIVE_POINTS).reshape(-1) / LANDMARK_VARIANCE
+        sd[f"LandmarkHead.{level}.conv1x1.bias"].copy_(points.repeat(2))
+    return sd
+
+
+def verify_reactor(arch: str, build) -> str:
+    """Load the built tensors as ReActor's loader does (strict into its class; GFPGAN through
+    ``r_chainner.model_loading``, which picks the class by the keys); RetinaFace must then find
+    a face with five distinct key points in an image."""
+    import numpy as np
+    import torch
+
+    sd = build("cpu", torch.float32)
+    if getattr(build, "finish", None):
+        sd = build.finish(sd)
+    if arch == "gfpgan-v1.4":
+        load = _reactor("r_chainner.model_loading", "load_state_dict")
+        net = load(sd)  # GFPGANv1Clean(sd) loads it strictly
+        return f"r_chainner loads it as {type(net).__name__} ({len(sd)} tensors)"
+    net = _reactor_net(arch)
+    net.load_state_dict(sd, strict=True)
+    if arch != "retinaface-resnet50":
+        return f"{type(net).__name__} loads strictly ({len(sd)} tensors)"
+    net.eval()
+    image = np.random.default_rng(0).integers(0, 256, (640, 640, 3), dtype=np.uint8)
+    with torch.no_grad():
+        faces = net.detect_faces(image, conf_threshold=0.97)
+    if len(faces) == 0:
+        raise ValueError("the synthetic RetinaFace reports no face")
+    points = faces[0][5:15].reshape(5, 2)
+    if len({tuple(np.round(p)) for p in points}) != 5:
+        raise ValueError(f"key points not distinct: {points.tolist()}")
+    return f"RetinaFace loads strictly; {len(faces)} faces in a 640-pixel image, 5 key points"
+
+
+def nsfw_config() -> dict:
+    from transformers import ViTConfig
+
+    config = ViTConfig(image_size=NSFW_IMAGE, patch_size=16)
+    config.architectures = ["ViTForImageClassification"]
+    config.id2label = dict(NSFW_LABELS)
+    config.label2id = {v: k for k, v in NSFW_LABELS.items()}
+    return config
+
+
+def write_nsfw(arch: str, path: str) -> None:
+    """``config.json`` or ``preprocessor_config.json`` of the NSFW filter (the weights are a
+    state dict: ``nsfw_detector``)."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    if arch == "vit-nsfw-detector-config":
+        nsfw_config().to_json_file(path)
+        return
+    from transformers import ViTImageProcessor
+
+    size = {"height": NSFW_IMAGE, "width": NSFW_IMAGE}
+    ViTImageProcessor(size=size).to_json_file(path)
+
+
+def nsfw_detector():
+    """State-dict builder of ``model.safetensors`` (``ViTForImageClassification``)."""
+
+    def build(device, dtype):
+        import torch
+        from transformers import ViTForImageClassification
+
+        with torch.device("meta"):
+            net = ViTForImageClassification(nsfw_config())
+        return {
+            k: torch.empty(v.shape, device=device, dtype=dtype) for k, v in net.state_dict().items()
+        }
+
+    def finish(sd: dict) -> dict:
+        sd["classifier.bias"].copy_(sd["classifier.bias"].new_tensor([-4.0, 4.0]))
+        return sd
+
+    build.finish = finish
+    return build
+
+
+def verify_nsfw(build) -> str:
+    """The three files as ReActor reads them: ``pipeline("image-classification", folder)``
+    must load them and call a picture "sfw"."""
+    import tempfile
+
+    import torch
+    from PIL import Image
+    from safetensors.torch import save_file
+    from transformers import pipeline
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_nsfw("vit-nsfw-detector-config", os.path.join(folder, "config.json"))
+        write_nsfw(
+            "vit-nsfw-detector-preprocessor", os.path.join(folder, "preprocessor_config.json")
+        )
+        sd = build.finish({k: v.normal_(0.0, 0.02) for k, v in build("cpu", torch.float32).items()})
+        save_file(sd, os.path.join(folder, "model.safetensors"))
+        result = pipeline("image-classification", model=folder)(Image.new("RGB", (96, 96), "gray"))
+    if result[0]["label"] != "sfw":
+        raise ValueError(f"the classifier says {result[0]}")
+    return f"transformers' pipeline loads it: {result[0]['label']} {result[0]['score']:.3f}"

@@ -143,7 +143,13 @@ class Model(_Strict):
     url: str | None = Field(None, description="Direct download URL (instead of repo/file).")
     folder: str = Field(description="ComfyUI models sub-folder, e.g. checkpoints, loras, vae.")
     name: str | None = Field(None, description="File name ComfyUI sees (default: basename).")
-    sha256: Sha256 | None = None
+    unpack: str | None = Field(
+        None,
+        description="The source is a .zip archive: this member of it (its path in the archive, "
+        "or a name found once in it) is the file; entries naming the same archive share one "
+        "download. For files a custom node would otherwise fetch as an archive at run time.",
+    )
+    sha256: Sha256 | None = Field(None, description="Digest of the file ComfyUI sees.")
     size_gb: float | None = Field(None, gt=0, description="Size, for the residency plan.")
     arch: str | None = Field(
         None,
@@ -159,11 +165,20 @@ class Model(_Strict):
             raise ValueError("give either 'repo' and 'file', or 'url', not both")
         if self.url is not None and not re.match(r"^https://", self.url):
             raise ValueError("model url must start with https://")
+        if self.unpack is not None:
+            source = (self.url or self.file or "").split("?", 1)[0]
+            if not source.lower().endswith(".zip"):
+                raise ValueError(f"'unpack' takes a member of a .zip archive; {source} is not one")
+            parts = self.unpack.replace("\\", "/").split("/")
+            if self.unpack.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(
+                    f"'unpack' must be a relative path inside the archive: {self.unpack!r}"
+                )
         return self
 
     @property
     def filename(self) -> str:
-        return self.name or (self.file or self.url or "").rsplit("/", 1)[-1]
+        return self.name or (self.unpack or self.file or self.url or "").rsplit("/", 1)[-1]
 
 
 class CustomNode(_Strict):
