@@ -556,11 +556,14 @@ def test_comfyui_sees_exactly_the_packs_of_the_class(apps, tmp_path) -> None:
     custom = tmp_path / "scratch" / "custom_nodes"
     custom.parent.mkdir()
     custom.symlink_to(packs_dir)  # what earlier smoke runs left: a link to a whole folder
+    (packs_dir / "ComfyUI-VideoHelperSuite" / "nodes.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
     expose_packs(custom, class_packs(targets))
     assert not custom.is_symlink()
-    assert {p.name: p.resolve() for p in custom.iterdir()} == {
-        "ComfyUI-VideoHelperSuite": packs_dir / "ComfyUI-VideoHelperSuite"
-    }
+    assert [p.name for p in custom.iterdir()] == ["ComfyUI-VideoHelperSuite"]
+    # a copy, as the image clones it into custom_nodes: the pack's real path is ComfyUI's
+    exposed = custom / "ComfyUI-VideoHelperSuite"
+    assert not exposed.is_symlink() and exposed.resolve().parent == custom.resolve()
+    assert (exposed / "nodes.py").read_text() == "NODE_CLASS_MAPPINGS = {}\n"
     assert sorted(p.name for p in packs_dir.iterdir()) == [
         "ComfyUI-GGUF",
         "ComfyUI-VideoHelperSuite",

@@ -375,21 +375,34 @@ def _run_synth(
 # --- ComfyUI
 
 
+PACK_COPY_MARK = ".ryla-smoke-copy"  # in each pack folder expose_packs made
+
+
 def expose_packs(custom_nodes: Path, packs: Sequence[PackFinding]) -> None:
-    """Make ``custom_nodes`` hold links to exactly ``packs`` (links from an earlier class, or
-    the former link to the whole folder of ComfyUI's tree, are removed; nothing else is)."""
+    """Make ``custom_nodes`` hold copies of exactly ``packs``, as the image clones them there:
+    a pack that resolves files relative to its own real path (ReActor's facexlib weights in
+    ``<pack>/../../models``) must find ComfyUI's folders, which a link to the checkout would
+    escape. Copies and links from an earlier class, and the former link to the whole folder
+    of ComfyUI's tree, are removed; nothing else is."""
     if custom_nodes.is_symlink():
         custom_nodes.unlink()
     custom_nodes.mkdir(parents=True, exist_ok=True)
     for entry in custom_nodes.iterdir():
         if entry.is_symlink():
             entry.unlink()
+        elif (entry / PACK_COPY_MARK).exists():
+            shutil.rmtree(entry)
     for pack in packs:
         assert pack.path is not None
-        link = custom_nodes / pack.name
-        if link.exists():
-            raise SmokeError(f"{link} is in the way of pack {pack.label}: remove it")
-        link.symlink_to(pack.path.resolve())
+        copy = custom_nodes / pack.name
+        if copy.exists():
+            raise SmokeError(f"{copy} is in the way of pack {pack.label}: remove it")
+        shutil.copytree(pack.path.resolve(), copy, symlinks=True, ignore=_not_copied)
+        (copy / PACK_COPY_MARK).write_text(f"a copy of {pack.path.resolve()}\n")
+
+
+def _not_copied(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if n in (".git", "__pycache__")]
 
 
 def _link_models(models: Path, models_dir: Path | None) -> None:
