@@ -344,3 +344,32 @@ def test_liveportrait_synthetics_load_into_the_packs_own_classes() -> None:
     assert found["stitching"] == "3 stitching networks load strictly (28 tensors)"
     assert found["landmark"] == "203 points from output 2, within the 224-pixel crop"
     assert all("loads strictly" in found[p] for p in ("appearance", "warping", "spade"))
+
+
+def test_reactor_synthetics_load_as_the_pack_loads_them() -> None:
+    """``synth.py --verify`` for the face-swap files: facexlib's RetinaFace and ParseNet and
+    GFPGAN load strictly into the classes of the ComfyUI-ReActor checkout in
+    ``RYLA_CUSTOM_NODES`` (GFPGAN picked by the pack's own loader), RetinaFace reports a face
+    with five key points; InsightFace routes the swapper; transformers' pipeline reads the NSFW
+    filter's three files and calls a picture safe."""
+    packs = os.environ.get("RYLA_CUSTOM_NODES")
+    if not packs or not (Path(packs) / "ComfyUI-ReActor").is_dir():
+        pytest.skip("set RYLA_CUSTOM_NODES to a folder holding a ComfyUI-ReActor checkout")
+    if not _has_insightface():
+        pytest.skip("insightface is not installed in RYLA_COMFY_PYTHON (its router checks it)")
+    archs = ["retinaface-resnet50", "parsenet", "gfpgan-v1.4", "inswapper-128"]
+    archs += ["vit-nsfw-detector", "vit-nsfw-detector-config"]
+    script = REPO / "generator" / "smoke" / "synth.py"
+    command = [PYTHON, str(script), "--comfy-dir", DIR, "--custom-nodes", packs, "--verify"]
+    for arch in archs:
+        command += ["--arch", arch]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, lines or done.stderr[-2000:]
+    found = {line["arch"]: line["detected"] for line in lines}
+    assert found["retinaface-resnet50"].startswith("RetinaFace loads strictly; ")
+    assert found["retinaface-resnet50"].endswith(", 5 key points")
+    assert found["parsenet"].startswith("ParseNet loads strictly")
+    assert found["gfpgan-v1.4"].startswith("r_chainner loads it as GFPGANv1Clean")
+    assert found["inswapper-128"].startswith("InsightFace routes it to INSwapper")
+    assert found["vit-nsfw-detector"].startswith("transformers' pipeline loads it: sfw")
