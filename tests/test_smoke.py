@@ -964,6 +964,21 @@ def test_set_parses_json_values_and_needs_its_own_results_file(tmp_path, monkeyp
     assert _field_value("prompt=a red fox") == ("prompt", "a red fox")
 
 
+def test_a_set_value_an_endpoint_refuses_is_said_before_anything_runs(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "r.json"
+    # nothing listens on port 9: had it tried to run, the error would be another one
+    args = ["smoke", "/invert", "--comfy-url", "http://127.0.0.1:9", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--set", "width=0"])
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "--set gives a value an endpoint refuses: /invert: width=0: " in result.output
+    assert "greater than or equal to 1" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_tiny_shrinks_only_families_whose_detection_reads_their_size() -> None:
     from generator.smoke.synth import GGUF_MODELS, tiny_config
 

@@ -34,6 +34,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from ..resolve.model import AppModel, ClassModel
 from ..runtime.apply import resolve_values
@@ -116,6 +117,7 @@ async def smoke_app(
             pending.append(target)
     if not pending:
         return rows
+    _check_overrides(pending, module, options)  # before any file is built or ComfyUI started
     models_dir = options.models_root
     if options.comfy_dir is not None:
         remove_partial_files(models_dir, echo)
@@ -750,6 +752,35 @@ def _overridden(
         out = {k: v for k, v in out.items() if k not in same}
         out[key] = applied[key] = value
     return out
+
+
+def _check_overrides(
+    pending: Sequence[EndpointTarget], module: ModuleType, options: SmokeOptions
+) -> None:
+    """Every example, with the ``--set`` values, must be a request its endpoint accepts: a
+    value outside a field's range is the caller's mistake, said before anything runs."""
+    if not options.overrides:
+        return
+    runtime = runtime_endpoints(module)
+    problems: list[str] = []
+    for target in pending:
+        endpoint = runtime[target.path][0]
+        for example in target.endpoint.examples:
+            tried = _overridden(endpoint, example, options.overrides, {})
+            try:
+                endpoint.request_model.model_validate(tried)
+            except ValidationError as exc:
+                said = {k for k, _ in options.overrides}
+                for error in exc.errors():
+                    field = ".".join(str(part) for part in error["loc"])
+                    if field.split(".")[0] in said:
+                        problems.append(
+                            f"{target.path}: {field}={tried.get(field)!r}: {error['msg']}"
+                        )
+    if problems:
+        raise SmokeError(
+            "--set gives a value an endpoint refuses: " + "; ".join(sorted(set(problems)))
+        )
 
 
 def _required_only(endpoint: Endpoint, example: dict[str, Any]) -> dict[str, Any]:
