@@ -202,6 +202,15 @@ def apps() -> dict[str, AppModel]:
         ),
         ("facedetection", "sczhou/CodeFormer", "v0.1.0/parsing_parsenet.pth", "parsenet"),
         ("facerestore_models", "Gourieff/ReActor", "models/GFPGANv1.4.pth", "gfpgan-v1.4"),
+        ("pulid", "guozinan/PuLID", "pulid_flux_v0.9.1.safetensors", "pulid-flux"),
+        ("text_encoders", "QuanSun/EVA-CLIP", "EVA02_CLIP_L_336_psz14_s6B.pt", "eva02-clip-l-336"),
+        ("facexlib", "xinntao/facexlib", "v0.2.0/parsing_bisenet.pth", "bisenet"),
+        (
+            "facexlib",
+            "xinntao/facexlib",
+            "v0.1.0/detection_Resnet50_Final.pth",
+            "retinaface-resnet50",
+        ),
         (
             "nsfw_detector/vit-base-nsfw-detector",
             "AdamCodd/vit-base-nsfw-detector",
@@ -239,10 +248,7 @@ def test_a_member_of_an_archive_is_inferred_by_its_name_inside() -> None:
 def test_unknown_files_are_not_guessed() -> None:
     # a VAE named ae.safetensors from an unknown repo, and a custom-node model
     assert infer_arch(model("vae", "someone/else", "ae.safetensors")).arch is None
-    assert (
-        infer_arch(model("pulid", "guozinan/PuLID", "pulid_flux_v0.9.1.safetensors")).how
-        == "unknown"
-    )
+    assert infer_arch(model("pulid", "guozinan/PuLID", "pulid_v1.1.safetensors")).how == "unknown"
     # xinsir's union ControlNet is another layout
     union = ("xinsir/controlnet-union-sdxl-1.0", "diffusion_pytorch_model_promax.safetensors")
     assert infer_arch(model("controlnet", *union)).arch is None
@@ -452,9 +458,21 @@ def test_z_image_app_builds_its_shared_text_encoder_once(apps) -> None:
 
 def test_uncovered_endpoints_say_why(apps) -> None:
     targets = {t.path: t for t in plan_app(apps["ryla-instantid"])}
-    reasons = " ".join(targets["/flux-pulid"].not_covered)
-    assert "pulid/pulid_flux_v0.9.1.safetensors: unknown architecture" in reasons
+    reasons = " ".join(targets["/flux-ipadapter-faceid"].not_covered)
+    assert "xlabs/ipadapters/ip_adapter.safetensors: unknown architecture" in reasons
     assert "custom nodes" in reasons
+
+
+def test_pulid_runs_on_synthetic_files_once_its_pack_is_there(apps, tmp_path) -> None:
+    (tmp_path / "ComfyUI_PuLID_Flux_ll").mkdir()
+    (target,) = plan_app(apps["ryla-instantid"], "/flux-pulid", tmp_path)
+    assert target.covered, target.not_covered
+    archs = {f.name.rsplit("/", 1)[-1]: f.arch for f in target.files}
+    assert archs["pulid_flux_v0.9.1.safetensors"] == "pulid-flux"
+    assert archs["EVA02_CLIP_L_336_psz14_s6B.pt"] == "eva02-clip-l-336"
+    assert archs["detection_Resnet50_Final.pth"] == "retinaface-resnet50"
+    assert archs["parsing_bisenet.pth"] == "bisenet"
+    assert archs["flux1-dev.safetensors"] == "flux-dev"
 
 
 def test_instantid_runs_on_synthetic_files_once_its_pack_is_there(apps, tmp_path) -> None:
@@ -988,7 +1006,10 @@ def test_tiny_shrinks_only_families_whose_detection_reads_their_size() -> None:
     vace = tiny_config(ARCHES["wan21-vace-1.3b"][0].unet_config)
     assert vace is not None and vace["num_layers"] // vace["vace_layers"] >= 1
     assert tiny_config(GGUF_MODELS["wan22-i2v-a14b-gguf"][1])["dim"] == 512
-    assert tiny_config(ARCHES["flux-dev"][0].unet_config) is None  # heads not read from tensors
+    # Flux's heads are not read from its tensors, its depth is: only the depth shrinks
+    flux = tiny_config(ARCHES["flux-dev"][0].unet_config)
+    assert flux is not None and (flux["hidden_size"], flux["num_heads"]) == (3072, 24)
+    assert (flux["depth"], flux["depth_single_blocks"]) == (2, 4)
     assert tiny_config(None) is None
 
 

@@ -251,7 +251,11 @@ WAN22_I2V_A14B = {**WAN21_I2V_14B, "model_type": "t2v"}
 # Smaller sizes of the families whose detection reads every dimension from the tensors (Wan:
 # width from head.modulation, heads = width // 128, FFN width and depth counted), for a CPU run
 # of the same graph (--tiny): the nodes, conditioning, latent shapes and decode are the real ones.
-TINY = {"wan2.1": {"dim": 512, "num_heads": 4, "ffn_dim": 1024, "num_layers": 2}}
+TINY = {
+    "wan2.1": {"dim": 512, "num_heads": 4, "ffn_dim": 1024, "num_layers": 2},
+    # Flux keeps its width: adapters that patch it (PuLID, XLabs IP-Adapter) are built for 3072
+    "flux": {"depth": 2, "depth_single_blocks": 4},
+}
 
 
 def tiny_config(config: dict | None) -> dict | None:
@@ -857,6 +861,8 @@ ARCHES = {
         for arch in synth_packs.LIVEPORTRAIT_ARCHES
     },
     **{arch: (synth_packs.reactor(arch), "float32") for arch in synth_packs.REACTOR_ARCHES},
+    "pulid-flux": (synth_packs.pulid("pulid-flux"), "bfloat16"),
+    "eva02-clip-l-336": (synth_packs.pulid("eva02-clip-l-336"), "float16"),
     "vit-nsfw-detector": (synth_packs.nsfw_detector(), "float32"),
     **{
         arch: (written(synth_packs.write_nsfw, arch), "float32")
@@ -1107,6 +1113,8 @@ def verify(arch: str) -> str:
         return synth_packs.verify_liveportrait(arch, builder)
     if arch in synth_packs.REACTOR_ARCHES:
         return synth_packs.verify_reactor(arch, builder)
+    if arch in synth_packs.PULID_ARCHES:
+        return synth_packs.verify_pulid(arch, builder)
     if arch in synth_packs.NSFW_ARCHES:
         return synth_packs.verify_nsfw(ARCHES["vit-nsfw-detector"][0])
     stored = _torch_dtype(default_dtype)

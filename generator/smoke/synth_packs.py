@@ -22,6 +22,12 @@ is copied into ryla-gen.
   ``transformers.pipeline``) is built with ``transformers``' own class from the config written
   beside it, its classifier biased to "sfw" (a random one would drop frames at random). The
   InsightFace files (``buffalo_l``) and ``inswapper_128.onnx`` are in ``synth_faces``.
+  RetinaFace and BiSeNet come from the ``facexlib`` package where it is installed (PuLID's
+  loader), else from ReActor's copy of it (``r_facelib``): the same layout.
+* **PuLID for Flux** (ComfyUI_PuLID_Flux_ll): ``pulid_flux_v0.9.1.safetensors`` from the pack's
+  ``IDFormer`` and ``PerceiverAttentionCA`` (20 of them, for Flux dev's 19 double and 38 single
+  blocks at its intervals 2 and 4), and EVA02-CLIP-L-14-336 from the pack's ``eva_clip``
+  factory (the custom CLIP, both towers, ``torch.save``d as published).
 """
 
 from __future__ import annotations
@@ -50,7 +56,11 @@ LIVEPORTRAIT_ARCHES = (*LIVEPORTRAIT_PARTS, "liveportrait-stitching")
 
 
 REACTOR = "ComfyUI-ReActor"
-REACTOR_ARCHES = ("retinaface-resnet50", "parsenet", "gfpgan-v1.4")
+REACTOR_ARCHES = ("retinaface-resnet50", "parsenet", "gfpgan-v1.4", "bisenet")
+PULID = "ComfyUI_PuLID_Flux_ll"
+PULID_ARCHES = ("pulid-flux", "eva02-clip-l-336")
+PULID_CA = 19 // 2 + 1 + 38 // 4 + 1  # the pack's count: Flux dev's blocks at intervals 2, 4
+EVA_CLIP = "EVA02-CLIP-L-14-336"
 # ArcFace's five-point template (eyes, nose, mouth corners) on 112 pixels, as offsets from the
 # centre in units of the face's size: where the synthetic RetinaFace puts its key points
 FIVE_POINTS = (
@@ -141,10 +151,20 @@ def _reactor(module: str, name: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _facexlib(module: str, name: str):
+    """facexlib's class (PuLID's loader), else ReActor's copy of it (``r_facelib``)."""
+    try:
+        return getattr(importlib.import_module(f"facexlib.{module}"), name)
+    except ImportError:
+        return _reactor(f"r_facelib.{module}", name)
+
+
 def _reactor_net(arch: str):
     if arch == "retinaface-resnet50":
-        cls = _reactor("r_facelib.detection.retinaface.retinaface", "RetinaFace")
+        cls = _facexlib("detection.retinaface", "RetinaFace")
         return cls(network_name="resnet50", half=False)
+    if arch == "bisenet":
+        return _facexlib("parsing.bisenet", "BiSeNet")(num_class=19)
     if arch == "parsenet":
         cls = _reactor("r_facelib.parsing.parsenet", "ParseNet")
         return cls(in_size=512, out_size=512, parsing_ch=19)
@@ -288,3 +308,94 @@ def verify_nsfw(build) -> str:
     if result[0]["label"] != "sfw":
         raise ValueError(f"the classifier says {result[0]}")
     return f"transformers' pipeline loads it: {result[0]['label']} {result[0]['score']:.3f}"
+
+
+# --- PuLID for Flux
+
+
+def _pulid_module(name: str):
+    """A module of the PuLID checkout loaded by path (its package ``__init__`` would import the
+    nodes, ComfyUI and InsightFace with them)."""
+    import importlib.util
+
+    folder = pack_dir(PULID)
+    key = f"_ryla_pulid_{name.replace('.', '_')}"
+    if key in sys.modules:
+        return sys.modules[key]
+    if name == "eva_clip":  # a package: its relative imports need a parent
+        package = os.path.join(folder, "eva_clip")
+        spec = importlib.util.spec_from_file_location(
+            key, os.path.join(package, "__init__.py"), submodule_search_locations=[package]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(key, os.path.join(folder, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pulid_net(arch: str):
+    import torch
+
+    if arch == "pulid-flux":
+        encoders = _pulid_module("encoders_flux")
+
+        class PulidFlux(torch.nn.Module):  # the pack's PulidFluxModel's modules, by name
+            def __init__(self):
+                super().__init__()
+                self.pulid_encoder = encoders.IDFormer()
+                self.pulid_ca = torch.nn.ModuleList(
+                    encoders.PerceiverAttentionCA() for _ in range(PULID_CA)
+                )
+
+        return PulidFlux()
+    factory = _pulid_module("eva_clip").factory
+    return factory.create_model(EVA_CLIP, force_custom_clip=True)
+
+
+def pulid(arch: str):
+    """State-dict builder of PuLID's model or its EVA CLIP, from the pack's classes."""
+
+    def build(device, dtype):
+        import torch
+
+        # EVA's init computes values (.item()), so it is built on the CPU, not on meta
+        with torch.device("meta" if arch == "pulid-flux" else "cpu"):
+            net = _pulid_net(arch)
+        return {
+            k: torch.empty(
+                v.shape, device=device, dtype=dtype if v.is_floating_point() else v.dtype
+            )
+            for k, v in net.state_dict().items()
+        }
+
+    return build
+
+
+def verify_pulid(arch: str, build) -> str:
+    """Load the tensors as the pack's loaders do, but strictly: ``PulidFluxModel`` by module
+    prefix; EVA CLIP through the factory's ``load_checkpoint`` (which is not strict itself, so
+    missing or unexpected keys are checked here)."""
+    import tempfile
+
+    import torch
+
+    sd = build("cpu", torch.float32)
+    net = _pulid_net(arch)
+    if arch == "pulid-flux":
+        for module in ("pulid_encoder", "pulid_ca"):
+            part = {k[len(module) + 1 :]: v for k, v in sd.items() if k.startswith(module + ".")}
+            getattr(net, module).load_state_dict(part, strict=True)
+        count = sum(v.numel() for v in sd.values())
+        return f"PulidFluxModel's modules load strictly ({PULID_CA} CA, {count / 1e6:.0f}M values)"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "eva.pt")
+        torch.save(sd, path)
+        found = _pulid_module("eva_clip").factory.load_checkpoint(net, path, strict=False)
+    # the factory drops the rotary tables from any file (os.environ["RoPE"]) and keeps the
+    # ones the model computed: only those may be missing
+    missing = [k for k in found.missing_keys if not k.endswith(("freqs_cos", "freqs_sin"))]
+    if missing or found.unexpected_keys:
+        raise ValueError(f"missing {missing[:3]}, unexpected {found.unexpected_keys[:3]}")
+    return f"{EVA_CLIP} takes every tensor through the pack's load_checkpoint ({len(sd)} tensors)"
