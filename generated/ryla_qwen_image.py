@@ -397,7 +397,10 @@ VIDEO_FACESWAP = Endpoint(
             "reference_image",
             kind="image",
             targets=(Target("2", "image"),),
-            node_warnings={"No source face(s) found": "no face found in reference_image"},
+            node_warnings={
+                "No source face(s) found": "no face found in reference_image",
+                "No valid source face(s) found": "no face found in reference_image",
+            },
         ),
         Param("fps", targets=(Target("1", "force_rate"),), header="X-FPS"),
         Param(
@@ -424,7 +427,10 @@ IMAGE_FACESWAP = Endpoint(
             "reference_image",
             kind="image",
             targets=(Target("2", "image"),),
-            node_warnings={"No source face(s) found": "no face found in reference_image"},
+            node_warnings={
+                "No source face(s) found": "no face found in reference_image",
+                "No valid source face(s) found": "no face found in reference_image",
+            },
         ),
         Param(
             "restore_face",
@@ -450,7 +456,10 @@ BATCH_VIDEO_FACESWAP = Endpoint(
             "reference_image",
             kind="image",
             targets=(Target("2", "image"),),
-            node_warnings={"No source face(s) found": "no face found in reference_image"},
+            node_warnings={
+                "No source face(s) found": "no face found in reference_image",
+                "No valid source face(s) found": "no face found in reference_image",
+            },
         ),
         Param("fps", targets=(Target("4", "frame_rate"),), header="X-FPS"),
         Param(

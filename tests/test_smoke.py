@@ -1155,6 +1155,66 @@ def test_an_input_ignored_only_at_capped_steps_is_checked_at_the_steps_asked() -
     assert always["ignored"] is False and "uncapped" not in always
 
 
+def test_a_declared_face_refusal_that_never_fires_is_reported() -> None:
+    """Found on the real ComfyUI with ReActor: a faceless reference made the pack log "No valid
+    source face(s) found …", not the phrase the spec declared, so the client got a 200 with no
+    face swapped. Smoke now sends a one-colour image in each field with a declared refusal and
+    reports a field whose refusal did not fire."""
+    import asyncio
+
+    import httpx
+    from pydantic import BaseModel
+
+    from generator.runtime.config import Endpoint, Param, Target
+    from generator.smoke.report import outcome
+    from generator.smoke.run import _refusal_checks
+
+    class Request(BaseModel):
+        face: str
+
+    def png(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", size, color).save(out, "PNG")
+        return out.getvalue()
+
+    def serve(refuses: bool, sizes: list):
+        def handle(request: httpx.Request) -> httpx.Response:
+            data = json.loads(request.content)["face"].split(",", 1)[1]
+            with Image.open(io.BytesIO(base64.b64decode(data))) as sent:
+                sizes.append(sent.size)
+                flat = len(set(sent.convert("RGB").getdata())) == 1
+            if flat and refuses:
+                body = {"error": "no face found in face", "details": "", "type": "unusable"}
+                return httpx.Response(422, json=body)
+            return httpx.Response(200, content=png((1, 2, 3), (8, 8)))
+
+        return httpx.MockTransport(handle)
+
+    face = Param("face", kind="image", targets=(Target("1", "image"),),
+                 node_warnings={"No source face(s) found": "no face found in face"})  # fmt: skip
+    endpoint = Endpoint(path="/x", request_model=Request, workflow="w.json", params=(face,),
+                        outputs=("3",), timeout=30)  # fmt: skip
+    drawn = png((200, 30, 30), (12, 10))
+    example = {"face": "data:image/png;base64," + base64.b64encode(drawn).decode()}
+
+    def check(refuses: bool) -> tuple[dict, list]:
+        sizes: list = []
+
+        async def run() -> list:
+            async with httpx.AsyncClient(transport=serve(refuses, sizes), base_url="http://s") as c:
+                return await _refusal_checks(c, endpoint, example, lambda _: None)
+
+        (found,) = asyncio.run(run())
+        return found, sizes
+
+    refused, sizes = check(refuses=True)
+    assert refused["ok"] and refused["refused"] == "face" and sizes == [(12, 10)]
+    silent, _ = check(refuses=False)
+    assert not silent["ok"] and silent["said"] == "200: an output, not refused"
+    said = outcome({"status": "accepts-unusable", "unrefused_inputs": ["face"]})
+    assert said == "executed, one-colour image not refused: face"
+
+
 def test_a_pack_that_did_not_import_is_named_with_its_reason(standin, tmp_path: Path) -> None:
     """Found on the real ComfyUI: LivePortraitKJ failed to import (a missing requirement) and
     smoke reported only ComfyUI's "node … does not exist". Now it names the missing classes

@@ -40,6 +40,10 @@ def outcome(result: dict[str, Any]) -> str:
         return said
     if status == "ignores-input":
         return f"{said}, ignores its input: " + ", ".join(result.get("ignored_inputs", []))
+    if status == "accepts-unusable":
+        return f"{said}, one-colour image not refused: " + ", ".join(
+            result.get("unrefused_inputs", [])
+        )
     if status == "output-mismatch":
         return f"{said}, output mismatch: " + "; ".join(result.get("problems", []))
     return "FAILED: " + str(result.get("error", "?"))

@@ -561,16 +561,22 @@ async def _measure(
                     break  # the graph is broken: the rest would fail the same way
             if len(runs) > len(examples) and runs[-1]["ok"]:
                 runs += await _input_checks(client, endpoint, warm_example, runs[-1], echo)
+                runs += await _refusal_checks(client, endpoint, warm_example, echo)
     finally:
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampling
-    answered = [r for r in runs if "varied" not in r]
+    refusals = [r for r in runs if "refused" in r]
+    runs_ = [r for r in runs if "refused" not in r]
+    answered = [r for r in runs_ if "varied" not in r]
     first, warm = answered[0], (answered[-1] if len(answered) > len(examples) else None)
-    ok = all(r["ok"] for r in runs)
+    ok = all(r["ok"] for r in runs_)
+    unrefused = sorted(r["refused"] for r in refusals if not r["ok"])
     problems = sorted({p for r in runs for p in r.get("problems", [])})
     ignored = sorted(r["varied"] for r in runs if r.get("ignored"))
     status = "failed" if not ok else "output-mismatch" if problems else "executed"
+    if ok and not ignored and unrefused:
+        status = "accepts-unusable"
     result: dict[str, Any] = {
         "status": "ignores-input" if ok and ignored else status,
         "first_s": first["seconds"],
@@ -594,7 +600,48 @@ async def _measure(
         result["problems"] = problems
     if ignored:
         result["ignored_inputs"] = ignored
+    if unrefused:
+        result["unrefused_inputs"] = unrefused
     return result
+
+
+async def _refusal_checks(
+    client: httpx.AsyncClient, endpoint: Endpoint, example: dict[str, Any], echo: Echo
+) -> list[dict[str, Any]]:
+    """Does a declared refusal fire? For each image parameter with ``node_errors`` or
+    ``node_warnings`` (a face the graph needs), the request again with a one-colour image of
+    the same size: no detector finds a face there (the synthetic ones by construction), so the
+    answer must be a 422 naming the parameter. A 200 means the declared phrase never matched
+    what the pack raised or logged: the client would get an output without the face."""
+    runs = []
+    for param in endpoint.params:
+        if param.kind != "image" or not (param.node_errors or param.node_warnings):
+            continue
+        flat = _flat(example.get(param.name))
+        if flat is None:
+            continue
+        run = await _one(client, endpoint, {**example, param.name: flat})
+        run["refused"] = param.name
+        said = run.get("error", "")
+        run["ok"] = run["status_code"] == 422 and param.name in said
+        run["said"] = said if run["status_code"] != 200 else "200: an output, not refused"
+        runs.append(run)
+        verdict = "refused" if run["ok"] else "NOT REFUSED"
+        echo(f"  {param.name} one-colour: {verdict} ({run['said'][:160]})")
+    return runs
+
+
+def _flat(value: Any) -> str | None:
+    """A one-colour PNG data URL of the image's size (None for a URL or a list)."""
+    from PIL import Image
+
+    if not isinstance(value, str) or is_url(value):
+        return None
+    with Image.open(io.BytesIO(decode_base64(value, max_bytes=2**40))) as image:
+        size = image.size
+    out = io.BytesIO()
+    Image.new("RGB", size, (128, 128, 128)).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 async def _input_checks(
