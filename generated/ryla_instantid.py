@@ -38,7 +38,7 @@ from generator.runtime.server import create_app
 from generator.runtime.warmup import warm_up
 
 APP_NAME = "ryla-instantid"
-COMFYUI_VERSION = "0.3.71"
+COMFYUI_VERSION = "0.3.66"
 MODELS_DIR = "/root/models"
 WORKFLOWS = Path(__file__).resolve().parent.parent / "comfy_workflows"
 REMOTE_WORKFLOWS = "/root/comfy_workflows"
