@@ -34,6 +34,19 @@ needs_url = pytest.mark.skipif(not URL, reason="set RYLA_COMFY_URL to a running 
 needs_dir = pytest.mark.skipif(not DIR, reason="set RYLA_COMFY_DIR to a ComfyUI checkout")
 
 
+def verified(archs: list[str], packs: str | None = None, timeout: int = 300) -> dict[str, str]:
+    """``synth.py --verify`` for ``archs`` in ComfyUI's Python: arch -> what it detected."""
+    script = REPO / "generator" / "smoke" / "synth.py"
+    command = [PYTHON, str(script), "--comfy-dir", DIR, "--verify"]
+    command += ["--custom-nodes", packs] if packs else []
+    for arch in archs:
+        command += ["--arch", arch]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, lines or done.stderr[-2000:]
+    return {line["arch"]: line["detected"] for line in lines}
+
+
 def invert(color: int, size: int = 64) -> dict:
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},  # noqa: E501
@@ -209,13 +222,7 @@ def test_upscale_and_controlnet_synthetics_load_in_comfyui_own_nodes() -> None:
     """``synth.py --verify`` for /upscale's two files: the ESRGAN .pth is written and loaded by
     UpscaleModelLoader (weights_only torch.load, spandrel) and upscales 8x8 to 32x32; the
     diffusers-layout SDXL ControlNet passes load_controlnet_state_dict's conversion whole."""
-    script = REPO / "generator" / "smoke" / "synth.py"
-    command = [PYTHON, str(script), "--comfy-dir", DIR, "--verify"]
-    command += ["--arch", "esrgan-4x", "--arch", "sdxl-controlnet"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0, lines or done.stderr[-2000:]
-    found = {line["arch"]: line["detected"] for line in lines}
+    found = verified(["esrgan-4x", "sdxl-controlnet"])
     assert found["esrgan-4x"].startswith("spandrel ESRGAN 4x (64nf, 23nb)")
     assert found["esrgan-4x"].endswith("8x8 -> 32x32")
     assert found["sdxl-controlnet"].startswith("ControlNet (diffusers path), all 844 tensors load")
@@ -242,22 +249,7 @@ def test_instantid_synthetics_fit_sdxl_and_insightface_routes_each_onnx_file() -
         "insightface-genderage": "InsightFace task genderage, ",
         "insightface-arcface": "InsightFace task recognition, ",
     }
-    script = REPO / "generator" / "smoke" / "synth.py"
-    command = [
-        PYTHON,
-        str(script),
-        "--comfy-dir",
-        DIR,
-        "--verify",
-        "--arch",
-        "instantid-ip-adapter",
-    ]
-    for arch in faces:
-        command += ["--arch", arch]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0, lines or done.stderr[-2000:]
-    found = {line["arch"]: line["detected"] for line in lines}
+    found = verified(["instantid-ip-adapter", *faces])
     assert found["instantid-ip-adapter"] == "70 SDXL cross-attentions take the ip_adapter pairs"
     for arch, said in faces.items():
         assert found[arch].startswith(said), found[arch]
@@ -332,14 +324,10 @@ def test_liveportrait_synthetics_load_into_the_packs_own_classes() -> None:
     if not packs or not (Path(packs) / "ComfyUI-LivePortraitKJ").is_dir():
         pytest.skip("set RYLA_CUSTOM_NODES to a folder holding a ComfyUI-LivePortraitKJ checkout")
     parts = ["appearance", "motion", "warping", "spade", "stitching", "landmark"]
-    script = REPO / "generator" / "smoke" / "synth.py"
-    command = [PYTHON, str(script), "--comfy-dir", DIR, "--custom-nodes", packs, "--verify"]
-    for part in parts:
-        command += ["--arch", f"liveportrait-{part}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0, lines or done.stderr[-2000:]
-    found = {line["arch"].removeprefix("liveportrait-"): line["detected"] for line in lines}
+    found = {
+        arch.removeprefix("liveportrait-"): said
+        for arch, said in verified([f"liveportrait-{p}" for p in parts], packs).items()
+    }
     assert found["motion"].startswith("MotionExtractor loads strictly (212 tensors, 28.1M")
     assert found["stitching"] == "3 stitching networks load strictly (28 tensors)"
     assert found["landmark"] == "203 points from output 2, within the 224-pixel crop"
@@ -359,14 +347,7 @@ def test_reactor_synthetics_load_as_the_pack_loads_them() -> None:
         pytest.skip("insightface is not installed in RYLA_COMFY_PYTHON (its router checks it)")
     archs = ["retinaface-resnet50", "parsenet", "gfpgan-v1.4", "inswapper-128"]
     archs += ["vit-nsfw-detector", "vit-nsfw-detector-config"]
-    script = REPO / "generator" / "smoke" / "synth.py"
-    command = [PYTHON, str(script), "--comfy-dir", DIR, "--custom-nodes", packs, "--verify"]
-    for arch in archs:
-        command += ["--arch", arch]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0, lines or done.stderr[-2000:]
-    found = {line["arch"]: line["detected"] for line in lines}
+    found = verified(archs, packs, timeout=600)
     assert found["retinaface-resnet50"].startswith("RetinaFace loads strictly; ")
     assert found["retinaface-resnet50"].endswith(", 5 key points")
     assert found["parsenet"].startswith("ParseNet loads strictly")

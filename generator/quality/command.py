@@ -126,7 +126,7 @@ def run_command(
     progress = progress or Progress()
     try:
         asyncio.run(run_bench(targets, run, progress, cold_starter if args.cold else None))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C (runner._stop_on_sigint)
         run.interrupted, run.interrupted_by = True, "Ctrl-C"
     except ColdStartError as exc:
         run.interrupted, run.interrupted_by = True, f"--cold: {exc}"

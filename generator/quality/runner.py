@@ -7,6 +7,7 @@ interrupted (Ctrl-C cancels the asyncio task) everything measured so far is stil
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,27 +66,48 @@ async def run_bench(
     progress: Progress,
     cold: ColdStarter | None = None,
 ) -> None:
-    """Measure every target in order, appending to ``run.results`` as it goes."""
+    """Measure every target in order, appending to ``run.results`` as it goes. Ctrl-C marks
+    the run interrupted and cancels it; no request starts after it, even where a library
+    swallowed the cancellation (seen under load: the bench went on after Ctrl-C)."""
+    _stop_on_sigint(run)
     async with _client(targets, run.options.concurrency) as client:
         for target in targets:
+            if run.interrupted:
+                break
             result = EndpointResult(target, planned=1 + run.options.runs)
             if not target.examples:
                 result.planned, result.skipped = 0, NO_EXAMPLES
             run.results.append(result)
             progress.started(result)
             if not result.skipped:
-                await _bench_endpoint(client, result, run.options, progress, cold)
+                await _bench_endpoint(client, result, run, progress, cold)
             progress.finished(result)
     run.finished = time.time()
+
+
+def _stop_on_sigint(run: BenchRun) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def stop() -> None:
+        run.interrupted, run.interrupted_by = True, "Ctrl-C"
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        pass
 
 
 async def _bench_endpoint(
     client: httpx.AsyncClient,
     result: EndpointResult,
-    options: BenchOptions,
+    run: BenchRun,
     progress: Progress,
     cold: ColdStarter | None,
 ) -> None:
+    options = run.options
     target = result.target
     if cold is not None:
         progress.note(f"  {target.path}: stopping {target.app}'s containers for a cold start")
@@ -98,6 +120,8 @@ async def _bench_endpoint(
 
     async def worker() -> None:
         for index in pending:
+            if run.interrupted:
+                return
             example = index % len(target.examples)
             timeout = target.timeout + options.warm_grace_s
             sample = await _one(client, result, options, "warm", example, timeout)
