@@ -457,13 +457,15 @@ def test_z_image_app_builds_its_shared_text_encoder_once(apps) -> None:
 
 
 def test_uncovered_endpoints_say_why(apps) -> None:
-    targets = {t.path: t for t in plan_app(apps["ryla-instantid"])}
-    reasons = " ".join(targets["/flux-ipadapter-faceid"].not_covered)
-    assert "xlabs/ipadapters/ip_adapter.safetensors: unknown architecture" in reasons
+    targets = {t.path: t for t in plan_app(apps["ryla-seedvr2"])}
+    reasons = " ".join(targets["/seedvr2"].not_covered)
+    assert "SEEDVR2/seedvr2_ema_7b_fp16.safetensors: unknown architecture" in reasons
     assert "custom nodes" in reasons
 
 
-def test_pulid_runs_on_synthetic_files_once_its_pack_is_there(apps, tmp_path) -> None:
+def test_flux_face_adapters_run_on_synthetic_files_once_their_packs_are_there(
+    apps, tmp_path
+) -> None:
     (tmp_path / "ComfyUI_PuLID_Flux_ll").mkdir()
     (target,) = plan_app(apps["ryla-instantid"], "/flux-pulid", tmp_path)
     assert target.covered, target.not_covered
@@ -473,6 +475,12 @@ def test_pulid_runs_on_synthetic_files_once_its_pack_is_there(apps, tmp_path) ->
     assert archs["detection_Resnet50_Final.pth"] == "retinaface-resnet50"
     assert archs["parsing_bisenet.pth"] == "bisenet"
     assert archs["flux1-dev.safetensors"] == "flux-dev"
+    (tmp_path / "x-flux-comfyui").mkdir()
+    (target,) = plan_app(apps["ryla-instantid"], "/flux-ipadapter-faceid", tmp_path)
+    assert target.covered, target.not_covered
+    archs = {f.name.rsplit("/", 1)[-1]: f.arch for f in target.files}
+    assert archs["ip_adapter.safetensors"] == "xlabs-flux-ip-adapter"
+    assert archs["model.safetensors"] == "clip-vit-l14"
 
 
 def test_instantid_runs_on_synthetic_files_once_its_pack_is_there(apps, tmp_path) -> None:

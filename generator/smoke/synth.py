@@ -862,6 +862,8 @@ ARCHES = {
     },
     **{arch: (synth_packs.reactor(arch), "float32") for arch in synth_packs.REACTOR_ARCHES},
     "pulid-flux": (synth_packs.pulid("pulid-flux"), "bfloat16"),
+    "xlabs-flux-ip-adapter": (synth_packs.xflux("xlabs-flux-ip-adapter"), "bfloat16"),
+    "clip-vit-l14": (synth_packs.xflux("clip-vit-l14"), "float32"),
     "eva02-clip-l-336": (synth_packs.pulid("eva02-clip-l-336"), "float16"),
     "vit-nsfw-detector": (synth_packs.nsfw_detector(), "float32"),
     **{
@@ -1115,6 +1117,8 @@ def verify(arch: str) -> str:
         return synth_packs.verify_reactor(arch, builder)
     if arch in synth_packs.PULID_ARCHES:
         return synth_packs.verify_pulid(arch, builder)
+    if arch in synth_packs.XFLUX_ARCHES:
+        return synth_packs.verify_xflux(arch, builder)
     if arch in synth_packs.NSFW_ARCHES:
         return synth_packs.verify_nsfw(ARCHES["vit-nsfw-detector"][0])
     stored = _torch_dtype(default_dtype)

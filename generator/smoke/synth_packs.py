@@ -28,6 +28,10 @@ is copied into ryla-gen.
   ``IDFormer`` and ``PerceiverAttentionCA`` (20 of them, for Flux dev's 19 double and 38 single
   blocks at its intervals 2 and 4), and EVA02-CLIP-L-14-336 from the pack's ``eva_clip``
   factory (the custom CLIP, both towers, ``torch.save``d as published).
+* **XLabs IP-Adapter for Flux** (x-flux-comfyui): ``ip_adapter.safetensors`` from the pack's
+  ``ImageProjModel`` (16 tokens) and 19 ``IPProcessor`` (its loader's fixed count), and the
+  CLIP ViT-L/14 its loader reads with ``transformers`` (the whole ``CLIPModel`` of the
+  published ``model.safetensors``, from the pack's own config).
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ LIVEPORTRAIT_ARCHES = (*LIVEPORTRAIT_PARTS, "liveportrait-stitching")
 
 REACTOR = "ComfyUI-ReActor"
 REACTOR_ARCHES = ("retinaface-resnet50", "parsenet", "gfpgan-v1.4", "bisenet")
+XFLUX = "x-flux-comfyui"
+XFLUX_ARCHES = ("xlabs-flux-ip-adapter", "clip-vit-l14")
+XFLUX_TOKENS, XFLUX_BLOCKS = 16, 19  # the v2 adapter's image tokens; the loader's processors
 PULID = "ComfyUI_PuLID_Flux_ll"
 PULID_ARCHES = ("pulid-flux", "eva02-clip-l-336")
 PULID_CA = 19 // 2 + 1 + 38 // 4 + 1  # the pack's count: Flux dev's blocks at intervals 2, 4
@@ -399,3 +406,83 @@ def verify_pulid(arch: str, build) -> str:
     if missing or found.unexpected_keys:
         raise ValueError(f"missing {missing[:3]}, unexpected {found.unexpected_keys[:3]}")
     return f"{EVA_CLIP} takes every tensor through the pack's load_checkpoint ({len(sd)} tensors)"
+
+
+# --- XLabs IP-Adapter for Flux
+
+
+def _xflux_module(name: str):
+    """A module of the x-flux checkout (its folder name is no identifier: a package is made
+    for it here, without running its ``__init__``, which imports the nodes)."""
+    import types
+
+    package = "_ryla_xflux"
+    if package not in sys.modules:
+        module = types.ModuleType(package)
+        module.__path__ = [pack_dir(XFLUX)]
+        sys.modules[package] = module
+    return importlib.import_module(f"{package}.{name}")
+
+
+def _xflux_net(arch: str):
+    import torch
+
+    if arch == "clip-vit-l14":
+        from transformers import CLIPConfig, CLIPModel
+
+        config = CLIPConfig.from_dict(_xflux_module("clip").json_config)
+        return CLIPModel(config)
+    layers = _xflux_module("layers")
+    net = torch.nn.Module()
+    net.ip_adapter_proj_model = layers.ImageProjModel(4096, 768, XFLUX_TOKENS)
+    net.double_blocks = torch.nn.ModuleList(
+        torch.nn.ModuleDict({"processor": layers.IPProcessor(4096, 3072)})
+        for _ in range(XFLUX_BLOCKS)
+    )
+    return net
+
+
+def xflux(arch: str):
+    """State-dict builder of the XLabs adapter or its CLIP, from the pack's classes."""
+
+    def build(device, dtype):
+        import torch
+
+        with torch.device("meta"):
+            net = _xflux_net(arch)
+        return {
+            k: torch.empty(v.shape, device=device, dtype=dtype) for k, v in net.state_dict().items()
+        }
+
+    return build
+
+
+def verify_xflux(arch: str, build) -> str:
+    """As the pack's ``LoadFluxIPAdapter`` loads them: the adapter split by prefix into its
+    ``ImageProjModel`` and 19 ``IPProcessor`` (strict); the CLIP through ``FluxClipViT``
+    (``CLIPVisionModelWithProjection.from_pretrained`` with the config it writes)."""
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    sd = {k: v.normal_(0.0, 0.02) for k, v in build("cpu", torch.float32).items()}
+    if arch == "clip-vit-l14":
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.safetensors")
+            save_file(sd, path)
+            clip = _xflux_module("clip").FluxClipViT(path)
+            out = clip(torch.rand(1, 224, 224, 3) * 255)
+        return f"FluxClipViT loads it: image embeds {tuple(out.shape)}"
+    layers = _xflux_module("layers")
+    proj = {k.split(".", 1)[1]: v for k, v in sd.items() if k.startswith("ip_adapter_proj_model.")}
+    blocks = {
+        k[len("double_blocks.") :].replace(".processor.", "."): v
+        for k, v in sd.items()
+        if k.startswith("double_blocks.")
+    }
+    tokens = 4 if sd["ip_adapter_proj_model.proj.weight"].shape[0] // 4096 == 4 else 16
+    layers.ImageProjModel(4096, 768, tokens).load_state_dict(proj)
+    processors = torch.nn.ModuleList(layers.IPProcessor(4096, 3072) for _ in range(XFLUX_BLOCKS))
+    processors.load_state_dict(blocks)
+    return f"ImageProjModel ({tokens} tokens) and {XFLUX_BLOCKS} IPProcessor load strictly"
