@@ -152,7 +152,10 @@ class ComfyProcess:
             await asyncio.to_thread(proc.wait)
 
     def log_tail(self, n: int = 40) -> str:
-        """The last ``n`` lines of the log file ('' if there is none yet)."""
+        """The last ``n`` lines of the log file ('' if there is none yet). Once the process has
+        exited, its last lines are waited for (the copy into the log runs behind it)."""
+        if self._proc is not None and self._proc.poll() is not None and self._tee is not None:
+            self._tee.join(2.0)
         try:
             return "\n".join(_tail_lines(self.log_path, n))
         except FileNotFoundError:
@@ -164,8 +167,6 @@ class ComfyProcess:
             raise ComfyStartFailed("ComfyUI process was not started", returncode=None, log_tail="")
         code = self._proc.poll()
         if code is not None:
-            if self._tee is not None:
-                self._tee.join(2.0)  # its last lines, into the log before we read its tail
             raise ComfyStartFailed(
                 f"ComfyUI exited with code {code} during start-up",
                 returncode=code,
