@@ -528,7 +528,7 @@ COMFYUI_ENDPOINTS = (
     WAN2_6_LORA,
     WAN2_6_I2V,
 )
-COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 84.1 of 31.3 GB
+COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 84.1 of 16.6 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
