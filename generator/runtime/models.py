@@ -83,9 +83,8 @@ def _fetch_archive(members: list[ModelFile], models_dir: Path) -> tuple[list[Pat
     """Download the archive once, extract each member wanted, remove the archive."""
     url, headers = _source(members[0])
     digest = hashlib.sha256(repr(_archive_key(members[0])).encode()).hexdigest()[:16]
-    archive = models_dir / ".archives" / f"{digest}.zip"
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    partial = archive.with_name(archive.name + ".partial")
+    partial = models_dir / ".archives" / f"{digest}.zip.partial"  # resumed, never kept
+    partial.parent.mkdir(parents=True, exist_ok=True)
     _download(url, partial, headers)
     paths: list[Path] = []
     failures: list[str] = []
@@ -104,7 +103,7 @@ def _fetch_archive(members: list[ModelFile], models_dir: Path) -> tuple[list[Pat
     return paths, failures
 
 
-def archive_member(names: list[str], wanted: str) -> str:
+def _archive_member(names: list[str], wanted: str) -> str:
     """The member ``wanted`` names: its exact path, or the one entry whose name ends with it."""
     if wanted in names:
         return wanted
@@ -121,7 +120,7 @@ def archive_member(names: list[str], wanted: str) -> str:
 def _extract(zf: zipfile.ZipFile, model: ModelFile, models_dir: Path) -> Path:
     """One member into the volume, as a download is: ``.partial``, digest, rename. The member's
     path in the archive is never a destination (no writing outside the model's folder)."""
-    member = archive_member(zf.namelist(), model.unpack or "")
+    member = _archive_member(zf.namelist(), model.unpack or "")
     target = volume_path(model, models_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")

@@ -566,12 +566,11 @@ async def _measure(
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampling
-    refusals = [r for r in runs if "refused" in r]
-    runs_ = [r for r in runs if "refused" not in r]
-    answered = [r for r in runs_ if "varied" not in r]
+    served = [r for r in runs if "refused" not in r]  # a refusal check's "ok" is its verdict
+    answered = [r for r in served if "varied" not in r]
     first, warm = answered[0], (answered[-1] if len(answered) > len(examples) else None)
-    ok = all(r["ok"] for r in runs_)
-    unrefused = sorted(r["refused"] for r in refusals if not r["ok"])
+    ok = all(r["ok"] for r in served)
+    unrefused = sorted(r["refused"] for r in runs if "refused" in r and not r["ok"])
     problems = sorted({p for r in runs for p in r.get("problems", [])})
     ignored = sorted(r["varied"] for r in runs if r.get("ignored"))
     status = "failed" if not ok else "output-mismatch" if problems else "executed"
@@ -809,6 +808,7 @@ def _check_overrides(
     if not options.overrides:
         return
     runtime = runtime_endpoints(module)
+    said = {key for key, _ in options.overrides}
     problems: list[str] = []
     for target in pending:
         endpoint = runtime[target.path][0]
@@ -817,7 +817,6 @@ def _check_overrides(
             try:
                 endpoint.request_model.model_validate(tried)
             except ValidationError as exc:
-                said = {k for k, _ in options.overrides}
                 for error in exc.errors():
                     field = ".".join(str(part) for part in error["loc"])
                     if field.split(".")[0] in said:

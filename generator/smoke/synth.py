@@ -790,7 +790,6 @@ def gguf_model(arch: str):
     return build
 
 
-# arch id -> (builder, default dtype)
 def written(write, arch: str):
     """Marker builder of a file that is not a state dict (``write(arch, path)`` makes it)."""
 
@@ -801,6 +800,7 @@ def written(write, arch: str):
     return build
 
 
+# arch id -> (builder, default dtype)
 ARCHES = {
     "sd15-checkpoint": (checkpoint(SD15, 4, True), "float16"),
     "sdxl-checkpoint": (checkpoint(SDXL, 4, True), "float16"),
@@ -855,12 +855,14 @@ ARCHES = {
     "esrgan-4x": (esrgan(scale=4, blocks=23, features=64), "float32"),
     "sdxl-controlnet": (controlnet(SDXL), "float16"),
     "instantid-ip-adapter": (synth_faces.instantid_ip_adapter(SDXL), "float32"),
-    **{arch: (synth_faces.onnx_model(arch), "float32") for arch in synth_faces.ONNX_ARCHES},
+    **{
+        arch: (written(synth_faces.write_onnx, arch), "float32") for arch in synth_faces.ONNX_ARCHES
+    },
     **{
         arch: (synth_packs.liveportrait(arch), "float32")
         for arch in synth_packs.LIVEPORTRAIT_ARCHES
     },
-    **{arch: (synth_packs.reactor(arch), "float32") for arch in synth_packs.REACTOR_ARCHES},
+    **{arch: (synth_packs.face_net(arch), "float32") for arch in synth_packs.FACE_NET_ARCHES},
     "pulid-flux": (synth_packs.pulid("pulid-flux"), "bfloat16"),
     "xlabs-flux-ip-adapter": (synth_packs.xflux("xlabs-flux-ip-adapter"), "bfloat16"),
     "clip-vit-l14": (synth_packs.xflux("clip-vit-l14"), "float32"),
@@ -942,8 +944,6 @@ def build_job(job: dict, device: str) -> dict:
     if gguf:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         write_gguf(arch, path, tiny)
-    elif hasattr(builder, "onnx"):
-        synth_faces.write_onnx(arch, path)
     elif hasattr(builder, "write"):
         builder.write(arch, path)
     else:
@@ -1109,18 +1109,10 @@ def verify(arch: str) -> str:
     builder, default_dtype = ARCHES[arch]
     if hasattr(builder, "gguf"):
         return verify_gguf(arch)
-    if hasattr(builder, "onnx"):
+    if arch in synth_faces.ONNX_ARCHES:
         return synth_faces.verify_onnx(arch)
-    if arch in synth_packs.LIVEPORTRAIT_ARCHES:
-        return synth_packs.verify_liveportrait(arch, builder)
-    if arch in synth_packs.REACTOR_ARCHES:
-        return synth_packs.verify_reactor(arch, builder)
-    if arch in synth_packs.PULID_ARCHES:
-        return synth_packs.verify_pulid(arch, builder)
-    if arch in synth_packs.XFLUX_ARCHES:
-        return synth_packs.verify_xflux(arch, builder)
-    if arch in synth_packs.NSFW_ARCHES:
-        return synth_packs.verify_nsfw(ARCHES["vit-nsfw-detector"][0])
+    if arch in synth_packs.PACK_ARCHES:
+        return synth_packs.verify(arch, builder)
     stored = _torch_dtype(default_dtype)
     dtype = _compute_dtype(stored)
     sd = builder("meta", dtype)

@@ -62,16 +62,6 @@ KEY_POINTS = ((-1.2, -1.0), (1.2, -1.0), (0.0, 0.2), (-0.9, 1.6), (0.9, 1.6))
 GAIN, OFFSET = 20000.0, 4.0
 
 
-def onnx_model(arch: str):
-    """Marker builder: ``build_job`` writes these with ``write_onnx``."""
-
-    def build(device, dtype):
-        raise TypeError(f"{arch} is written by write_onnx, not built as a state dict")
-
-    build.onnx = arch
-    return build
-
-
 def write_onnx(arch: str, path: str) -> None:
     import onnx
 

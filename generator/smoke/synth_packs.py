@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 
 PACKS_DIR: str | None = None  # the folder of pack checkouts (synth.py --custom-nodes)
@@ -60,7 +61,8 @@ LIVEPORTRAIT_ARCHES = (*LIVEPORTRAIT_PARTS, "liveportrait-stitching")
 
 
 REACTOR = "ComfyUI-ReActor"
-REACTOR_ARCHES = ("retinaface-resnet50", "parsenet", "gfpgan-v1.4", "bisenet")
+# face detection, parsing and restoration nets (ReActor; RetinaFace and BiSeNet also PuLID's)
+FACE_NET_ARCHES = ("retinaface-resnet50", "parsenet", "gfpgan-v1.4", "bisenet")
 XFLUX = "x-flux-comfyui"
 XFLUX_ARCHES = ("xlabs-flux-ip-adapter", "clip-vit-l14")
 XFLUX_TOKENS, XFLUX_BLOCKS = 16, 19  # the v2 adapter's image tokens; the loader's processors
@@ -166,7 +168,7 @@ def _facexlib(module: str, name: str):
         return _reactor(f"r_facelib.{module}", name)
 
 
-def _reactor_net(arch: str):
+def _face_net(arch: str):
     if arch == "retinaface-resnet50":
         cls = _facexlib("detection.retinaface", "RetinaFace")
         return cls(network_name="resnet50", half=False)
@@ -186,14 +188,14 @@ def _reactor_net(arch: str):
     return Empty({})
 
 
-def reactor(arch: str):
-    """State-dict builder of one file ReActor loads, from the pack's class (``torch.save``d)."""
+def face_net(arch: str):
+    """State-dict builder of a face net (``torch.save``d), from the class its loader builds."""
 
     def build(device, dtype):
         import torch
 
         with torch.device("cpu"):
-            net = _reactor_net(arch)
+            net = _face_net(arch)
         return {k: v.to(device=device, dtype=dtype) for k, v in net.state_dict().items()}
 
     if arch == "retinaface-resnet50":
@@ -219,7 +221,7 @@ def retinaface_heads(sd: dict) -> dict:
     return sd
 
 
-def verify_reactor(arch: str, build) -> str:
+def verify_face_net(arch: str, build) -> str:
     """Load the built tensors as ReActor's loader does (strict into its class; GFPGAN through
     ``r_chainner.model_loading``, which picks the class by the keys); RetinaFace must then find
     a face with five distinct key points in an image."""
@@ -233,7 +235,7 @@ def verify_reactor(arch: str, build) -> str:
         load = _reactor("r_chainner.model_loading", "load_state_dict")
         net = load(sd)  # GFPGANv1Clean(sd) loads it strictly
         return f"r_chainner loads it as {type(net).__name__} ({len(sd)} tensors)"
-    net = _reactor_net(arch)
+    net = _face_net(arch)
     net.load_state_dict(sd, strict=True)
     if arch != "retinaface-resnet50":
         return f"{type(net).__name__} loads strictly ({len(sd)} tensors)"
@@ -320,33 +322,26 @@ def verify_nsfw(build) -> str:
 # --- PuLID for Flux
 
 
-def _pulid_module(name: str):
-    """A module of the PuLID checkout loaded by path (its package ``__init__`` would import the
-    nodes, ComfyUI and InsightFace with them)."""
-    import importlib.util
+def _pack_module(pack: str, name: str):
+    """Module (or subpackage) ``name`` of a pack's checkout, its relative imports working: the
+    checkout becomes a package made here, without running its ``__init__`` (which imports the
+    nodes, ComfyUI and the pack's requirements with them; and a folder name such as
+    ``x-flux-comfyui`` is no identifier)."""
+    import types
 
-    folder = pack_dir(PULID)
-    key = f"_ryla_pulid_{name.replace('.', '_')}"
-    if key in sys.modules:
-        return sys.modules[key]
-    if name == "eva_clip":  # a package: its relative imports need a parent
-        package = os.path.join(folder, "eva_clip")
-        spec = importlib.util.spec_from_file_location(
-            key, os.path.join(package, "__init__.py"), submodule_search_locations=[package]
-        )
-    else:
-        spec = importlib.util.spec_from_file_location(key, os.path.join(folder, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
+    package = "_ryla_" + re.sub(r"\W", "_", pack)
+    if package not in sys.modules:
+        module = types.ModuleType(package)
+        module.__path__ = [pack_dir(pack)]
+        sys.modules[package] = module
+    return importlib.import_module(f"{package}.{name}")
 
 
 def _pulid_net(arch: str):
     import torch
 
     if arch == "pulid-flux":
-        encoders = _pulid_module("encoders_flux")
+        encoders = _pack_module(PULID, "encoders_flux")
 
         class PulidFlux(torch.nn.Module):  # the pack's PulidFluxModel's modules, by name
             def __init__(self):
@@ -357,7 +352,7 @@ def _pulid_net(arch: str):
                 )
 
         return PulidFlux()
-    factory = _pulid_module("eva_clip").factory
+    factory = _pack_module(PULID, "eva_clip").factory
     return factory.create_model(EVA_CLIP, force_custom_clip=True)
 
 
@@ -399,7 +394,7 @@ def verify_pulid(arch: str, build) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "eva.pt")
         torch.save(sd, path)
-        found = _pulid_module("eva_clip").factory.load_checkpoint(net, path, strict=False)
+        found = _pack_module(PULID, "eva_clip").factory.load_checkpoint(net, path, strict=False)
     # the factory drops the rotary tables from any file (os.environ["RoPE"]) and keeps the
     # ones the model computed: only those may be missing
     missing = [k for k in found.missing_keys if not k.endswith(("freqs_cos", "freqs_sin"))]
@@ -411,28 +406,15 @@ def verify_pulid(arch: str, build) -> str:
 # --- XLabs IP-Adapter for Flux
 
 
-def _xflux_module(name: str):
-    """A module of the x-flux checkout (its folder name is no identifier: a package is made
-    for it here, without running its ``__init__``, which imports the nodes)."""
-    import types
-
-    package = "_ryla_xflux"
-    if package not in sys.modules:
-        module = types.ModuleType(package)
-        module.__path__ = [pack_dir(XFLUX)]
-        sys.modules[package] = module
-    return importlib.import_module(f"{package}.{name}")
-
-
 def _xflux_net(arch: str):
     import torch
 
     if arch == "clip-vit-l14":
         from transformers import CLIPConfig, CLIPModel
 
-        config = CLIPConfig.from_dict(_xflux_module("clip").json_config)
+        config = CLIPConfig.from_dict(_pack_module(XFLUX, "clip").json_config)
         return CLIPModel(config)
-    layers = _xflux_module("layers")
+    layers = _pack_module(XFLUX, "layers")
     net = torch.nn.Module()
     net.ip_adapter_proj_model = layers.ImageProjModel(4096, 768, XFLUX_TOKENS)
     net.double_blocks = torch.nn.ModuleList(
@@ -471,10 +453,10 @@ def verify_xflux(arch: str, build) -> str:
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.safetensors")
             save_file(sd, path)
-            clip = _xflux_module("clip").FluxClipViT(path)
+            clip = _pack_module(XFLUX, "clip").FluxClipViT(path)
             out = clip(torch.rand(1, 224, 224, 3) * 255)
         return f"FluxClipViT loads it: image embeds {tuple(out.shape)}"
-    layers = _xflux_module("layers")
+    layers = _pack_module(XFLUX, "layers")
     proj = {k.split(".", 1)[1]: v for k, v in sd.items() if k.startswith("ip_adapter_proj_model.")}
     blocks = {
         k[len("double_blocks.") :].replace(".processor.", "."): v
@@ -486,3 +468,25 @@ def verify_xflux(arch: str, build) -> str:
     processors = torch.nn.ModuleList(layers.IPProcessor(4096, 3072) for _ in range(XFLUX_BLOCKS))
     processors.load_state_dict(blocks)
     return f"ImageProjModel ({tokens} tokens) and {XFLUX_BLOCKS} IPProcessor load strictly"
+
+
+PACK_ARCHES = (
+    *LIVEPORTRAIT_ARCHES,
+    *FACE_NET_ARCHES,
+    *PULID_ARCHES,
+    *XFLUX_ARCHES,
+    *NSFW_ARCHES,
+)
+
+
+def verify(arch: str, build) -> str:
+    """``synth.py --verify`` for an architecture of this module (one of ``PACK_ARCHES``)."""
+    if arch in LIVEPORTRAIT_ARCHES:
+        return verify_liveportrait(arch, build)
+    if arch in FACE_NET_ARCHES:
+        return verify_face_net(arch, build)
+    if arch in PULID_ARCHES:
+        return verify_pulid(arch, build)
+    if arch in XFLUX_ARCHES:
+        return verify_xflux(arch, build)
+    return verify_nsfw(nsfw_detector())  # the three files are checked together
