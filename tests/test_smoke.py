@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -1305,3 +1306,55 @@ def test_set_node_needs_node_input_and_value(tmp_path: Path, monkeypatch) -> Non
         main, ["smoke", "ryla-demo", "--set-node", "1.precision=fp32", "--comfy-url", "x"]
     )
     assert alone.exit_code == 2 and "give --out" in alone.output
+
+
+def _older_comfyui(monkeypatch, known: set[str]) -> list[dict]:
+    """A `comfy.model_detection` whose models take only the config keys in `known`."""
+    import types
+
+    built: list[dict] = []
+
+    class ModelConfig:
+        def __init__(self, config: dict) -> None:
+            self.config = config
+
+        def set_inference_dtype(self, dtype, manual_cast) -> None:
+            pass
+
+        def get_model(self, state_dict, device=None):
+            for key in self.config:
+                if key not in known:
+                    raise TypeError(
+                        f"FluxParams.__init__() got an unexpected keyword argument '{key}'"
+                    )
+            built.append(self.config)
+            return object()
+
+    detection = types.ModuleType("comfy.model_detection")
+    detection.model_config_from_unet_config = ModelConfig
+    comfy = types.ModuleType("comfy")
+    comfy.model_detection = detection
+    monkeypatch.setitem(sys.modules, "comfy", comfy)
+    monkeypatch.setitem(sys.modules, "comfy.model_detection", detection)
+    return built
+
+
+def test_an_older_comfyui_builds_the_model_without_the_keys_it_does_not_know(monkeypatch) -> None:
+    # ComfyUI 0.3.66's FluxParams takes neither txt_ids_dims nor yak_mlp (found building Flux dev
+    # for ryla-instantid, which pins 0.3.66); both are "off" in Flux 1, so its model is the same.
+    from generator.smoke.synth import FLUX, _unet_model
+
+    known = set(FLUX) - {"txt_ids_dims", "yak_mlp"} | {"guidance_embed"}
+    built = _older_comfyui(monkeypatch, known)
+    _unet_model({**FLUX, "guidance_embed": True}, "meta", None)
+    assert set(built[-1]) == known
+    assert built[-1]["depth"] == FLUX["depth"]
+
+
+def test_a_key_an_older_comfyui_does_not_know_is_an_error_when_it_matters(monkeypatch) -> None:
+    # Dropping a key that turns a feature on would build another architecture: refuse instead.
+    from generator.smoke.synth import FLUX, _unet_model
+
+    _older_comfyui(monkeypatch, set(FLUX) - {"txt_ids_dims"})
+    with pytest.raises(TypeError, match="txt_ids_dims"):
+        _unet_model({**FLUX, "txt_ids_dims": [3]}, "meta", None)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -281,14 +282,34 @@ TE_CLIP_TYPES = {"umt5-xxl": "WAN", "qwen25-vl-7b": "QWEN_IMAGE"}  # the loader'
 # --- model parts: each returns a state dict (tensors on the build device, weights uninitialised)
 
 
+# Config values that mean "this feature is off": an older ComfyUI, whose detection does not name
+# the key, builds the same model without it (0.3.66's FluxParams takes no txt_ids_dims, yak_mlp).
+NEUTRAL_VALUES = ([], (), False, None)
+
+
+def _unknown_keyword(error: TypeError) -> str | None:
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    return match.group(1) if match else None
+
+
 def _unet_model(config: dict, device, dtype):
+    """ComfyUI's model for a detected-style config. A key this ComfyUI does not know is left out
+    when its value is neutral (an older version's model is the same); any other is an error."""
     import comfy.model_detection
 
-    model_config = comfy.model_detection.model_config_from_unet_config(dict(config))
-    if model_config is None:
-        raise ValueError(f"ComfyUI knows no model for config {config}")
-    model_config.set_inference_dtype(dtype, None)
-    return model_config, model_config.get_model({}, device=device)
+    config = dict(config)
+    while True:
+        model_config = comfy.model_detection.model_config_from_unet_config(dict(config))
+        if model_config is None:
+            raise ValueError(f"ComfyUI knows no model for config {config}")
+        model_config.set_inference_dtype(dtype, None)
+        try:
+            return model_config, model_config.get_model({}, device=device)
+        except TypeError as error:
+            key = _unknown_keyword(error)
+            if key not in config or not any(config[key] == v for v in NEUTRAL_VALUES):
+                raise
+            del config[key]
 
 
 def _clip_sd(model_config, device, dtype) -> dict:
