@@ -500,6 +500,7 @@ FLUX_IPADAPTER_FACEID = Endpoint(
     timeout=1800,
     headers={"X-Model": "flux1-dev"},
     prefix_nodes=("13",),
+    private_nodes=("1",),
     warmup={
         "reference_image": WARMUP_REFERENCE_IMAGE,
         "prompt": "a portrait photo of a man in a library, soft light",
@@ -562,7 +563,7 @@ COMFYUI_ENDPOINTS = (
     SDXL_TURBO,
     SDXL_LIGHTNING,
 )
-COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 69.1 of 43.2 GB
+COMFYUI_COMFY_ARGS = ()  # residency plan: does-not-fit, 92.9 of 43.2 GB
 COMFYUI_SETTINGS = AppSettings(
     name=APP_NAME,
     gpu="L40S",
@@ -825,7 +826,7 @@ app = modal.App(APP_NAME, image=image)
     timeout=1800,
     scaledown_window=300,
     max_containers=4,
-    memory=79104,  # MiB, from the residency plan
+    memory=103424,  # MiB, from the residency plan
     volumes=volumes,
     secrets=secrets,
 )

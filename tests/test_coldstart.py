@@ -106,6 +106,37 @@ def test_a_resident_class_with_lora_endpoints_says_switching_costs_a_load() -> N
     assert not [n for n in alone.notes if "LoRAs" in n]
 
 
+def test_a_private_endpoint_counts_its_own_copy_of_a_shared_model() -> None:
+    """private_models keeps the model a graph changes in place apart: while both are cached,
+    two copies of the file are in memory, and the plan counts both (and pins only the shared)."""
+    name = "diffusion_models/flux.safetensors"
+    shared = endpoint("/pulid", (name,))
+    private = dataclasses.replace(
+        endpoint("/ip", (name,)), private_nodes=("1",), private_files=(name,)
+    )
+    models = (model(name, 20.0),)
+    fits = plan_class("app", models, ClassModel("ComfyUI", "L40S", 60, 0.001, (shared, private)))
+    assert (fits.verdict, fits.total_gb, fits.pinned) == ("fits", 40.0, ("flux.safetensors",))
+    assert f"{name} is loaded twice (a copy for /ip): private_models" in fits.notes
+    alone = plan_class("app", models, ClassModel("ComfyUI", "L40S", 60, 0.001, (private,)))
+    assert alone.total_gb == 20.0  # no other endpoint loads it: one copy
+    big = (model(name, 24.0),)
+    over = plan_class("app", big, ClassModel("ComfyUI", "L40S", 60, 0.001, (shared, private)))
+    assert over.verdict == "does-not-fit"  # 48 GB of copies > 43.2 usable
+
+
+def test_the_ip_adapter_endpoint_loads_flux_apart_from_pulid() -> None:
+    """x-flux's ApplyFluxIPAdapter replaced the cached Flux's blocks with its own (no attn_mask):
+    on the real ComfyUI 0.3.66, every Flux request after it that shared the model failed."""
+    instantid = next(a for a in APPS if a.name == "ryla-instantid")
+    by_path = {ep.path: ep for cls in instantid.classes for ep in cls.endpoints}
+    ip, pulid = by_path["/flux-ipadapter-faceid"], by_path["/flux-pulid"]
+    flux = "diffusion_models/flux1-dev.safetensors"
+    assert flux in ip.model_names and flux in pulid.model_names  # the same file, so shared
+    assert ip.private_files == (flux,) and ip.private_nodes
+    assert not pulid.private_nodes
+
+
 def test_app_arguments_override_the_plans_flags() -> None:
     eps = (endpoint("/a", ()), endpoint("/b", ()))
     plan = plan_class("app", (), ClassModel("ComfyUI", "L40S", 60, 0.001, eps))

@@ -803,6 +803,39 @@ SPEC_CASES = [
         "unknown architecture 'sdxl'; known: sd15-checkpoint, sdxl-checkpoint",
         id="model-arch-unknown",
     ),
+    pytest.param(
+        edit(
+            "    output: {title: Save Image}\n",
+            "    private_models: true\n    output: {title: Save Image}\n",
+        ),
+        f"{X}:16",
+        "private_models: the workflow has no node that loads a diffusion model",
+        id="private-models-without-a-model-loader",
+    ),
+    pytest.param(
+        edit(
+            "        bind: {title: Canvas, input: width}\n",
+            "        bind: {title: Canvas, input: width}\n"
+            "      model:\n"
+            "        type: string\n"
+            "        default: a.safetensors\n"
+            "        bind: {title: Loader, input: unet_name}\n"
+            "    private_models: true\n",
+            wf=workflow(
+                CANVAS,
+                INVERT,
+                SAVE,
+                node(
+                    "UNETLoader",
+                    {"unet_name": "a.safetensors", "weight_dtype": "default"},
+                    "Loader",
+                ),
+            ),
+        ),
+        f"{X}:20",
+        "private_models: node 4's unet_name is bound to a parameter",
+        id="private-models-of-a-model-the-client-picks",
+    ),
 ]
 
 

@@ -17,8 +17,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from generator.runtime import config
 from generator.runtime.backends import ComfyServer
 from generator.runtime.errors import GpuUnavailable
+from generator.runtime.snapshot_node import residency
 from generator.runtime.snapshot_node.residency import install, own_input_values, pinned_names
 
 
@@ -79,6 +81,23 @@ def test_pinned_loader_outputs_survive_any_number_of_other_outputs() -> None:
     assert a in lru.cache and b in lru.cache  # by name, also without its sub-folder
     assert lora not in lru.cache  # not declared: evicted like any output
     assert len(lru.cache) - 2 <= 4  # the rest still bounded by the LRU size
+
+
+def test_a_private_endpoints_copy_of_a_pinned_model_is_not_pinned() -> None:
+    # private_models: the endpoint's loader carries the runtime's private input; its copy is
+    # bounded like any output, while the shared copy of the same file stays.
+    assert residency.PRIVATE_INPUT == config.PRIVATE_INPUT  # the helper imports no ryla-gen
+    lru = FakeLRU(max_size=2)
+    install(FakeLRU, frozenset({"f.safetensors"}))
+    shared = key("UNETLoader", {"unet_name": "f.safetensors", "weight_dtype": "default"})
+    private = key(
+        "UNETLoader",
+        {"unet_name": "f.safetensors", "weight_dtype": "default", config.PRIVATE_INPUT: "/ip"},
+    )
+    lru.run(shared, private)
+    for seed in range(20):
+        lru.run(key("KSampler", {"seed": seed}))
+    assert shared in lru.cache and private not in lru.cache
 
 
 def test_nothing_is_pinned_without_names_or_on_an_unknown_cache() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from generator.runtime.apply import apply_request, resolve_values
-from generator.runtime.config import Endpoint, ModelFile, Param, Target
+from generator.runtime.config import PRIVATE_INPUT, Endpoint, ModelFile, Param, Target
 from generator.runtime.media import MediaError, load_media
 from generator.runtime.models import ModelFetchError, fetch_models, link_models
 
@@ -101,6 +102,20 @@ def test_random_seed_when_omitted_is_reported() -> None:
     assert len(seeds) > 1
     applied = apply_request(ep, WORKFLOW, {"seed": 7}, {})
     assert applied.prompt["1"]["inputs"]["color"] == 7 and applied.headers["X-Seed"] == "7"
+
+
+def test_a_private_endpoints_loaders_get_an_input_of_their_own() -> None:
+    # ComfyUI keys cached outputs by every input a node is given: the endpoint's own input keeps
+    # a model its graph changes in place (x-flux's IP-Adapter) away from the other endpoints.
+    loader = {"class_type": "UNETLoader", "inputs": {"unet_name": "f.safetensors"}}
+    graph = {**WORKFLOW, "5": loader}
+    private = dataclasses.replace(endpoint(), path="/ip", private_nodes=("5",))
+    shared = endpoint()
+    mine = apply_request(private, graph, {}, {}).prompt["5"]["inputs"]
+    theirs = apply_request(shared, graph, {}, {}).prompt["5"]["inputs"]
+    assert mine == {"unet_name": "f.safetensors", PRIVATE_INPUT: "/ip"}
+    assert theirs == loader["inputs"]  # other endpoints: the workflow's inputs, unchanged
+    assert graph["5"] is loader and PRIVATE_INPUT not in loader["inputs"]
 
 
 def test_each_request_gets_its_own_filename_prefix() -> None:

@@ -1358,3 +1358,92 @@ def test_a_key_an_older_comfyui_does_not_know_is_an_error_when_it_matters(monkey
     _older_comfyui(monkeypatch, set(FLUX) - {"txt_ids_dims"})
     with pytest.raises(TypeError, match="txt_ids_dims"):
         _unet_model({**FLUX, "txt_ids_dims": [3]}, "meta", None)
+
+
+def _ran(path: str, files: list[str]):
+    from generator.smoke.run import Ran
+    from generator.smoke.targets import EndpointTarget, SyntheticFile
+
+    target = EndpointTarget(path, None, [SyntheticFile(f, "flux-dev") for f in files])  # type: ignore[arg-type]
+    endpoint = type("E", (), {"path": path, "timeout": 10})()
+    result = {"status": "executed", "runs": [{"ok": True}]}
+    return Ran(target, endpoint, None, result, {"prompt": path})
+
+
+def _comfyui_with_a_shared_model(monkeypatch, mutates: str, jitter: str | None = None) -> list[str]:
+    """Consecutive prompts share the cached model; ``mutates`` changes it in place (x-flux's
+    IP-Adapter), after which another endpoint's graph fails; /free loads a fresh one."""
+    from generator.smoke import run as smoke_run
+
+    state = {"patched": False, "n": 0}
+    order: list[str] = []
+
+    async def freed(url):
+        state["patched"] = False
+        return 0.0
+
+    async def run_in(r, echo):
+        order.append(r.target.path)
+        state["n"] += 1
+        if r.target.path == mutates:
+            state["patched"] = True
+            return {"ok": True, "digest": "ip"}
+        if state["patched"]:
+            return {"ok": False, "error": "DoubleStreamBlock.forward() got 'attn_mask'"}
+        return {"ok": True, "digest": f"d{state['n']}" if r.target.path == jitter else "d"}
+
+    monkeypatch.setattr(smoke_run, "_freed", freed)
+    monkeypatch.setattr(smoke_run, "_run_in", run_in)
+    monkeypatch.setattr(smoke_run, "_comfy_url", lambda comfy: "http://comfy")
+    return order
+
+
+def test_an_endpoint_that_breaks_after_another_changed_the_shared_model_is_reported(
+    monkeypatch,
+) -> None:
+    import asyncio
+
+    from generator.smoke.report import line
+    from generator.smoke.run import _after_others
+
+    flux = "diffusion_models/flux1-dev.safetensors"
+    pulid, ip = _ran("/flux-pulid", [flux, "pulid/p.safetensors"]), _ran("/ip", [flux])
+    other = _ran("/sdxl", ["checkpoints/sdxl.safetensors"])  # shares nothing: not paired
+    _comfyui_with_a_shared_model(monkeypatch, mutates="/ip")
+    changed = asyncio.run(_after_others([pulid, ip, other], None, print))
+    assert {r.target.path for r in changed} == {"/flux-pulid", "/ip"}
+    assert pulid.result["status"] == "breaks-after-other"
+    assert pulid.result["after_others"][0]["after"] == "/ip"
+    assert pulid.result["after_others"][0]["verdict"] == "fails"
+    assert ip.result["status"] == "executed"  # /ip itself works after /flux-pulid
+    assert ip.result["after_others"][0]["verdict"] == "same"
+    assert "after_others" not in other.result
+    said = line({"app": "ryla-instantid", "path": "/flux-pulid", **pulid.result})
+    assert "BREAKS after /ip: fails: DoubleStreamBlock.forward()" in said
+
+
+def test_a_different_picture_after_another_endpoint_counts_only_where_runs_repeat(
+    monkeypatch,
+) -> None:
+    import asyncio
+
+    from generator.smoke.run import _after_verdict
+
+    assert _after_verdict({"ok": True, "digest": "b"}, {"digest": "a", "deterministic": True}) == (
+        "changed"
+    )
+    assert _after_verdict({"ok": True, "digest": "a"}, {"digest": "a", "deterministic": True}) == (
+        "same"
+    )
+    # runs of the endpoint alone differ (GPU kernels): a different picture proves nothing
+    assert _after_verdict(
+        {"ok": True, "digest": "b"}, {"digest": None, "deterministic": False}
+    ) == ("ok")
+    from generator.smoke.run import _after_others
+
+    flux = "diffusion_models/flux1-dev.safetensors"
+    a, b = _ran("/a", [flux]), _ran("/b", [flux])
+    _comfyui_with_a_shared_model(monkeypatch, mutates="/none", jitter="/b")
+    asyncio.run(_after_others([a, b], None, print))
+    assert b.result["after_others"][0]["verdict"] == "ok" and b.result["status"] == "executed"
+    assert a.result["after_others"][0]["verdict"] == "same"

@@ -25,6 +25,9 @@ LOADER_FILE_INPUTS = {
     "clip_name2": "text_encoders",
 }
 
+# Inputs naming the file a loader builds a diffusion model (ComfyUI's MODEL) from.
+MODEL_FILE_INPUTS = ("ckpt_name", "unet_name")
+
 # Every architecture a spec may declare, with what it is.
 ARCHITECTURES: dict[str, str] = {
     "sd15-checkpoint": "Stable Diffusion 1.5 checkpoint (UNet, CLIP-L, VAE)",

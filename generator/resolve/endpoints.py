@@ -19,6 +19,7 @@ from ..comfy.workflow import Workflow, WorkflowError, graph_problems, is_link, l
 from ..diagnostics import Diagnostics, Location, display_path
 from ..spec.format import Endpoint, InputRef, Parameter, WorkflowRoute
 from ..spec.load import LoadedSpec
+from .arch import MODEL_FILE_INPUTS
 from .fields import param_doc, param_model, python_names, request_field, warmup_request
 from .model import EndpointModel, ParamDoc, ParamModel, RequestField, SpecPlaces
 from .paramtypes import PARAM_TYPES, SEED_MAX
@@ -98,6 +99,7 @@ def resolve_endpoint(
         if isinstance(workflow.inputs(nid).get("filename_prefix"), str)
         and (nid, "filename_prefix") not in bound
     )
+    private_nodes, private_files = _private_models(ctx, workflow, bound)
     if catalog is not None:
         _check_catalog(ctx, workflow, workflow_path, bound, catalog)
     _check_examples(ctx)
@@ -129,6 +131,8 @@ def resolve_endpoint(
         docs=tuple(param_doc(n, p) for n, p in ep.parameters.items()),
         model_names=tuple(f"{m.folder}/{m.filename}" for m in ep.models),
         custom_node_names=tuple(f"{c.key}@{c.pin}" for c in ep.custom_nodes),
+        private_nodes=private_nodes,
+        private_files=private_files,
         places=SpecPlaces(
             endpoint=ctx.loc("path"),
             params={n: ctx.loc("parameters", n, key=True) for n in ep.parameters},
@@ -676,6 +680,45 @@ def _header_problem(header: str) -> str | None:
     if header.lower() in RUNTIME_HEADERS:
         return f"response header {header} is set by the runtime; choose another name"
     return None
+
+
+def _private_models(
+    ctx: EndpointContext, workflow: Workflow, bound: set[tuple[str, str]]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """With ``private_models``: the loaders of a diffusion model (a constant ``ckpt_name`` or
+    ``unet_name``) and the declared files they load. The runtime gives those nodes an input of
+    the endpoint's own, so ComfyUI caches their outputs (and so everything built on them) apart
+    from every other endpoint's."""
+    ep = ctx.endpoint
+    if not ep.private_models:
+        return (), ()
+    bound_loaders = False
+    nodes: list[str] = []
+    files: list[str] = []
+    declared = {m.filename: f"{m.folder}/{m.filename}" for m in ep.models}
+    for node_id in workflow.nodes:
+        inputs = workflow.inputs(node_id)
+        for name in MODEL_FILE_INPUTS:
+            value = inputs.get(name)
+            if (node_id, name) in bound:
+                bound_loaders = True
+                ctx.error(
+                    f"private_models: node {node_id}'s {name} is bound to a parameter; a model "
+                    "the client picks cannot be loaded apart (each value would be its own copy)",
+                    "private_models",
+                )
+            elif isinstance(value, str) and not is_link(value):
+                nodes.append(node_id)
+                if value in declared:
+                    files.append(declared[value])
+    if not nodes and not bound_loaders:
+        ctx.error(
+            "private_models: the workflow has no node that loads a diffusion model (an input "
+            + " or ".join(MODEL_FILE_INPUTS)
+            + "); there is nothing to load apart",
+            "private_models",
+        )
+    return tuple(dict.fromkeys(nodes)), tuple(dict.fromkeys(files))
 
 
 def _check_headers(ctx: EndpointContext, names: set[str]) -> None:

@@ -133,6 +133,8 @@ class EndpointModel:
     max_output_pixels: int = 0  # client workflows: width x height x frames x batch per node
     input_files: tuple[str, ...] = ()  # client workflows: input files they may load
     custom_node_names: tuple[str, ...] = ()  # repo@pin of its custom nodes
+    private_nodes: tuple[str, ...] = ()  # loaders whose outputs are this endpoint's own
+    private_files: tuple[str, ...] = ()  # folder/filename they load (a copy of its own)
     places: SpecPlaces | None = field(default=None, compare=False)
     constant_name: str = ""  # set when the name derived from the path is taken (unique_names)
 

@@ -62,7 +62,9 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
     usable, kept_for = usable_gb(vram, cls)
     sizes = {f"{m.folder}/{m.filename}": m.size_gb for m in models_}
     names = sorted({name for ep in cls.endpoints for name in ep.model_names})
+    copies = private_copies(cls)
     models = tuple((name, sizes.get(name)) for name in names)
+    models += tuple((f"{name} ({why})", sizes.get(name)) for name, why in copies)
     notes: list[str] = []
     if kept_for:
         notes.append(kept_for)
@@ -70,6 +72,8 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
         notes.append(
             f"ComfyUI runs each prompt on one device: {gpu.count - 1} of {gpu.count} GPUs idle"
         )
+    for name, why in copies:
+        notes.append(f"{name} is loaded twice ({why}): private_models")
     unknown = [name for name, size in models if size is None]
     total = sum(size or 0.0 for _, size in models)
     pinned: tuple[str, ...] = ()
@@ -79,7 +83,7 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
         notes.append("declare size_gb for " + ", ".join(unknown) + " to decide residency")
     elif total <= usable:
         verdict, flags = "fits", KEEP_LOADED
-        pinned = tuple(sorted({name.split("/", 1)[1] for name, _ in models}))
+        pinned = tuple(sorted({name.split("/", 1)[1] for name in names}))
         host_gb = HOST_BASE_GB + max(size or 0.0 for _, size in models) if models else None
         if pinned:
             notes.append(
@@ -114,6 +118,19 @@ def plan_class(app_name: str, models_: tuple[ModelFileModel, ...], cls: ClassMod
         pinned,
         None if host_gb is None else round(host_gb, 3),
     )
+
+
+def private_copies(cls: ClassModel) -> list[tuple[str, str]]:
+    """Files loaded more than once because ``private_models`` endpoints load a copy of their
+    own (ComfyUI caches each apart, so all copies may be in memory): one entry per extra copy."""
+    copies = []
+    for name in sorted({n for ep in cls.endpoints for n in ep.private_files}):
+        users = [ep for ep in cls.endpoints if name in ep.model_names]
+        private = [ep for ep in users if name in ep.private_files]
+        shared = len(private) < len(users)  # the endpoints that share one copy
+        for ep in private[0 if shared else 1 :]:
+            copies.append((name, f"a copy for {ep.path}"))
+    return copies
 
 
 def applies_lora(ep: EndpointModel) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from .config import Endpoint, Param, choice_key
+from .config import PRIVATE_INPUT, Endpoint, Param, choice_key
 
 SEED_MAX = 2**64 - 1
 
@@ -75,6 +75,8 @@ def apply_request(
     prefix = prefix or f"ryla/{uuid.uuid4().hex}"
     for node_id in endpoint.prefix_nodes:
         prompt[node_id]["inputs"]["filename_prefix"] = prefix
+    for node_id in endpoint.private_nodes:
+        prompt[node_id]["inputs"][PRIVATE_INPUT] = endpoint.path
     headers = {}
     for param in endpoint.params:
         if param.header and values.get(param.name) is not None:

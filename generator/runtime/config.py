@@ -16,6 +16,12 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 from pydantic.fields import FieldInfo
 
+# The input a private endpoint's loader nodes get (value: the endpoint's path). ComfyUI keys its
+# output cache by every input a node is given and passes a node only the inputs it declares, so
+# the loader runs as before while its output (and all built on it) is cached apart. ryla-gen's
+# helper node (``snapshot_node/residency.py``) never pins such an entry.
+PRIVATE_INPUT = "ryla_private"
+
 
 def choice_key(value: Any) -> str:
     """How a request value is looked up in ``map`` and ``sets`` (booleans as true/false)."""
@@ -118,6 +124,7 @@ class Endpoint:
     headers: Mapping[str, str] = field(default_factory=dict)
     require_one_of: tuple[tuple[str, ...], ...] = ()
     prefix_nodes: tuple[str, ...] = ()  # nodes whose filename_prefix is unique per request
+    private_nodes: tuple[str, ...] = ()  # loaders cached apart (PRIVATE_INPUT): private_models
     warmup: Mapping[str, Any] | None = None  # request run once at container start
     client_workflow_max_nodes: int = 0  # > 0: the request carries the workflow (``/workflow``)
     max_body_bytes: int | None = None  # this route's request body limit (default: the app's)

@@ -46,6 +46,8 @@ def outcome(result: dict[str, Any]) -> str:
         )
     if status == "output-mismatch":
         return f"{said}, output mismatch: " + "; ".join(result.get("problems", []))
+    if status == "breaks-after-other":  # alone it executed; after another endpoint it did not
+        return f"{said} alone, BREAKS {result.get('error', '?')}"
     return "FAILED: " + str(result.get("error", "?"))
 
 
@@ -65,7 +67,13 @@ def _conditions(result: dict[str, Any]) -> str:
 def line(row: dict[str, Any]) -> str:
     """``app /path: executed, first 3.21 s, warm 1.02 s, load 2.19 s, peak 21.4 GB``."""
     text = f"{row['app']} {row['path']}: {outcome(row)}"
-    if row.get("status") in ("executed", "output-mismatch", "ignores-input", "failed"):
+    if row.get("status") in (
+        "executed",
+        "output-mismatch",
+        "ignores-input",
+        "failed",
+        "breaks-after-other",
+    ):
         text += (
             f" | first {_s(row.get('first_s'))} s, warm {_s(row.get('warm_s'))} s,"
             f" load {_s(row.get('load_s'))} s, peak {_gb(row)} GB"

@@ -173,6 +173,7 @@ async def _smoke_class(
         packs = class_packs(runnable)
         async with _comfy(app.name, cls, options, echo, packs) as (comfy, started_s):
             log = options.scratch / f"comfyui-{app.name}-{cls.name}.log"
+            ran: list[Ran] = []
             for target in runnable:
                 endpoint, settings = runtime[target.path]
                 workflows, changed = _node_overridden(module.WORKFLOWS, endpoint, options)
@@ -183,6 +184,7 @@ async def _smoke_class(
                     result = {"status": "failed", "error": unloaded, "runs": []}
                 else:
                     result = await _measure(target, endpoint, app_, comfy, echo, options)
+                example = result.pop("example_sent", None)
                 if changed:
                     result["node_overrides"] = changed
                 result["comfy_start_s"] = started_s
@@ -192,7 +194,105 @@ async def _smoke_class(
                     result["packs"] = [p.record() for p in target.packs]
                 store.put(app.name, target.path, options.commit, result)
                 rows.append(_row(app.name, target.path, result))
+                if example is not None:
+                    ran.append(Ran(target, endpoint, app_, result, example))
+            if not options.at_defaults:
+                for done in await _after_others(ran, comfy, echo):
+                    store.put(app.name, done.target.path, options.commit, done.result)
+                    rows = [r for r in rows if r["path"] != done.target.path]
+                    rows.append(_row(app.name, done.target.path, done.result))
     return rows
+
+
+@dataclass
+class Ran:
+    """An endpoint measured in this ComfyUI: its app and its result (updated by later checks)."""
+
+    target: EndpointTarget
+    endpoint: Endpoint
+    app: Any
+    result: dict[str, Any]
+    example: dict[str, Any]  # the request sent again (the warm one)
+
+
+async def _after_others(ran: list[Ran], comfy: Any, echo: Echo) -> list[Ran]:
+    """Does each endpoint still work, and give the same picture, right after another endpoint
+    of the class that loads one of its files ran? ``_measure`` starts every endpoint from a
+    freed ComfyUI, but a container serves them in any order, and ComfyUI hands consecutive
+    prompts the same cached model object: a pack that changes it in place breaks its
+    neighbours (x-flux's IP-Adapter swaps Flux's blocks for its own, which take no
+    ``attn_mask``; every other Flux graph then failed). Each endpoint first runs once from a
+    freed ComfyUI, twice: equal pictures make it deterministic here, so a different picture
+    after the other endpoint is a finding; else only a failure is. The endpoints changed."""
+    ok = [r for r in ran if r.result.get("runs") and r.result["runs"][0].get("ok")]
+    pairs = [
+        (before, after)
+        for after in ok
+        for before in ran
+        if before is not after and _shares_files(before.target, after.target)
+    ]
+    if not pairs:
+        return []
+    url = _comfy_url(comfy)
+    clean: dict[str, dict[str, Any]] = {}
+    for r in {id(a): a for _, a in pairs}.values():
+        await _freed(url)
+        first, again = await _run_in(r, echo), await _run_in(r, echo)
+        clean[r.target.path] = {
+            "digest": first.get("digest") if first["ok"] and again["ok"] else None,
+            "deterministic": first["ok"] and first.get("digest") == again.get("digest"),
+        }
+    changed: dict[str, Ran] = {}
+    for before, after in pairs:
+        await _freed(url)
+        await _run_in(before, echo)
+        run = await _run_in(after, echo)
+        own = clean[after.target.path]
+        verdict = _after_verdict(run, own)
+        record = {"after": before.target.path, "verdict": verdict, **run}
+        after.result.setdefault("after_others", []).append(record)
+        said = verdict if run["ok"] else f"{verdict}: {run['error']}"
+        echo(f"  {after.target.path} after {before.target.path}: {said}")
+        if verdict in ("fails", "changed") and after.result["status"] == "executed":
+            after.result["status"] = "breaks-after-other"
+            after.result["error"] = f"after {before.target.path}: {said}"
+        changed[after.target.path] = after
+    return list(changed.values())
+
+
+def _after_verdict(run: dict[str, Any], own: dict[str, Any]) -> str:
+    """``same``, ``fails``, ``changed`` (a different picture where the endpoint alone is
+    deterministic) or ``ok`` (a picture, not comparable: the endpoint alone varies)."""
+    if not run["ok"]:
+        return "fails"
+    if not own["deterministic"]:
+        return "ok"
+    return "same" if run.get("digest") == own["digest"] else "changed"
+
+
+def _shares_files(a: EndpointTarget, b: EndpointTarget) -> bool:
+    return bool({f.name for f in a.files} & {f.name for f in b.files})
+
+
+async def _run_in(r: Ran, echo: Echo) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=r.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://smoke", timeout=r.endpoint.timeout + 60
+    ) as client:
+        return await _one(client, r.endpoint, r.example)
+
+
+def _comfy_url(comfy: Any) -> str:
+    url = comfy.client.base_url if hasattr(comfy.client, "base_url") else None
+    return str(url or getattr(comfy, "url", "")).rstrip("/")
+
+
+async def _freed(url: str) -> float:
+    """Unload every model and drop ComfyUI's cached outputs; the seconds until memory settled."""
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+        with contextlib.suppress(httpx.HTTPError):
+            await http.post(f"{url}/free", json={"unload_models": True, "free_memory": True})
+        return await _settled(http, url)
 
 
 def _node_overridden(
@@ -531,12 +631,8 @@ async def _measure(
 ) -> dict[str, Any]:
     max_steps, at_defaults = (options.max_steps, options.at_defaults) if options else (None, False)
     overrides = options.overrides if options else ()
-    url = comfy.client.base_url if hasattr(comfy.client, "base_url") else None
-    url = str(url or getattr(comfy, "url", "")).rstrip("/")
-    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
-        with contextlib.suppress(httpx.HTTPError):
-            await http.post(f"{url}/free", json={"unload_models": True, "free_memory": True})
-        unload_s = await _settled(http, url)
+    url = _comfy_url(comfy)
+    unload_s = await _freed(url)
     sampler = _MemorySampler(url)
     sampling = asyncio.ensure_future(sampler.run())
     examples = target.endpoint.examples
@@ -584,6 +680,7 @@ async def _measure(
         "memory": sampler.as_dict(),
         "unload_wait_s": unload_s,
         "runs": runs,
+        "example_sent": warm_example,
     }
     capped = [e["steps"] for e in examples if STEPS_CAPPED in e]
     if capped:

@@ -253,6 +253,14 @@ class Endpoint(_Strict):
         "the declared size_gb); the residency plan keeps at least this free (default: a tenth "
         "of the GPU).",
     )
+    private_models: bool = Field(
+        False,
+        description="Load this endpoint's diffusion models (the nodes naming a unet_name or "
+        "ckpt_name) apart from the other endpoints': for graphs whose custom nodes change the "
+        "model they are given in place (x-flux's ApplyFluxIPAdapter swaps Flux's blocks for its "
+        "own), so no other endpoint runs on a changed model. Costs a load of its own when the "
+        "endpoints alternate.",
+    )
     warmup: bool | dict[str, Any] = Field(
         True,
         description="Request run at container start before serving: true = the first example "

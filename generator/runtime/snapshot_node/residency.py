@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 PIN_ENV = "RYLA_PIN_MODELS"
+# The input the runtime gives a private endpoint's loaders (``runtime.config.PRIVATE_INPUT``;
+# this helper imports nothing of ryla-gen): their entries are that endpoint's copy, never pinned.
+PRIVATE_INPUT = "ryla_private"
 
 
 def pinned_names(environ: dict[str, str] | None = None) -> frozenset[str]:
@@ -23,8 +26,8 @@ def pinned_names(environ: dict[str, str] | None = None) -> frozenset[str]:
     return frozenset(name for name in raw.split(os.pathsep) if name)
 
 
-def own_input_values(key: Any) -> Iterator[str]:
-    """String inputs of the cached node itself (not its ancestors) from an output-cache key.
+def own_inputs(key: Any) -> Iterator[tuple[Any, Any]]:
+    """``(input, value)`` of the cached node itself (not its ancestors) from an output-cache key.
 
     The key is ComfyUI's hashable input signature: a frozenset of ``(position, signature)``
     pairs, position 0 being the node's own ``[class_type, is_changed, (input, value)...]``.
@@ -36,9 +39,15 @@ def own_input_values(key: Any) -> Iterator[str]:
             continue
         for _, item in _pairs(signature):
             if isinstance(item, frozenset):
-                value = dict(_pairs(item)).get(1)
-                if isinstance(value, str):
-                    yield value
+                pair = dict(_pairs(item))
+                yield pair.get(0), pair.get(1)
+
+
+def own_input_values(key: Any) -> Iterator[str]:
+    """String inputs of the cached node itself."""
+    for _, value in own_inputs(key):
+        if isinstance(value, str):
+            yield value
 
 
 def _pairs(items: frozenset) -> Iterator[tuple[Any, Any]]:
@@ -58,7 +67,10 @@ class Pins:
         try:
             return self._known[key]
         except KeyError:
-            pinned = any(value in self.names for value in own_input_values(key))
+            inputs = list(own_inputs(key))
+            pinned = not any(name == PRIVATE_INPUT for name, _ in inputs) and any(
+                isinstance(value, str) and value in self.names for _, value in inputs
+            )
             self._known[key] = pinned
             return pinned
         except TypeError:  # an unhashable key is never pinned
