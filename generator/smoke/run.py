@@ -221,34 +221,34 @@ async def _after_others(ran: list[Ran], comfy: Any, echo: Echo) -> list[Ran]:
     freed ComfyUI, but a container serves them in any order, and ComfyUI hands consecutive
     prompts the same cached model object: a pack that changes it in place breaks its
     neighbours (x-flux's IP-Adapter swaps Flux's blocks for its own, which take no
-    ``attn_mask``; every other Flux graph then failed). Each endpoint first runs once from a
-    freed ComfyUI, twice: equal pictures make it deterministic here, so a different picture
-    after the other endpoint is a finding; else only a failure is. The endpoints changed."""
+    ``attn_mask``; every other Flux graph then failed). Endpoints with custom-node packs go
+    first as the one before. A picture is compared with two runs of the endpoint from a freed
+    ComfyUI: equal ones make it deterministic here, so a different picture after the other
+    endpoint is a finding; else only a failure is. Returns the endpoints whose result grew."""
     ok = [r for r in ran if r.result.get("runs") and r.result["runs"][0].get("ok")]
     pairs = [
         (before, after)
+        for before in sorted(ran, key=lambda r: not r.target.packs)  # packs first: likelier
         for after in ok
-        for before in ran
         if before is not after and _shares_files(before.target, after.target)
     ]
     if not pairs:
         return []
     url = _comfy_url(comfy)
     clean: dict[str, dict[str, Any]] = {}
-    for r in {id(a): a for _, a in pairs}.values():
-        await _freed(url)
-        first, again = await _run_in(r, echo), await _run_in(r, echo)
-        clean[r.target.path] = {
-            "digest": first.get("digest") if first["ok"] and again["ok"] else None,
-            "deterministic": first["ok"] and first.get("digest") == again.get("digest"),
-        }
     changed: dict[str, Ran] = {}
     for before, after in pairs:
         await _freed(url)
         await _run_in(before, echo)
         run = await _run_in(after, echo)
-        own = clean[after.target.path]
-        verdict = _after_verdict(run, own)
+        if run["ok"] and after.target.path not in clean:  # what to compare a picture with
+            await _freed(url)
+            first, again = await _run_in(after, echo), await _run_in(after, echo)
+            clean[after.target.path] = {
+                "digest": first.get("digest") if first["ok"] and again["ok"] else None,
+                "deterministic": first["ok"] and first.get("digest") == again.get("digest"),
+            }
+        verdict = _after_verdict(run, clean.get(after.target.path))
         record = {"after": before.target.path, "verdict": verdict, **run}
         after.result.setdefault("after_others", []).append(record)
         said = verdict if run["ok"] else f"{verdict}: {run['error']}"
@@ -260,12 +260,12 @@ async def _after_others(ran: list[Ran], comfy: Any, echo: Echo) -> list[Ran]:
     return list(changed.values())
 
 
-def _after_verdict(run: dict[str, Any], own: dict[str, Any]) -> str:
+def _after_verdict(run: dict[str, Any], own: dict[str, Any] | None) -> str:
     """``same``, ``fails``, ``changed`` (a different picture where the endpoint alone is
     deterministic) or ``ok`` (a picture, not comparable: the endpoint alone varies)."""
     if not run["ok"]:
         return "fails"
-    if not own["deterministic"]:
+    if own is None or not own["deterministic"]:
         return "ok"
     return "same" if run.get("digest") == own["digest"] else "changed"
 
