@@ -354,3 +354,52 @@ def test_reactor_synthetics_load_as_the_pack_loads_them() -> None:
     assert found["gfpgan-v1.4"].startswith("r_chainner loads it as GFPGANv1Clean")
     assert found["inswapper-128"].startswith("InsightFace routes it to INSwapper")
     assert found["vit-nsfw-detector"].startswith("transformers' pipeline loads it: sfw")
+
+
+@needs_dir
+def test_a_private_loader_is_its_own_cache_entry_and_never_pinned(
+    comfy_dir: Path, tmp_path: Path
+) -> None:
+    """What ``private_models`` relies on, on the real ComfyUI: a loader given the runtime's
+    private input runs (ComfyUI passes it no such argument) and is cached apart from the same
+    loader without it, so a graph that changes its model in place changes only its own copy;
+    the helper keeps the shared copy pinned and lets the private one go like any output."""
+    from generator.runtime.config import PRIVATE_INPUT
+
+    models = tmp_path / "models"
+    make_vae(models / "vae" / "vae_a.safetensors", 1)
+    comfy = server(comfy_dir, models, ("--cache-lru", "8"), pin_models=("vae_a.safetensors",))
+
+    def private(color: int) -> dict:
+        graph = roundtrip("vae_a.safetensors", color)
+        graph["2"]["inputs"][PRIVATE_INPUT] = "/ip"
+        return graph
+
+    async def loaded(graph: dict) -> bool:
+        """Run it; whether the loader ran (False: ComfyUI answered from its cache)."""
+        cached: set[str] = set()
+
+        def seen(kind: str, data: dict) -> None:
+            if kind == "execution_cached":
+                cached.update(str(n) for n in data.get("nodes", []))
+
+        result = await comfy.client.run(graph, timeout=120, on_event=seen)
+        assert result.outputs["5"]
+        return "2" not in cached
+
+    async def main() -> list[bool]:
+        try:
+            await comfy.start()
+            said = [await loaded(roundtrip("vae_a.safetensors", 1))]  # the shared copy
+            said.append(await loaded(private(2)))  # not the shared entry: loads its own
+            said.append(await loaded(roundtrip("vae_a.safetensors", 3)))  # shared: still there
+            said.append(await loaded(private(4)))  # its own: still there
+            for color in range(5, 17):  # other outputs push unpinned entries out of the LRU
+                await comfy.client.run(invert(color), timeout=120)
+            said.append(await loaded(private(17)))  # not pinned: evicted, loads again
+            said.append(await loaded(roundtrip("vae_a.safetensors", 18)))  # pinned: kept
+            return said
+        finally:
+            await comfy.stop()
+
+    assert asyncio.run(main()) == [True, True, False, False, True, False]

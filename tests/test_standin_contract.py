@@ -198,6 +198,20 @@ def test_identical_prompt_is_served_from_cache_with_the_same_file(standin, event
     assert of_type(third, "executed")[0]["output"]["images"][0]["filename"] == "same_00002_.png"
 
 
+def test_an_input_a_node_does_not_declare_is_ignored_but_keys_the_cache(standin, events) -> None:
+    # Real ComfyUI (0.3.66, 0.8.0) passes a node only the inputs it declares and keys its cache
+    # by every input it was given: what private_models relies on (tests/test_real_comfyui.py).
+    plain = invert_prompt("key")
+    private = json.loads(json.dumps(plain))
+    private["1"]["inputs"]["ryla_private"] = "/ip"
+    run_prompt(standin, events, plain)
+    _, second = run_prompt(standin, events, private)
+    assert not of_type(second, "execution_error")
+    assert "1" not in of_type(second, "execution_cached")[0]["nodes"]  # an entry of its own
+    _, third = run_prompt(standin, events, private)
+    assert "1" in of_type(third, "execution_cached")[0]["nodes"]
+
+
 def test_save_counter_continues_from_files_present(standin, events) -> None:
     (standin.output_dir / "cnt_00041_.webp").write_bytes(b"any extension counts")
     (standin.output_dir / "cnt_notes.txt").write_text("counts as 0")
