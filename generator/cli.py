@@ -463,6 +463,16 @@ def bench(**options: object) -> None:
     " measures what a bare call costs (memory at the default frames and size).",
 )
 @click.option(
+    "--after-others",
+    type=click.Choice(["packs", "all", "none"]),
+    default="packs",
+    show_default=True,
+    help="Run each endpoint right after another endpoint of its class that loads one of its"
+    " files, and report one that then fails or draws another picture: after those with"
+    " custom-node packs (which may change a shared model in place), after every one (n x n-1"
+    " pairs), or never.",
+)
+@click.option(
     "--tiny",
     is_flag=True,
     help="Build the diffusion models of families with a tiny size (Wan) at it: the same graph"
@@ -578,6 +588,7 @@ def smoke(names: tuple[str, ...], **options: Any) -> None:
             max_model_gb=options["max_model_gb"],
             max_steps=options["max_steps"],
             at_defaults=options["at_defaults"],
+            after_others=options["after_others"],
             tiny=options["tiny"],
             overrides=overrides,
             node_overrides=node_sets,

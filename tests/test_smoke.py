@@ -1447,3 +1447,20 @@ def test_a_different_picture_after_another_endpoint_counts_only_where_runs_repea
     asyncio.run(_after_others([a, b], None, print))
     assert b.result["after_others"][0]["verdict"] == "ok" and b.result["status"] == "executed"
     assert a.result["after_others"][0]["verdict"] == "same"
+
+
+def test_by_default_only_endpoints_with_packs_run_before_the_check(monkeypatch) -> None:
+    # Core nodes clone the model they patch; packs may change it in place. --after-others all
+    # runs every pair (n x n-1 of them: long on apps of many endpoints sharing files).
+    import asyncio
+
+    from generator.smoke.run import _after_others
+
+    flux = "diffusion_models/flux1-dev.safetensors"
+    core, ip = _ran("/flux-dev", [flux]), _ran("/ip", [flux])
+    ip.target.packs.append(object())  # type: ignore[arg-type]
+    order = _comfyui_with_a_shared_model(monkeypatch, mutates="/ip")
+    asyncio.run(_after_others([core, ip], None, print, only_packs=True))
+    assert core.result["status"] == "breaks-after-other"
+    assert "after_others" not in ip.result  # /flux-dev, core nodes only, never ran before it
+    assert order[:2] == ["/ip", "/flux-dev"]

@@ -71,6 +71,7 @@ class SmokeOptions:
     max_model_gb: float | None = None  # disk for synthetic files per round (default: free space)
     custom_nodes: Path | None = None  # folder of custom-node pack checkouts
     at_defaults: bool = False  # one run of the first example's required fields only
+    after_others: str = "packs"  # who runs before each endpoint's check: packs | all | none
     tiny: bool = False  # diffusion models of families with a tiny size built at it (CPU runs)
     overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) set in every example (--set)
     node_overrides: tuple[tuple[str, str, Any], ...] = ()  # (node id or title, input, value)
@@ -196,8 +197,9 @@ async def _smoke_class(
                 rows.append(_row(app.name, target.path, result))
                 if example is not None:
                     ran.append(Ran(target, endpoint, app_, result, example))
-            if not options.at_defaults:
-                for done in await _after_others(ran, comfy, echo):
+            if not options.at_defaults and options.after_others != "none":
+                only_packs = options.after_others == "packs"
+                for done in await _after_others(ran, comfy, echo, only_packs):
                     store.put(app.name, done.target.path, options.commit, done.result)
                     rows = [r for r in rows if r["path"] != done.target.path]
                     rows.append(_row(app.name, done.target.path, done.result))
@@ -215,22 +217,27 @@ class Ran:
     example: dict[str, Any]  # the request sent again (the warm one)
 
 
-async def _after_others(ran: list[Ran], comfy: Any, echo: Echo) -> list[Ran]:
+async def _after_others(
+    ran: list[Ran], comfy: Any, echo: Echo, only_packs: bool = False
+) -> list[Ran]:
     """Does each endpoint still work, and give the same picture, right after another endpoint
     of the class that loads one of its files ran? ``_measure`` starts every endpoint from a
     freed ComfyUI, but a container serves them in any order, and ComfyUI hands consecutive
     prompts the same cached model object: a pack that changes it in place breaks its
     neighbours (x-flux's IP-Adapter swaps Flux's blocks for its own, which take no
     ``attn_mask``; every other Flux graph then failed). Endpoints with custom-node packs go
-    first as the one before. A picture is compared with two runs of the endpoint from a freed
-    ComfyUI: equal ones make it deterministic here, so a different picture after the other
-    endpoint is a finding; else only a failure is. Returns the endpoints whose result grew."""
+    first as the one before (``only_packs``: only they do; core nodes clone what they
+    patch). A picture is compared with two runs of the endpoint from a freed ComfyUI: equal
+    ones make it deterministic here, so a different picture after the other endpoint is a
+    finding; else only a failure is. Returns the endpoints whose result grew."""
     ok = [r for r in ran if r.result.get("runs") and r.result["runs"][0].get("ok")]
     pairs = [
         (before, after)
         for before in sorted(ran, key=lambda r: not r.target.packs)  # packs first: likelier
         for after in ok
-        if before is not after and _shares_files(before.target, after.target)
+        if before is not after
+        and (before.target.packs or not only_packs)
+        and _shares_files(before.target, after.target)
     ]
     if not pairs:
         return []
