@@ -21,7 +21,11 @@ from generator.runtime import config
 from generator.runtime.backends import ComfyServer
 from generator.runtime.errors import GpuUnavailable
 from generator.runtime.snapshot_node import residency
-from generator.runtime.snapshot_node.residency import install, own_input_values, pinned_names
+from generator.runtime.snapshot_node.residency import install, own_inputs, pinned_names
+
+
+def own_input_values(key) -> set:
+    return {value for _, value in own_inputs(key) if isinstance(value, str)}
 
 
 def hashable(obj):

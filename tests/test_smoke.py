@@ -1367,7 +1367,7 @@ def _ran(path: str, files: list[str]):
     target = EndpointTarget(path, None, [SyntheticFile(f, "flux-dev") for f in files])  # type: ignore[arg-type]
     endpoint = type("E", (), {"path": path, "timeout": 10})()
     result = {"status": "executed", "runs": [{"ok": True}]}
-    return Ran(target, endpoint, None, result, {"prompt": path})
+    return Ran(target, endpoint, None, result)
 
 
 def _comfyui_with_a_shared_model(monkeypatch, mutates: str, jitter: str | None = None) -> list[str]:

@@ -185,7 +185,6 @@ async def _smoke_class(
                     result = {"status": "failed", "error": unloaded, "runs": []}
                 else:
                     result = await _measure(target, endpoint, app_, comfy, echo, options)
-                example = result.pop("example_sent", None)
                 if changed:
                     result["node_overrides"] = changed
                 result["comfy_start_s"] = started_s
@@ -195,8 +194,7 @@ async def _smoke_class(
                     result["packs"] = [p.record() for p in target.packs]
                 store.put(app.name, target.path, options.commit, result)
                 rows.append(_row(app.name, target.path, result))
-                if example is not None:
-                    ran.append(Ran(target, endpoint, app_, result, example))
+                ran.append(Ran(target, endpoint, app_, result, options))
             if not options.at_defaults and options.after_others != "none":
                 only_packs = options.after_others == "packs"
                 for done in await _after_others(ran, comfy, echo, only_packs):
@@ -214,7 +212,12 @@ class Ran:
     endpoint: Endpoint
     app: Any
     result: dict[str, Any]
-    example: dict[str, Any]  # the request sent again (the warm one)
+    options: SmokeOptions | None = None
+
+    @property
+    def example(self) -> dict[str, Any]:
+        """The request sent again: ``_measure``'s warm one."""
+        return _reseeded(self.endpoint, _sent_examples(self.target, self.endpoint, self.options)[0])
 
 
 async def _after_others(
@@ -636,18 +639,13 @@ async def _measure(
     echo: Echo,
     options: SmokeOptions | None = None,
 ) -> dict[str, Any]:
-    max_steps, at_defaults = (options.max_steps, options.at_defaults) if options else (None, False)
-    overrides = options.overrides if options else ()
+    at_defaults = options.at_defaults if options else False
     url = _comfy_url(comfy)
     unload_s = await _freed(url)
     sampler = _MemorySampler(url)
     sampling = asyncio.ensure_future(sampler.run())
-    examples = target.endpoint.examples
-    if at_defaults:  # what a bare call costs (memory at the default frames and size)
-        examples = [_required_only(endpoint, examples[0])]
     applied: dict[str, Any] = {}
-    examples = [_overridden(endpoint, e, overrides, applied) for e in examples]
-    examples = [_capped(endpoint, e, max_steps) for e in examples]
+    examples = _sent_examples(target, endpoint, options, applied)
     runs: list[dict[str, Any]] = []
     transport = httpx.ASGITransport(app=app)
     try:
@@ -687,7 +685,6 @@ async def _measure(
         "memory": sampler.as_dict(),
         "unload_wait_s": unload_s,
         "runs": runs,
-        "example_sent": warm_example,
     }
     capped = [e["steps"] for e in examples if STEPS_CAPPED in e]
     if capped:
@@ -706,6 +703,24 @@ async def _measure(
     if unrefused:
         result["unrefused_inputs"] = unrefused
     return result
+
+
+def _sent_examples(
+    target: EndpointTarget,
+    endpoint: Endpoint,
+    options: SmokeOptions | None,
+    applied: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The examples as a run sends them: only the first one's required fields with
+    ``--at-defaults``, ``--set`` values (named in ``applied``), steps capped by ``--max-steps``."""
+    max_steps, at_defaults = (options.max_steps, options.at_defaults) if options else (None, False)
+    overrides = options.overrides if options else ()
+    examples = list(target.endpoint.examples)
+    if at_defaults:  # what a bare call costs (memory at the default frames and size)
+        examples = [_required_only(endpoint, examples[0])]
+    applied = {} if applied is None else applied
+    examples = [_overridden(endpoint, e, overrides, applied) for e in examples]
+    return [_capped(endpoint, e, max_steps) for e in examples]
 
 
 async def _refusal_checks(

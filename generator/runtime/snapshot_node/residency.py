@@ -43,13 +43,6 @@ def own_inputs(key: Any) -> Iterator[tuple[Any, Any]]:
                 yield pair.get(0), pair.get(1)
 
 
-def own_input_values(key: Any) -> Iterator[str]:
-    """String inputs of the cached node itself."""
-    for _, value in own_inputs(key):
-        if isinstance(value, str):
-            yield value
-
-
 def _pairs(items: frozenset) -> Iterator[tuple[Any, Any]]:
     for item in items:
         if isinstance(item, tuple) and len(item) == 2:
